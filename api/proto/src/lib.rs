@@ -1,0 +1,12 @@
+//! Wire types shared by the Cloak server (`cloak-api`) and the client SDK (`cloak-sdk`).
+//!
+//! Only data shapes live here: serde and OpenAPI (`utoipa::ToSchema`) derives, input
+//! validation rules (`validator`), and no I/O. Because both sides compile against the same
+//! types, the server and the SDK cannot drift apart.
+
+pub mod api_keys;
+pub mod health;
+pub mod problem;
+pub mod tenants;
+
+pub use problem::{FieldError, Problem};

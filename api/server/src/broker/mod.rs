@@ -1,0 +1,63 @@
+//! Cross-node fan-out.
+//!
+//! A [`Broker`] carries small notifications between API nodes ("device X has new mail",
+//! "API key Y was revoked"). With Redis several nodes share one bus; without Redis
+//! ([`memory::MemoryBroker`]) a single node delivers them in-process. Payloads are opaque
+//! bytes and must never contain user data: they name ids, never content.
+
+mod fanout;
+pub mod memory;
+pub mod redis;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use secrecy::SecretString;
+
+pub use fanout::{Notification, Subscription};
+
+/// Errors from a broker backend.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The backend could not be reached or answered with an error.
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+    /// A topic name was empty or too long.
+    #[error("invalid topic")]
+    InvalidTopic,
+}
+
+/// Longest topic name accepted, in bytes.
+pub const MAX_TOPIC_LEN: usize = 200;
+
+/// Publish/subscribe between the API nodes.
+#[async_trait]
+pub trait Broker: Send + Sync + 'static {
+    /// Sends `payload` to every subscriber of `topic` on every node (including this one).
+    /// Delivery is best-effort: durable state lives in the database, the broker only wakes.
+    async fn publish(&self, topic: &str, payload: &[u8]) -> Result<(), BrokerError>;
+
+    /// Subscribes this node to `topic`. Dropping the subscription unsubscribes.
+    async fn subscribe(&self, topic: &str) -> Result<Subscription, BrokerError>;
+
+    /// Checks the backend is reachable.
+    async fn ping(&self) -> Result<(), BrokerError>;
+
+    /// `redis` or `in-process`.
+    fn backend(&self) -> &'static str;
+}
+
+fn check_topic(topic: &str) -> Result<(), BrokerError> {
+    if topic.is_empty() || topic.len() > MAX_TOPIC_LEN {
+        return Err(BrokerError::InvalidTopic);
+    }
+    Ok(())
+}
+
+/// Connects to Redis when a URL is given, else returns the in-process broker.
+pub async fn connect(redis_url: Option<&SecretString>) -> Result<Arc<dyn Broker>, BrokerError> {
+    match redis_url {
+        Some(url) => Ok(Arc::new(redis::RedisBroker::connect(url).await?)),
+        None => Ok(Arc::new(memory::MemoryBroker::new())),
+    }
+}

@@ -1,0 +1,219 @@
+//! The Redis broker: several API nodes share one Redis; pub/sub wakes the right node.
+//!
+//! Commands (PUBLISH, PING) go through a deadpool-redis pool. One dedicated pub/sub
+//! connection per node carries every subscription; a background task reads it, hands
+//! messages to the node-local [`Fanout`], and reconnects (re-subscribing) when it drops.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_redis::redis::{self, AsyncCommands, aio::PubSubSink};
+use deadpool_redis::{Config, Pool, Runtime};
+use futures_util::StreamExt;
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::RwLock;
+
+use super::fanout::Fanout;
+use super::{Broker, BrokerError, Subscription, check_topic};
+
+const CHANNEL_PREFIX: &str = "cloak:";
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const JANITOR_PERIOD: Duration = Duration::from_secs(10);
+
+/// A broker backed by Redis pub/sub.
+pub struct RedisBroker {
+    pool: Pool,
+    shared: Arc<Shared>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+struct Shared {
+    client: redis::Client,
+    fanout: Fanout,
+    sink: RwLock<Option<PubSubSink>>,
+    /// Channels subscribed on the current Redis connection.
+    subscribed: Mutex<HashSet<String>>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> BrokerError {
+    BrokerError::Unavailable(e.to_string())
+}
+
+impl RedisBroker {
+    /// Connects the command pool and the pub/sub connection; fails when Redis is unreachable.
+    pub async fn connect(url: &SecretString) -> Result<Self, BrokerError> {
+        let pool = Config::from_url(url.expose_secret())
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(unavailable)?;
+        let client = redis::Client::open(url.expose_secret()).map_err(unavailable)?;
+        let shared = Arc::new(Shared {
+            client,
+            fanout: Fanout::default(),
+            sink: RwLock::new(None),
+            subscribed: Mutex::new(HashSet::new()),
+        });
+        // Fail fast at start-up rather than serving while the bus is down.
+        let stream = shared.open().await?;
+        let reader = tokio::spawn(Shared::read_loop(shared.clone(), stream));
+        let janitor = tokio::spawn(Shared::janitor(Arc::downgrade(&shared)));
+        let broker = Self {
+            pool,
+            shared,
+            tasks: vec![reader, janitor],
+        };
+        broker.ping().await?;
+        Ok(broker)
+    }
+}
+
+impl Drop for RedisBroker {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Shared {
+    /// Opens a pub/sub connection, installs its sink and re-subscribes local topics.
+    async fn open(&self) -> Result<redis::aio::PubSubStream, BrokerError> {
+        let pubsub = self.client.get_async_pubsub().await.map_err(unavailable)?;
+        let (mut sink, stream) = pubsub.split();
+        let topics = self.fanout.topics();
+        let channels: Vec<String> = topics.iter().map(|t| channel(t)).collect();
+        if !channels.is_empty() {
+            sink.subscribe(&channels).await.map_err(unavailable)?;
+        }
+        *self
+            .subscribed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = channels.into_iter().collect();
+        *self.sink.write().await = Some(sink);
+        Ok(stream)
+    }
+
+    async fn read_loop(shared: Arc<Self>, mut stream: redis::aio::PubSubStream) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            while let Some(msg) = stream.next().await {
+                let Some(topic) = msg.get_channel_name().strip_prefix(CHANNEL_PREFIX) else {
+                    continue;
+                };
+                shared
+                    .fanout
+                    .deliver(topic, Arc::from(msg.get_payload_bytes()));
+            }
+            *shared.sink.write().await = None;
+            tracing::warn!("redis pub/sub connection lost; reconnecting");
+            loop {
+                tokio::time::sleep(backoff).await;
+                match shared.open().await {
+                    Ok(s) => {
+                        tracing::info!("redis pub/sub connection restored");
+                        stream = s;
+                        backoff = Duration::from_millis(100);
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "redis pub/sub reconnect failed");
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Unsubscribes Redis channels whose local subscribers are all gone.
+    async fn janitor(shared: std::sync::Weak<Self>) {
+        let mut tick = tokio::time::interval(JANITOR_PERIOD);
+        loop {
+            tick.tick().await;
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let live: HashSet<String> = shared.fanout.topics().iter().map(|t| channel(t)).collect();
+            let stale: Vec<String> = {
+                let mut subscribed = shared
+                    .subscribed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let stale: Vec<String> = subscribed.difference(&live).cloned().collect();
+                for c in &stale {
+                    subscribed.remove(c);
+                }
+                stale
+            };
+            if stale.is_empty() {
+                continue;
+            }
+            if let Some(sink) = shared.sink.write().await.as_mut() {
+                if let Err(e) = sink.unsubscribe(&stale).await {
+                    tracing::warn!(error = %e, "redis unsubscribe failed");
+                }
+            }
+        }
+    }
+}
+
+fn channel(topic: &str) -> String {
+    format!("{CHANNEL_PREFIX}{topic}")
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    async fn publish(&self, topic: &str, payload: &[u8]) -> Result<(), BrokerError> {
+        check_topic(topic)?;
+        let mut conn = self.pool.get().await.map_err(unavailable)?;
+        let _receivers: i64 = conn
+            .publish(channel(topic), payload)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, topic: &str) -> Result<Subscription, BrokerError> {
+        check_topic(topic)?;
+        let subscription = self.shared.fanout.subscribe(topic);
+        let channel = channel(topic);
+        let needs_redis = !self
+            .shared
+            .subscribed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&channel);
+        if needs_redis {
+            let mut guard = self.shared.sink.write().await;
+            // Without a connection the reader re-subscribes every local topic on reconnect.
+            if let Some(sink) = guard.as_mut() {
+                sink.subscribe(&channel).await.map_err(unavailable)?;
+                self.shared
+                    .subscribed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(channel);
+            }
+        }
+        Ok(subscription)
+    }
+
+    async fn ping(&self) -> Result<(), BrokerError> {
+        let mut conn = self.pool.get().await.map_err(unavailable)?;
+        let pong: String = redis::cmd("PING")
+            .query_async(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(BrokerError::Unavailable(format!(
+                "unexpected PING reply {pong:?}"
+            )))
+        }
+    }
+
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+}

@@ -1,0 +1,274 @@
+//! Settings: defaults, then an optional TOML file, then `CLOAK_*` environment variables.
+//!
+//! With nothing configured the server runs the embedded default: SQLite under
+//! `./cloak-data/`, the in-process broker, listening on 127.0.0.1:8080.
+//! Secrets (database and Redis URLs may hold passwords) are [`SecretString`]s and never print.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Default listen address.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// Default SQLite database (relative to the working directory).
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://cloak-data/cloak.db";
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Resolved server settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Listen address (`CLOAK_BIND`). Port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// The externally visible base URL (`CLOAK_PUBLIC_URL`), used in links such as invites.
+    pub public_url: String,
+    /// `postgres://…` or `sqlite:…` (`CLOAK_DATABASE_URL`).
+    pub database_url: SecretString,
+    /// Redis for several nodes (`CLOAK_REDIS_URL`); none means the in-process broker.
+    pub redis_url: Option<SecretString>,
+    /// Maximum database connections (`CLOAK_DB_MAX_CONNECTIONS`).
+    pub db_max_connections: u32,
+    /// Largest accepted request body in bytes (`CLOAK_MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+    /// HTTP worker threads (`CLOAK_WORKERS`); 0 means one per core.
+    pub workers: usize,
+    /// Seconds to drain connections on shutdown (`CLOAK_SHUTDOWN_TIMEOUT_SECS`).
+    pub shutdown_timeout_secs: u64,
+    /// `text` or `json` (`CLOAK_LOG_FORMAT`).
+    pub log_format: LogFormat,
+}
+
+/// The TOML file's shape: every key optional, same names as the variables without `CLOAK_`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    bind: Option<String>,
+    public_url: Option<String>,
+    database_url: Option<String>,
+    redis_url: Option<String>,
+    db_max_connections: Option<u32>,
+    max_body_bytes: Option<usize>,
+    workers: Option<usize>,
+    shutdown_timeout_secs: Option<u64>,
+    log_format: Option<LogFormat>,
+}
+
+/// Why settings could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The TOML file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML file is malformed.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value is invalid.
+    #[error("invalid value for {key}: {message}")]
+    Invalid {
+        /// The setting (environment variable name).
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Settings {
+    /// Loads settings from an optional TOML file and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::from_sources(file, |key| std::env::var(key).ok())
+    }
+
+    /// Loads settings from an optional file and an environment lookup (tests pass a map).
+    pub fn from_sources(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let file_settings = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                toml::from_str::<FileSettings>(&text).map_err(|e| ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: e.message().to_owned(),
+                })?
+            }
+            None => FileSettings::default(),
+        };
+        let pick = |key: &str, from_file: Option<String>| env(key).or(from_file);
+
+        let bind_text =
+            pick("CLOAK_BIND", file_settings.bind).unwrap_or_else(|| DEFAULT_BIND.to_owned());
+        let bind: SocketAddr = bind_text.parse().map_err(|e| ConfigError::Invalid {
+            key: "CLOAK_BIND",
+            message: format!("{e} (expected host:port, e.g. {DEFAULT_BIND})"),
+        })?;
+        let public_url = pick("CLOAK_PUBLIC_URL", file_settings.public_url)
+            .unwrap_or_else(|| format!("http://{bind}"));
+        let public_url = public_url.trim_end_matches('/').to_owned();
+        if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid {
+                key: "CLOAK_PUBLIC_URL",
+                message: "must start with http:// or https://".to_owned(),
+            });
+        }
+        let database_url = pick("CLOAK_DATABASE_URL", file_settings.database_url)
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        let redis_url = pick("CLOAK_REDIS_URL", file_settings.redis_url).filter(|s| !s.is_empty());
+        let log_format = match env("CLOAK_LOG_FORMAT") {
+            Some(v) => match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        key: "CLOAK_LOG_FORMAT",
+                        message: "expected text or json".to_owned(),
+                    });
+                }
+            },
+            None => file_settings.log_format.unwrap_or(LogFormat::Text),
+        };
+
+        Ok(Self {
+            bind,
+            public_url,
+            database_url: SecretString::from(database_url),
+            redis_url: redis_url.map(SecretString::from),
+            db_max_connections: number(
+                &env,
+                "CLOAK_DB_MAX_CONNECTIONS",
+                file_settings.db_max_connections,
+                10,
+            )?,
+            max_body_bytes: number(
+                &env,
+                "CLOAK_MAX_BODY_BYTES",
+                file_settings.max_body_bytes,
+                1024 * 1024,
+            )?,
+            workers: number(&env, "CLOAK_WORKERS", file_settings.workers, 0)?,
+            shutdown_timeout_secs: number(
+                &env,
+                "CLOAK_SHUTDOWN_TIMEOUT_SECS",
+                file_settings.shutdown_timeout_secs,
+                30,
+            )?,
+            log_format,
+        })
+    }
+}
+
+fn number<T: std::str::FromStr>(
+    env: &impl Fn(&str) -> Option<String>,
+    key: &'static str,
+    from_file: Option<T>,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match env(key) {
+        Some(text) => text
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| ConfigError::Invalid {
+                key,
+                message: e.to_string(),
+            }),
+        None => Ok(from_file.unwrap_or(default)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::io::Write as _;
+
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let s = Settings::from_sources(None, env(&[])).unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.database_url.expose_secret(), DEFAULT_DATABASE_URL);
+        assert!(s.redis_url.is_none());
+        assert_eq!(s.public_url, "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(
+            file,
+            "bind = \"0.0.0.0:9000\"\npublic_url = \"https://chat.example/\"\nworkers = 3"
+        )
+        .unwrap();
+        let s = Settings::from_sources(Some(file.path()), env(&[("CLOAK_BIND", "127.0.0.1:9100")]))
+            .unwrap();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:9100");
+        assert_eq!(s.public_url, "https://chat.example");
+        assert_eq!(s.workers, 3);
+    }
+
+    #[test]
+    fn unknown_file_keys_and_bad_values_are_errors() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "bnd = \"x\"").unwrap();
+        assert!(matches!(
+            Settings::from_sources(Some(file.path()), env(&[])),
+            Err(ConfigError::Parse { .. })
+        ));
+        let err = Settings::from_sources(None, env(&[("CLOAK_BIND", "nope")])).unwrap_err();
+        assert!(err.to_string().contains("CLOAK_BIND"), "{err}");
+        let err = Settings::from_sources(None, env(&[("CLOAK_WORKERS", "-1")])).unwrap_err();
+        assert!(err.to_string().contains("CLOAK_WORKERS"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Settings::from_sources(
+            None,
+            env(&[
+                ("CLOAK_DATABASE_URL", "postgres://u:hunter2@db/x"),
+                ("CLOAK_REDIS_URL", "redis://:hunter3@r"),
+            ]),
+        )
+        .unwrap();
+        let printed = format!("{s:?}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("hunter3"),
+            "{printed}"
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! Every error leaves the server as RFC 9457 problem JSON with a stable `code`.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use cloak_proto::problem::{FieldError, PROBLEM_CONTENT_TYPE, Problem};
+
+use crate::services::ServiceError;
+use crate::store::StoreError;
+
+/// An error response: status, stable code, title and optional detail.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    title: &'static str,
+    detail: Option<String>,
+    errors: Vec<FieldError>,
+}
+
+impl ApiError {
+    /// A problem with the given status, code and title.
+    pub fn new(status: StatusCode, code: &'static str, title: &'static str) -> Self {
+        Self {
+            status,
+            code,
+            title,
+            detail: None,
+            errors: Vec::new(),
+        }
+    }
+
+    /// Adds a human-readable detail.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// 400 `validation_failed` listing each failing field.
+    pub fn validation(errors: &validator::ValidationErrors) -> Self {
+        let mut fields: Vec<FieldError> = errors
+            .field_errors()
+            .into_iter()
+            .flat_map(|(field, errs)| {
+                errs.iter().map(move |e| FieldError {
+                    field: field.to_string(),
+                    code: e.code.to_string(),
+                    message: e.message.as_ref().map(|m| m.to_string()),
+                })
+            })
+            .collect();
+        fields.sort_by(|a, b| a.field.cmp(&b.field));
+        let mut err = Self::new(
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            "Validation failed",
+        )
+        .with_detail("one or more fields are invalid");
+        err.errors = fields;
+        err
+    }
+
+    /// 404 `route_not_found` for paths nothing serves.
+    pub fn route_not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "route_not_found", "No such route")
+    }
+
+    /// 500 `internal_error`; the cause is logged, never sent.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Internal server error",
+        )
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The problem document.
+    pub fn problem(&self) -> Problem {
+        let mut p = Problem::new(
+            self.status.as_u16(),
+            self.code,
+            self.title,
+            self.detail.clone(),
+        );
+        p.errors = self.errors.clone();
+        p
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.title, self.code)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        response.insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+        ));
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        match serde_json::to_vec(&self.problem()) {
+            Ok(body) => response.body(body),
+            Err(_) => response.finish(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => {
+                tracing::warn!(error = %e, "database unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "Database unavailable",
+                )
+                .with_detail("try again shortly")
+            }
+            other => Self::internal(&other),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::MissingCredentials => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "missing_credentials",
+                "Missing credentials",
+            )
+            .with_detail("send Authorization: Bearer <key>"),
+            ServiceError::InvalidApiKey => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_api_key",
+                "Invalid API key",
+            )
+            .with_detail("the API key is malformed, unknown or revoked"),
+            ServiceError::NotFound(what) => {
+                Self::new(StatusCode::NOT_FOUND, "not_found", "Not found")
+                    .with_detail(format!("{what} not found"))
+            }
+            ServiceError::Conflict { code, detail } => {
+                Self::new(StatusCode::CONFLICT, code, "Conflict").with_detail(detail)
+            }
+            ServiceError::Invalid { code, detail } => {
+                Self::new(StatusCode::BAD_REQUEST, code, "Invalid request").with_detail(detail)
+            }
+            ServiceError::Store(e) => e.into(),
+        }
+    }
+}

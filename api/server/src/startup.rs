@@ -1,0 +1,135 @@
+//! Builds the application from settings: store, migrations, broker, HTTP server.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
+
+use crate::broker::{self, BrokerError};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::http::{self, extract, problem::ApiError};
+use crate::state::AppState;
+use crate::store::{self, PoolOptions, StoreError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database failed to open or migrate.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The broker failed to connect.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// The listen address could not be bound.
+    #[error("cannot listen: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Opens the store (migrating it), connects the broker and binds the listener.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Application::build`], with a given clock (tests).
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartupError> {
+        let pool = PoolOptions {
+            max_connections: settings.db_max_connections,
+            ..PoolOptions::default()
+        };
+        let store = store::connect(&settings.database_url, &pool).await?;
+        store.migrate().await?;
+        let broker = broker::connect(settings.redis_url.as_ref()).await?;
+        let listener = TcpListener::bind(settings.bind)?;
+        let port = listener.local_addr()?.port();
+        let settings = Arc::new(settings);
+        let state = web::Data::new(AppState {
+            store,
+            broker,
+            clock,
+            settings: settings.clone(),
+            metrics: http::metrics::recorder(),
+            openapi_json: Arc::new(http::openapi_json()),
+        });
+
+        let app_state = state.clone();
+        let max_body = settings.max_body_bytes;
+        let mut server = HttpServer::new(move || {
+            let (app, _) = App::new()
+                .into_utoipa_app()
+                .app_data(app_state.clone())
+                .app_data(extract::json_config(max_body))
+                .app_data(web::PayloadConfig::new(max_body))
+                .app_data(extract::path_config())
+                .app_data(extract::query_config())
+                .configure(http::routes)
+                .split_for_parts();
+            app.service(web::redirect("/docs", "/docs/"))
+                .service(
+                    SwaggerUi::new("/docs/{_:.*}").config(SwaggerConfig::from("/openapi.json")),
+                )
+                .default_service(web::to(|| async {
+                    Err::<HttpResponse, _>(ApiError::route_not_found())
+                }))
+                .wrap(from_fn(http::metrics::observe))
+        })
+        .listen(listener)?
+        .shutdown_timeout(settings.shutdown_timeout_secs);
+        if settings.workers > 0 {
+            server = server.workers(settings.workers);
+        }
+        let server = server.run();
+        tracing::info!(
+            url = %format!("http://{}:{port}", settings.bind.ip()),
+            database = state.store.backend(),
+            broker = state.broker.backend(),
+            "cloak-api listening"
+        );
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    /// The bound port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Shared state, for tests that inspect the store.
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until a shutdown signal (SIGINT/SIGTERM), draining open connections first.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// How long to wait for in-flight requests at shutdown, as a `Duration`.
+pub fn shutdown_timeout(settings: &Settings) -> Duration {
+    Duration::from_secs(settings.shutdown_timeout_secs)
+}

@@ -1,0 +1,122 @@
+//! Persistence: one trait per aggregate, implemented for PostgreSQL and SQLite (sqlx).
+//!
+//! Every row carries its `tenant_id` and every query that reads tenant data filters by it:
+//! the tenant is part of each method's signature, so a handler cannot forget it.
+//! Times are Unix milliseconds (`i64`) in both backends so comparisons behave identically.
+//! Both implementations run the same conformance suite (`tests/api/store_conformance.rs`).
+
+mod error;
+pub mod postgres;
+mod records;
+mod sql;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+pub use error::StoreError;
+pub use records::{ApiKeyRecord, NewApiKey, NewTenant, RevokeOutcome, Tenant};
+
+/// Tenants (host platforms).
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    /// Creates a tenant together with its first API key, atomically.
+    async fn create_tenant(
+        &self,
+        tenant: &NewTenant,
+        first_key: &NewApiKey,
+    ) -> Result<(), StoreError>;
+    /// A tenant by id.
+    async fn get_tenant(&self, tenant_id: Uuid) -> Result<Option<Tenant>, StoreError>;
+}
+
+/// Tenant API keys (stored as SHA-256 of the secret).
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    /// Adds a key to an existing tenant.
+    async fn insert_api_key(&self, key: &NewApiKey) -> Result<(), StoreError>;
+    /// The key whose secret hashes to `key_hash`, revoked or not.
+    async fn find_api_key_by_hash(
+        &self,
+        key_hash: &[u8],
+    ) -> Result<Option<ApiKeyRecord>, StoreError>;
+    /// All keys of a tenant, newest first.
+    async fn list_api_keys(&self, tenant_id: Uuid) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// Revokes a key unless it is the tenant's last active one.
+    async fn revoke_api_key(
+        &self,
+        tenant_id: Uuid,
+        key_id: Uuid,
+        now_ms: i64,
+    ) -> Result<RevokeOutcome, StoreError>;
+    /// Records that a key authenticated at `now_ms`.
+    async fn touch_api_key(
+        &self,
+        tenant_id: Uuid,
+        key_id: Uuid,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+}
+
+/// Connection pool usage, exported as metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Open connections.
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// The pool's maximum.
+    pub max: u32,
+}
+
+/// Everything the server persists.
+#[async_trait]
+pub trait Store: TenantStore + ApiKeyStore + Send + Sync + 'static {
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// Checks the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// `postgres` or `sqlite`.
+    fn backend(&self) -> &'static str;
+    /// Connection pool usage.
+    fn pool_stats(&self) -> PoolStats;
+}
+
+/// Pool sizing and timeouts.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// Maximum open connections.
+    pub max_connections: u32,
+    /// How long a request waits for a connection before failing with 503.
+    pub acquire_timeout: std::time::Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+/// Opens the database named by `url` (`postgres://…` or `sqlite://…`).
+/// Does not migrate: call [`Store::migrate`].
+pub async fn connect(
+    url: &SecretString,
+    options: &PoolOptions,
+) -> Result<Arc<dyn Store>, StoreError> {
+    let raw = url.expose_secret();
+    if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(raw, options).await?))
+    } else if raw.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(raw, options).await?))
+    } else {
+        Err(StoreError::Config(
+            "database URL must start with postgres://, postgresql:// or sqlite:".to_owned(),
+        ))
+    }
+}

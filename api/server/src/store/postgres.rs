@@ -1,0 +1,65 @@
+//! The PostgreSQL store (production; shared by several API nodes).
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::sql::{Backend, api_key_from_row, impl_tenant_and_key_stores};
+use super::{PoolOptions, PoolStats, Store, StoreError};
+
+/// A PostgreSQL connection pool.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    max: u32,
+}
+
+impl PgStore {
+    /// Connects (lazily verified by the first query).
+    pub async fn connect(url: &str, options: &PoolOptions) -> Result<Self, StoreError> {
+        let connect = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        Ok(Self {
+            pool,
+            max: options.max_connections,
+        })
+    }
+}
+
+impl Backend for PgStore {
+    type Db = sqlx::Postgres;
+}
+
+impl_tenant_and_key_stores!(PgStore);
+
+#[async_trait]
+impl Store for PgStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("../../migrations/postgres")
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats {
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.max,
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Rows as the store reads and writes them.
+
+use uuid::Uuid;
+
+/// A tenant to create.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    /// The new tenant's id.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Creation time, Unix ms.
+    pub created_at_ms: i64,
+}
+
+/// A stored tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    /// Id.
+    pub id: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Creation time, Unix ms.
+    pub created_at_ms: i64,
+}
+
+/// An API key to store. Holds only the secret's hash.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    /// The key's id.
+    pub id: Uuid,
+    /// The owning tenant.
+    pub tenant_id: Uuid,
+    /// Label.
+    pub name: String,
+    /// Leading characters of the secret, for people to recognise it.
+    pub prefix: String,
+    /// SHA-256 of the secret.
+    pub key_hash: Vec<u8>,
+    /// Creation time, Unix ms.
+    pub created_at_ms: i64,
+}
+
+/// A stored API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// The key's id.
+    pub id: Uuid,
+    /// The owning tenant.
+    pub tenant_id: Uuid,
+    /// Label.
+    pub name: String,
+    /// Leading characters of the secret.
+    pub prefix: String,
+    /// SHA-256 of the secret.
+    pub key_hash: Vec<u8>,
+    /// Creation time, Unix ms.
+    pub created_at_ms: i64,
+    /// Last successful authentication, Unix ms.
+    pub last_used_at_ms: Option<i64>,
+    /// Revocation time, Unix ms.
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// Result of [`super::ApiKeyStore::revoke_api_key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeOutcome {
+    /// The key was active and is now revoked.
+    Revoked,
+    /// The key was revoked before; nothing changed.
+    AlreadyRevoked,
+    /// No such key for this tenant.
+    NotFound,
+    /// Refused: it is the tenant's only active key (revoking it would lock the tenant out).
+    LastActiveKey,
+}
