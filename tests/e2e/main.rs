@@ -1,1 +1,4 @@
-//! placeholder
+//! End-to-end tests over real `cloak-api` processes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod foundation;

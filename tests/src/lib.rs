@@ -1,1 +1,205 @@
-//! placeholder
+//! Harness for end-to-end tests: real `cloak-api` processes on loopback, their own
+//! databases, and helpers to drive them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use sqlx::Connection;
+
+/// The `cloak-api` binary built next to this test executable.
+pub fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // target/<profile>/deps/e2e-<hash> → target/<profile>/cloak-api
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    let bin = profile_dir.join(format!("cloak-api{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first (cargo build -p cloak-api; scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+fn required_env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the suite with scripts/test"))
+}
+
+/// A fresh PostgreSQL database on the test server; returns its URL.
+pub async fn fresh_postgres_url() -> String {
+    let admin = required_env("CLOAK_TEST_POSTGRES_URL");
+    let name = format!("cloak_e2e_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+}
+
+/// The Redis URL of the test server.
+pub fn redis_url() -> String {
+    required_env("CLOAK_TEST_REDIS_URL")
+}
+
+/// Environment for a server process: only what is given, plus port 0 and JSON logs.
+#[derive(Debug, Clone, Default)]
+pub struct ServerEnv {
+    pub vars: Vec<(String, String)>,
+}
+
+impl ServerEnv {
+    /// Embedded default (SQLite under the working directory, in-process broker).
+    pub fn embedded() -> Self {
+        Self::default()
+    }
+
+    /// PostgreSQL + Redis.
+    pub fn production(database_url: &str) -> Self {
+        Self::default()
+            .with("CLOAK_DATABASE_URL", database_url)
+            .with("CLOAK_REDIS_URL", &redis_url())
+    }
+
+    pub fn with(mut self, key: &str, value: &str) -> Self {
+        self.vars.push((key.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// Runs `cloak-api` with arguments in `cwd`; every inherited `CLOAK_*` variable is removed.
+pub fn cloak_command(cwd: &Path, env: &ServerEnv, args: &[&str]) -> Command {
+    let mut cmd = Command::new(server_binary());
+    cmd.current_dir(cwd).args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CLOAK_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("CLOAK_LOG_FORMAT", "json")
+        .env("CLOAK_WORKERS", "1");
+    for (k, v) in &env.vars {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// A running server process; killed on drop. Its log lines are kept for assertions.
+pub struct ServerProcess {
+    child: Child,
+    pub base_url: String,
+    logs: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl ServerProcess {
+    /// Starts `cloak-api` (serve) on 127.0.0.1 port 0 and waits until it listens.
+    pub fn start(cwd: &Path, env: &ServerEnv) -> Self {
+        let env = env.clone().with("CLOAK_BIND", "127.0.0.1:0");
+        let mut child = cloak_command(cwd, &env, &[])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // Owned by the struct from here on, so a panic below still kills and reaps it.
+        let mut server = Self {
+            child,
+            base_url: String::new(),
+            logs: rx,
+            seen: Vec::new(),
+        };
+        loop {
+            let line = server
+                .logs
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "server did not start; log so far:\n{}",
+                        server.seen.join("\n")
+                    )
+                });
+            server.seen.push(line.clone());
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if v["fields"]["message"] == "cloak-api listening" {
+                server.base_url = v["fields"]["url"].as_str().unwrap().to_owned();
+                return server;
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Every log line printed so far.
+    pub fn logs(&mut self) -> Vec<String> {
+        while let Ok(line) = self.logs.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen.clone()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        for _ in 0..300 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not exit within 15 s of SIGTERM");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a `cloak-api` subcommand to completion; returns (status, stdout, stderr).
+pub fn run_cli(
+    cwd: &Path,
+    env: &ServerEnv,
+    args: &[&str],
+) -> (std::process::ExitStatus, String, String) {
+    let out = cloak_command(cwd, env, args).output().unwrap();
+    (
+        out.status,
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// `cloak-api tenant create --name NAME --json` → (tenant_id, api_key).
+pub fn create_tenant(cwd: &Path, env: &ServerEnv, name: &str) -> (String, String) {
+    let (status, stdout, stderr) =
+        run_cli(cwd, env, &["tenant", "create", "--name", name, "--json"]);
+    assert!(status.success(), "tenant create failed: {stderr}");
+    let v: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    (
+        v["tenant_id"].as_str().unwrap().to_owned(),
+        v["api_key"].as_str().unwrap().to_owned(),
+    )
+}

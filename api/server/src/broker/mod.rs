@@ -37,7 +37,9 @@ pub trait Broker: Send + Sync + 'static {
     /// Delivery is best-effort: durable state lives in the database, the broker only wakes.
     async fn publish(&self, topic: &str, payload: &[u8]) -> Result<(), BrokerError>;
 
-    /// Subscribes this node to `topic`. Dropping the subscription unsubscribes.
+    /// Subscribes this node to `topic`. Every notification published after this returns is
+    /// delivered (in publication order per publisher); one published shortly before may be
+    /// delivered too. Dropping the subscription unsubscribes.
     async fn subscribe(&self, topic: &str) -> Result<Subscription, BrokerError>;
 
     /// Checks the backend is reachable.

@@ -148,10 +148,10 @@ impl Shared {
             if stale.is_empty() {
                 continue;
             }
-            if let Some(sink) = shared.sink.write().await.as_mut() {
-                if let Err(e) = sink.unsubscribe(&stale).await {
-                    tracing::warn!(error = %e, "redis unsubscribe failed");
-                }
+            if let Some(sink) = shared.sink.write().await.as_mut()
+                && let Err(e) = sink.unsubscribe(&stale).await
+            {
+                tracing::warn!(error = %e, "redis unsubscribe failed");
             }
         }
     }

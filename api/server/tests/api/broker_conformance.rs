@@ -1,0 +1,102 @@
+//! One conformance suite for every broker backend.
+
+use std::time::Duration;
+
+use cloak_api::broker::{BrokerError, Notification};
+use uuid::Uuid;
+
+use crate::backend_tests;
+use crate::helpers::{Backend, fresh_broker};
+
+fn topic() -> String {
+    format!("test:{}", Uuid::new_v4())
+}
+
+async fn next(sub: &mut cloak_api::broker::Subscription) -> Notification {
+    tokio::time::timeout(Duration::from_secs(5), sub.recv())
+        .await
+        .expect("no notification within 5 s")
+        .expect("broker closed")
+}
+
+async fn published_payloads_reach_every_subscriber_of_the_topic(backend: Backend) {
+    let broker = fresh_broker(backend).await;
+    let (t1, t2) = (topic(), topic());
+    let mut a = broker.subscribe(&t1).await.unwrap();
+    let mut b = broker.subscribe(&t1).await.unwrap();
+    let mut other = broker.subscribe(&t2).await.unwrap();
+    broker.publish(&t1, b"wake 1").await.unwrap();
+    broker.publish(&t2, b"wake 2").await.unwrap();
+    assert_eq!(
+        next(&mut a).await,
+        Notification::Message(b"wake 1".as_slice().into())
+    );
+    assert_eq!(
+        next(&mut b).await,
+        Notification::Message(b"wake 1".as_slice().into())
+    );
+    assert_eq!(
+        next(&mut other).await,
+        Notification::Message(b"wake 2".as_slice().into())
+    );
+    assert_eq!(a.topic(), t1);
+}
+
+async fn order_is_kept_per_topic(backend: Backend) {
+    let broker = fresh_broker(backend).await;
+    let t = topic();
+    let mut sub = broker.subscribe(&t).await.unwrap();
+    for i in 0..50u8 {
+        broker.publish(&t, &[i]).await.unwrap();
+    }
+    for i in 0..50u8 {
+        assert_eq!(next(&mut sub).await, Notification::Message(vec![i].into()));
+    }
+}
+
+async fn resubscribing_after_drop_works(backend: Backend) {
+    let broker = fresh_broker(backend).await;
+    let t = topic();
+    drop(broker.subscribe(&t).await.unwrap());
+    broker.publish(&t, b"nobody").await.unwrap();
+    let mut sub = broker.subscribe(&t).await.unwrap();
+    broker.publish(&t, b"again").await.unwrap();
+    assert_eq!(
+        next(&mut sub).await,
+        Notification::Message(b"again".as_slice().into())
+    );
+}
+
+async fn bad_topics_are_refused(backend: Backend) {
+    let broker = fresh_broker(backend).await;
+    assert!(matches!(
+        broker.publish("", b"x").await,
+        Err(BrokerError::InvalidTopic)
+    ));
+    assert!(matches!(
+        broker.subscribe(&"x".repeat(201)).await,
+        Err(BrokerError::InvalidTopic)
+    ));
+    broker.ping().await.unwrap();
+}
+
+backend_tests!(
+    published_payloads_reach_every_subscriber_of_the_topic,
+    order_is_kept_per_topic,
+    resubscribing_after_drop_works,
+    bad_topics_are_refused,
+);
+
+/// Two nodes sharing Redis: what one publishes, the other's subscribers receive.
+#[tokio::test]
+async fn redis_carries_notifications_between_nodes() {
+    let node_a = fresh_broker(Backend::Postgres).await;
+    let node_b = fresh_broker(Backend::Postgres).await;
+    let t = topic();
+    let mut on_b = node_b.subscribe(&t).await.unwrap();
+    node_a.publish(&t, b"from a").await.unwrap();
+    assert_eq!(
+        next(&mut on_b).await,
+        Notification::Message(b"from a".as_slice().into())
+    );
+}

@@ -1,0 +1,235 @@
+//! `spawn_app()` and fresh databases, after zero-to-production.
+
+use std::sync::Arc;
+
+use cloak_api::broker::{self, Broker};
+use cloak_api::clock::{Clock, SystemClock};
+use cloak_api::config::Settings;
+use cloak_api::services::tenants;
+use cloak_api::startup::Application;
+use cloak_api::store::{self, PoolOptions, Store};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::Connection;
+use uuid::Uuid;
+
+/// Which real services a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite file + in-process broker (the embedded default).
+    Sqlite,
+    /// PostgreSQL + Redis (production).
+    Postgres,
+}
+
+fn required_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run the suite with scripts/test, which starts PostgreSQL and Redis"
+        )
+    })
+}
+
+/// The Redis URL of the test server.
+pub fn redis_url() -> String {
+    required_env("CLOAK_TEST_REDIS_URL")
+}
+
+/// A database that exists for one test.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Creates an empty database: a new SQLite file, or a new PostgreSQL database.
+pub async fn fresh_database(backend: Backend) -> TestDb {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}/cloak.db", dir.path().display());
+            TestDb {
+                url,
+                _dir: Some(dir),
+            }
+        }
+        Backend::Postgres => {
+            let admin = required_env("CLOAK_TEST_POSTGRES_URL");
+            let name = format!("cloak_test_{}", Uuid::new_v4().simple());
+            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            conn.close().await.unwrap();
+            let base = admin.rsplit_once('/').unwrap().0;
+            TestDb {
+                url: format!("{base}/{name}"),
+                _dir: None,
+            }
+        }
+    }
+}
+
+/// A migrated store on a fresh database.
+pub async fn fresh_store(backend: Backend) -> (Arc<dyn Store>, TestDb) {
+    let db = fresh_database(backend).await;
+    let options = PoolOptions {
+        max_connections: 5,
+        ..PoolOptions::default()
+    };
+    let store = store::connect(&SecretString::from(db.url.clone()), &options)
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    (store, db)
+}
+
+/// The broker of a backend: in-process for SQLite, a new Redis connection for PostgreSQL.
+pub async fn fresh_broker(backend: Backend) -> Arc<dyn Broker> {
+    let url = match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(SecretString::from(redis_url())),
+    };
+    broker::connect(url.as_ref()).await.unwrap()
+}
+
+/// Settings for a test server on port 0 over `db`.
+pub fn settings(backend: Backend, db: &TestDb) -> Settings {
+    let redis = (backend == Backend::Postgres).then(redis_url);
+    let db_url = db.url.clone();
+    Settings::from_sources(None, move |key| match key {
+        "CLOAK_BIND" => Some("127.0.0.1:0".to_owned()),
+        "CLOAK_DATABASE_URL" => Some(db_url.clone()),
+        "CLOAK_REDIS_URL" => redis.clone(),
+        "CLOAK_WORKERS" => Some("1".to_owned()),
+        "CLOAK_DB_MAX_CONNECTIONS" => Some("5".to_owned()),
+        "CLOAK_MAX_BODY_BYTES" => Some("65536".to_owned()),
+        _ => None,
+    })
+    .unwrap()
+}
+
+/// A running server, its first tenant and a client.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub api_key: String,
+    pub store: Arc<dyn Store>,
+    pub db: TestDb,
+}
+
+/// Starts the application on a fresh database with one tenant.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let db = fresh_database(backend).await;
+    let app = spawn_on(backend, &db).await;
+    let (_, api_key) = create_tenant(app.1.as_ref(), "Acme").await;
+    TestApp {
+        address: app.0,
+        client: reqwest::Client::new(),
+        api_key,
+        store: app.1,
+        db,
+    }
+}
+
+/// Starts another node on an existing database (several nodes share it).
+pub async fn spawn_on(backend: Backend, db: &TestDb) -> (String, Arc<dyn Store>) {
+    let app = Application::build(settings(backend, db)).await.unwrap();
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let store = app.state().store.clone();
+    tokio::spawn(app.run_until_stopped());
+    (address, store)
+}
+
+/// Creates a tenant as the operator CLI does; returns its id and first key.
+pub async fn create_tenant(store: &dyn Store, name: &str) -> (Uuid, String) {
+    let created = tenants::create(store, name, SystemClock.now_ms(), &mut rand::rngs::OsRng)
+        .await
+        .unwrap();
+    (
+        created.tenant_id,
+        created.api_key.expose_secret().to_owned(),
+    )
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post_json(
+        &self,
+        path: &str,
+        key: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn delete(&self, path: &str, key: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Asserts a problem JSON response with `status` and `code`; returns the document.
+pub async fn assert_problem(resp: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(
+        resp.status().as_u16(),
+        status,
+        "unexpected status for expected code {code}"
+    );
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert_eq!(content_type, "application/problem+json");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status, "{body}");
+    assert_eq!(body["type"], format!("urn:cloak:problem:{code}"));
+    assert!(body["title"].is_string(), "{body}");
+    body
+}
+
+/// Runs each listed `async fn(Backend)` as two tests: `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}

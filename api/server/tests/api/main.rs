@@ -1,0 +1,13 @@
+//! Integration tests of `cloak-api`: the real application on port 0 with a fresh database
+//! per test. Every test runs twice, on SQLite with the in-process broker and on PostgreSQL
+//! with Redis (servers started by `scripts/test`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod api_keys;
+mod broker_conformance;
+mod errors;
+mod health;
+mod openapi;
+mod store_conformance;

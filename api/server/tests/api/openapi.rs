@@ -1,0 +1,148 @@
+//! The committed OpenAPI document is what the code generates, what the server serves, and
+//! it covers every routed handler.
+
+use std::path::{Path, PathBuf};
+
+use crate::backend_tests;
+use crate::helpers::{Backend, spawn_app};
+
+const REGENERATE: &str =
+    "regenerate it with: cargo run -p cloak-api -- openapi --output openapi/openapi.json";
+
+fn committed_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../openapi/openapi.json")
+}
+
+#[test]
+fn committed_spec_matches_the_code() {
+    let committed = std::fs::read_to_string(committed_path()).unwrap_or_default();
+    let generated = cloak_api::http::openapi_json();
+    assert!(
+        committed == generated,
+        "openapi/openapi.json is out of date; {REGENERATE}"
+    );
+}
+
+#[test]
+fn spec_is_openapi_3_1_with_problem_errors() {
+    let spec: serde_json::Value = serde_json::from_str(&cloak_api::http::openapi_json()).unwrap();
+    assert!(
+        spec["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        spec["openapi"]
+    );
+    assert!(spec["components"]["schemas"]["Problem"].is_object());
+    assert_eq!(
+        spec["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
+    );
+}
+
+/// `(method, path)` of every actix route attribute in the server's source.
+fn routed_handlers() -> Vec<(String, String, PathBuf)> {
+    let mut found = Vec::new();
+    let mut stack = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            if path.extension().and_then(|e| e.to_str()) != Some("rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for line in text.lines().map(str::trim) {
+                for method in ["get", "post", "put", "patch", "delete"] {
+                    if let Some(rest) = line.strip_prefix(&format!("#[{method}(\"")) {
+                        let route = rest.split('"').next().unwrap().to_owned();
+                        found.push((method.to_owned(), route, path.clone()));
+                    }
+                }
+                for manual in [".route(", "web::resource(", "web::scope(", "Resource::new("] {
+                    assert!(
+                        !line.contains(manual),
+                        "{}: register routes with #[utoipa::path] + an actix route macro, not {manual}",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_routed_handler_is_in_the_spec() {
+    let spec: serde_json::Value = serde_json::from_str(&cloak_api::http::openapi_json()).unwrap();
+    let handlers = routed_handlers();
+    assert!(
+        handlers.len() >= 7,
+        "the scan found too few handlers: {handlers:?}"
+    );
+    for (method, route, file) in handlers {
+        assert!(
+            spec["paths"][&route][&method].is_object(),
+            "{} {route} in {} is routed but missing from the spec",
+            method.to_uppercase(),
+            file.display()
+        );
+    }
+}
+
+async fn every_spec_operation_is_routed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let spec: serde_json::Value = serde_json::from_str(&cloak_api::http::openapi_json()).unwrap();
+    let mut checked = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let concrete = path
+                .split('/')
+                .map(|seg| {
+                    if seg.starts_with('{') {
+                        uuid::Uuid::nil().to_string()
+                    } else {
+                        seg.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let resp = app
+                .client
+                .request(method.clone(), app.url(&concrete))
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status();
+            let body = resp.text().await.unwrap();
+            assert!(
+                !body.contains("route_not_found"),
+                "{method} {path} is in the spec but not routed ({status})"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 7);
+}
+
+async fn served_spec_is_the_generated_one(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let resp = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let served: serde_json::Value = resp.json().await.unwrap();
+    let generated: serde_json::Value =
+        serde_json::from_str(&cloak_api::http::openapi_json()).unwrap();
+    assert_eq!(served, generated);
+}
+
+backend_tests!(
+    every_spec_operation_is_routed,
+    served_spec_is_the_generated_one
+);
