@@ -5,8 +5,13 @@
 //! types, the server and the SDK cannot drift apart.
 
 pub mod api_keys;
+pub mod bytes;
+pub mod devices;
 pub mod health;
+pub mod key_packages;
 pub mod problem;
+pub mod signing;
 pub mod tenants;
+pub mod users;
 
 pub use problem::{FieldError, Problem};

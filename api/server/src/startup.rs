@@ -14,8 +14,11 @@ use crate::broker::{self, BrokerError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::http::{self, extract, problem::ApiError};
+use crate::services::tokens::TokenSigner;
 use crate::state::AppState;
-use crate::store::{self, PoolOptions, StoreError};
+use crate::store::{self, PoolOptions, Store, StoreError};
+use rand::RngCore as _;
+use zeroize::Zeroize as _;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +59,8 @@ impl Application {
         let store = store::connect(&settings.database_url, &pool).await?;
         store.migrate().await?;
         let broker = broker::connect(settings.redis_url.as_ref()).await?;
+        let tokens = Arc::new(token_signer(store.as_ref(), clock.as_ref()).await?);
+        spawn_sweeper(store.clone(), clock.clone());
         let listener = TcpListener::bind(settings.bind)?;
         let port = listener.local_addr()?.port();
         let settings = Arc::new(settings);
@@ -63,6 +68,7 @@ impl Application {
             store,
             broker,
             clock,
+            tokens,
             settings: settings.clone(),
             metrics: http::metrics::recorder(),
             openapi_json: Arc::new(http::openapi_json()),
@@ -129,7 +135,34 @@ impl Application {
     }
 }
 
-/// How long to wait for in-flight requests at shutdown, as a `Duration`.
-pub fn shutdown_timeout(settings: &Settings) -> Duration {
-    Duration::from_secs(settings.shutdown_timeout_secs)
+/// Loads the token signing secret shared by all nodes, creating it on first start.
+async fn token_signer(store: &dyn Store, clock: &dyn Clock) -> Result<TokenSigner, StartupError> {
+    let mut candidate = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut candidate);
+    let secret = store
+        .token_key_or_insert(&candidate, clock.now_ms())
+        .await?;
+    candidate.zeroize();
+    TokenSigner::new(&secret)
+        .ok_or_else(|| StoreError::Corrupt("token key has the wrong length".to_owned()).into())
+}
+
+/// How often expired key packages and login challenges are deleted.
+const SWEEP_PERIOD: Duration = Duration::from_secs(600);
+
+/// Deletes expired rows in the background for as long as the store lives.
+fn spawn_sweeper(store: Arc<dyn Store>, clock: Arc<dyn Clock>) {
+    let store = Arc::downgrade(&store);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SWEEP_PERIOD);
+        loop {
+            tick.tick().await;
+            let Some(store) = store.upgrade() else { return };
+            match store.purge_expired(clock.now_ms()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "expired key packages and challenges purged"),
+                Err(e) => tracing::warn!(error = %e, "purge of expired rows failed"),
+            }
+        }
+    });
 }

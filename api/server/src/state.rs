@@ -7,6 +7,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::broker::Broker;
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::services::tokens::TokenSigner;
 use crate::store::Store;
 
 /// Shared application state (cloned per worker through `web::Data`).
@@ -17,6 +18,8 @@ pub struct AppState {
     pub broker: Arc<dyn Broker>,
     /// Time source.
     pub clock: Arc<dyn Clock>,
+    /// Issues and verifies user and device tokens.
+    pub tokens: Arc<TokenSigner>,
     /// Resolved settings.
     pub settings: Arc<Settings>,
     /// Prometheus registry handle.

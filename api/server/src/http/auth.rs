@@ -1,18 +1,35 @@
-//! Authentication extractors. A handler states who may call it by the extractor it takes.
+//! Authentication extractors. A handler states who may call it by the extractor it takes:
+//! [`TenantAuth`] (API key), [`UserAuth`] (user token), [`DeviceAuth`] (device token),
+//! or [`CallerAuth`] (API key or device token, told apart by prefix).
+
+use std::future::Future;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::problem::ApiError;
-use crate::services::{ServiceError, api_keys};
+use crate::services::principals::{Caller, DevicePrincipal, UserPrincipal};
+use crate::services::{ServiceError, api_keys, devices};
 use crate::state::AppState;
 
 /// A request authenticated by a tenant API key (`Authorization: Bearer ck_…`).
 #[derive(Debug, Clone, Copy)]
 pub struct TenantAuth(pub api_keys::TenantPrincipal);
+
+/// A request authenticated by a user token (`Bearer cu_…`).
+#[derive(Debug, Clone, Copy)]
+pub struct UserAuth(pub UserPrincipal);
+
+/// A request authenticated by a device token (`Bearer cd_…`); approved or pending.
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceAuth(pub DevicePrincipal);
+
+/// A request by the tenant's backend or by a device.
+#[derive(Debug, Clone, Copy)]
+pub struct CallerAuth(pub Caller);
 
 /// The bearer token of a request, if any. The token never reaches a log.
 pub fn bearer_token(req: &HttpRequest) -> Option<SecretString> {
@@ -25,21 +42,80 @@ pub fn bearer_token(req: &HttpRequest) -> Option<SecretString> {
     (!token.is_empty()).then(|| SecretString::from(token.to_owned()))
 }
 
+/// Runs `check` with the app state, the bearer token and the current time.
+fn authenticate<T, F, Fut>(
+    req: &HttpRequest,
+    check: F,
+) -> LocalBoxFuture<'static, Result<T, actix_web::Error>>
+where
+    T: 'static,
+    F: FnOnce(web::Data<AppState>, SecretString, i64) -> Fut + 'static,
+    Fut: Future<Output = Result<T, ServiceError>> + 'static,
+{
+    let token = bearer_token(req);
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    Box::pin(async move {
+        let state = state.ok_or_else(|| ApiError::internal(&"application state missing"))?;
+        let token = token.ok_or(ApiError::from(ServiceError::MissingCredentials))?;
+        let now = state.clock.now_ms();
+        Ok(check(state, token, now).await.map_err(ApiError::from)?)
+    })
+}
+
 impl FromRequest for TenantAuth {
     type Error = actix_web::Error;
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let token = bearer_token(req);
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::internal(&"application state missing"))?;
-            let token = token.ok_or(ApiError::from(ServiceError::MissingCredentials))?;
-            let now = state.clock.now_ms();
-            let principal = api_keys::authenticate(state.store.as_ref(), &token, now)
+        authenticate(req, |state, token, now| async move {
+            api_keys::authenticate(state.store.as_ref(), &token, now)
                 .await
-                .map_err(ApiError::from)?;
-            Ok(TenantAuth(principal))
+                .map(TenantAuth)
+        })
+    }
+}
+
+impl FromRequest for UserAuth {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        authenticate(req, |state, token, now| async move {
+            devices::authenticate_user(state.store.as_ref(), &state.tokens, &token, now)
+                .await
+                .map(UserAuth)
+        })
+    }
+}
+
+impl FromRequest for DeviceAuth {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        authenticate(req, |state, token, now| async move {
+            devices::authenticate_device(state.store.as_ref(), &state.tokens, &token, now)
+                .await
+                .map(DeviceAuth)
+        })
+    }
+}
+
+impl FromRequest for CallerAuth {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        authenticate(req, |state, token, now| async move {
+            if token.expose_secret().starts_with(api_keys::KEY_PREFIX) {
+                let tenant = api_keys::authenticate(state.store.as_ref(), &token, now).await?;
+                Ok(CallerAuth(Caller::Tenant(tenant)))
+            } else {
+                let device =
+                    devices::authenticate_device(state.store.as_ref(), &state.tokens, &token, now)
+                        .await?;
+                Ok(CallerAuth(Caller::Device(device)))
+            }
         })
     }
 }

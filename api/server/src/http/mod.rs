@@ -4,11 +4,14 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod devices;
 pub mod extract;
 pub mod health;
+pub mod key_packages;
 pub mod meta;
 pub mod metrics;
 pub mod problem;
+pub mod users;
 
 use actix_web::App;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -28,6 +31,9 @@ use utoipa_actix_web::service_config::ServiceConfig;
     tags(
         (name = "operations", description = "Health, readiness, metrics and this document"),
         (name = "api-keys", description = "A tenant's API keys"),
+        (name = "users", description = "End users, their tokens and contacts (tenant backend)"),
+        (name = "devices", description = "Device registration, challenge login, approval and directory"),
+        (name = "key-packages", description = "The MLS KeyPackage directory"),
     )
 )]
 struct ApiDoc;
@@ -47,6 +53,26 @@ impl Modify for SecuritySchemes {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "user_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("cu_…")
+                    .description(Some("A user token minted by the tenant (15 minutes)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "device_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("cd_…")
+                    .description(Some("A device token from challenge login (1 hour)"))
+                    .build(),
+            ),
+        );
     }
 }
 
@@ -58,7 +84,24 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(meta::openapi_json)
         .service(api_keys::list_api_keys)
         .service(api_keys::create_api_key)
-        .service(api_keys::revoke_api_key);
+        .service(api_keys::revoke_api_key)
+        .service(users::create_user)
+        .service(users::find_users)
+        .service(users::get_user)
+        .service(users::update_user)
+        .service(users::delete_user)
+        .service(users::create_user_token)
+        .service(users::create_contact)
+        .service(devices::register_device)
+        .service(devices::login_challenge)
+        .service(devices::login)
+        .service(devices::list_devices)
+        .service(devices::approve_device)
+        .service(devices::revoke_device)
+        .service(devices::user_devices)
+        .service(key_packages::upload_key_packages)
+        .service(key_packages::key_package_stock)
+        .service(key_packages::claim_key_packages);
 }
 
 /// The OpenAPI document generated from the routes.

@@ -152,6 +152,12 @@ impl From<ServiceError> for ApiError {
                 "Invalid API key",
             )
             .with_detail("the API key is malformed, unknown or revoked"),
+            ServiceError::Unauthorized { code, detail } => {
+                Self::new(StatusCode::UNAUTHORIZED, code, "Unauthorized").with_detail(detail)
+            }
+            ServiceError::Forbidden { code, detail } => {
+                Self::new(StatusCode::FORBIDDEN, code, "Forbidden").with_detail(detail)
+            }
             ServiceError::NotFound(what) => {
                 Self::new(StatusCode::NOT_FOUND, "not_found", "Not found")
                     .with_detail(format!("{what} not found"))

@@ -11,6 +11,22 @@ pub enum ServiceError {
     /// The API key is malformed, unknown or revoked.
     #[error("invalid API key")]
     InvalidApiKey,
+    /// Credentials were presented but are not valid now; the code says why.
+    #[error("{detail}")]
+    Unauthorized {
+        /// Stable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        detail: String,
+    },
+    /// The caller is authenticated but may not do this; the code says why.
+    #[error("{detail}")]
+    Forbidden {
+        /// Stable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        detail: String,
+    },
     /// The addressed resource does not exist for this tenant.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -33,4 +49,38 @@ pub enum ServiceError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl ServiceError {
+    /// 401 with a code.
+    pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Unauthorized {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// 403 with a code.
+    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Forbidden {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// 409 with a code.
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// 400 with a code.
+    pub fn invalid(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Invalid {
+            code,
+            detail: detail.into(),
+        }
+    }
 }

@@ -2,7 +2,13 @@
 //! parameters, so they are deterministic under test and know nothing of HTTP.
 
 pub mod api_keys;
+pub mod devices;
 pub mod error;
+pub mod ids;
+pub mod key_packages;
+pub mod principals;
 pub mod tenants;
+pub mod tokens;
+pub mod users;
 
 pub use error::ServiceError;

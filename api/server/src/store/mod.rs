@@ -6,9 +6,13 @@
 //! Both implementations run the same conformance suite (`tests/api/store_conformance.rs`).
 
 mod error;
+mod identity;
 pub mod postgres;
 mod records;
 mod sql;
+mod sql_devices;
+mod sql_key_packages;
+mod sql_users;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -18,6 +22,11 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 pub use error::StoreError;
+pub use identity::{
+    Approval, ClaimedPackage, DeviceAuthRecord, DeviceRecord, DeviceStore, KeyPackageStore,
+    NewDevice, NewKeyPackage, NewUser, RegisterOutcome, TokenKeyStore, UserPatch, UserRecord,
+    UserStore,
+};
 pub use records::{ApiKeyRecord, NewApiKey, NewTenant, RevokeOutcome, Tenant};
 
 /// Tenants (host platforms).
@@ -74,7 +83,17 @@ pub struct PoolStats {
 
 /// Everything the server persists.
 #[async_trait]
-pub trait Store: TenantStore + ApiKeyStore + Send + Sync + 'static {
+pub trait Store:
+    TenantStore
+    + ApiKeyStore
+    + UserStore
+    + DeviceStore
+    + KeyPackageStore
+    + TokenKeyStore
+    + Send
+    + Sync
+    + 'static
+{
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<(), StoreError>;
     /// Checks the database answers.

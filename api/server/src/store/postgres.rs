@@ -6,6 +6,9 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::sql::{Backend, api_key_from_row, impl_tenant_and_key_stores};
+use super::sql_devices::{device_from_row, impl_device_store};
+use super::sql_key_packages::{CLAIM_ONE_TIME_POSTGRES, impl_key_package_store};
+use super::sql_users::{impl_user_stores, user_from_row};
 use super::{PoolOptions, PoolStats, Store, StoreError};
 
 /// A PostgreSQL connection pool.
@@ -36,6 +39,9 @@ impl Backend for PgStore {
 }
 
 impl_tenant_and_key_stores!(PgStore);
+impl_user_stores!(PgStore);
+impl_device_store!(PgStore);
+impl_key_package_store!(PgStore, CLAIM_ONE_TIME_POSTGRES);
 
 #[async_trait]
 impl Store for PgStore {

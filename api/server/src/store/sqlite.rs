@@ -9,6 +9,9 @@ use sqlx::sqlite::{
 };
 
 use super::sql::{Backend, api_key_from_row, impl_tenant_and_key_stores};
+use super::sql_devices::{device_from_row, impl_device_store};
+use super::sql_key_packages::{CLAIM_ONE_TIME_SQLITE, impl_key_package_store};
+use super::sql_users::{impl_user_stores, user_from_row};
 use super::{PoolOptions, PoolStats, Store, StoreError};
 
 /// A SQLite connection pool on one database file.
@@ -53,6 +56,9 @@ impl Backend for SqliteStore {
 }
 
 impl_tenant_and_key_stores!(SqliteStore);
+impl_user_stores!(SqliteStore);
+impl_device_store!(SqliteStore);
+impl_key_package_store!(SqliteStore, CLAIM_ONE_TIME_SQLITE);
 
 #[async_trait]
 impl Store for SqliteStore {

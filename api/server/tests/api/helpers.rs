@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use cloak_api::broker::{self, Broker};
-use cloak_api::clock::{Clock, SystemClock};
+use cloak_api::clock::{Clock, ManualClock, SystemClock};
 use cloak_api::config::Settings;
 use cloak_api::services::tenants;
 use cloak_api::startup::Application;
@@ -111,6 +111,8 @@ pub fn settings(backend: Backend, db: &TestDb) -> Settings {
 /// A running server, its first tenant and a client.
 pub struct TestApp {
     pub address: String,
+    /// The server's clock: starts at the real time and moves only when a test advances it.
+    pub clock: Arc<ManualClock>,
     pub client: reqwest::Client,
     pub api_key: String,
     pub store: Arc<dyn Store>,
@@ -120,9 +122,11 @@ pub struct TestApp {
 /// Starts the application on a fresh database with one tenant.
 pub async fn spawn_app(backend: Backend) -> TestApp {
     let db = fresh_database(backend).await;
-    let app = spawn_on(backend, &db).await;
+    let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
+    let app = spawn_with_clock(backend, &db, clock.clone()).await;
     let (_, api_key) = create_tenant(app.1.as_ref(), "Acme").await;
     TestApp {
+        clock,
         address: app.0,
         client: reqwest::Client::new(),
         api_key,
@@ -133,7 +137,18 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// Starts another node on an existing database (several nodes share it).
 pub async fn spawn_on(backend: Backend, db: &TestDb) -> (String, Arc<dyn Store>) {
-    let app = Application::build(settings(backend, db)).await.unwrap();
+    spawn_with_clock(backend, db, Arc::new(SystemClock)).await
+}
+
+/// Starts a node with a given clock.
+pub async fn spawn_with_clock(
+    backend: Backend,
+    db: &TestDb,
+    clock: Arc<dyn Clock>,
+) -> (String, Arc<dyn Store>) {
+    let app = Application::build_with_clock(settings(backend, db), clock)
+        .await
+        .unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
     let store = app.state().store.clone();
     tokio::spawn(app.run_until_stopped());

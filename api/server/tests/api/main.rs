@@ -4,10 +4,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod helpers;
+mod identity_conformance;
+mod identity_helpers;
 
 mod api_keys;
 mod broker_conformance;
+mod devices;
 mod errors;
 mod health;
+mod isolation;
+mod key_packages;
 mod openapi;
 mod store_conformance;
+mod users;

@@ -1,0 +1,160 @@
+//! End users: created and managed by the tenant's backend, which mints their tokens.
+
+use rand::{CryptoRng, RngCore};
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use super::ServiceError;
+use super::ids::new_id;
+use super::tokens::{TokenKind, TokenSigner};
+use crate::store::{NewUser, Store, StoreError, UserPatch, UserRecord};
+
+/// How long a user token lives.
+pub const USER_TOKEN_TTL_MS: i64 = 15 * 60 * 1000;
+/// Trust levels every tenant starts with, lowest first.
+pub const DEFAULT_TRUST_LEVELS: [&str; 4] = ["new", "basic", "trusted", "verified"];
+
+fn not_found() -> ServiceError {
+    ServiceError::NotFound("user")
+}
+
+/// Creates a user at the lowest trust level.
+pub async fn create(
+    store: &dyn Store,
+    tenant_id: Uuid,
+    external_id: &str,
+    display_name: &str,
+    now_ms: i64,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<UserRecord, ServiceError> {
+    let user = NewUser {
+        id: new_id(rng),
+        tenant_id,
+        external_id: external_id.to_owned(),
+        display_name: display_name.trim().to_owned(),
+        trust_level: DEFAULT_TRUST_LEVELS[0].to_owned(),
+        created_at_ms: now_ms,
+    };
+    match store.create_user(&user).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict(_)) => {
+            return Err(ServiceError::conflict(
+                "external_id_taken",
+                "a user with this external_id already exists",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(UserRecord {
+        id: user.id,
+        tenant_id,
+        external_id: user.external_id,
+        display_name: user.display_name,
+        trust_level: user.trust_level,
+        suspended: false,
+        created_at_ms: now_ms,
+    })
+}
+
+/// A user of the tenant.
+pub async fn get(
+    store: &dyn Store,
+    tenant_id: Uuid,
+    user_id: Uuid,
+) -> Result<UserRecord, ServiceError> {
+    store
+        .get_user(tenant_id, user_id)
+        .await?
+        .ok_or_else(not_found)
+}
+
+/// The user with this external id, if any.
+pub async fn find_by_external_id(
+    store: &dyn Store,
+    tenant_id: Uuid,
+    external_id: &str,
+) -> Result<Option<UserRecord>, ServiceError> {
+    Ok(store
+        .find_user_by_external_id(tenant_id, external_id)
+        .await?)
+}
+
+/// Changes display name, trust level or suspension.
+pub async fn update(
+    store: &dyn Store,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    patch: UserPatch,
+) -> Result<UserRecord, ServiceError> {
+    if let Some(level) = &patch.trust_level
+        && !DEFAULT_TRUST_LEVELS.contains(&level.as_str())
+    {
+        return Err(ServiceError::invalid(
+            "unknown_trust_level",
+            format!(
+                "trust_level must be one of {}",
+                DEFAULT_TRUST_LEVELS.join(", ")
+            ),
+        ));
+    }
+    let patch = UserPatch {
+        display_name: patch.display_name.map(|n| n.trim().to_owned()),
+        ..patch
+    };
+    store
+        .update_user(tenant_id, user_id, &patch)
+        .await?
+        .ok_or_else(not_found)
+}
+
+/// Deletes the user with everything attached to it.
+pub async fn delete(store: &dyn Store, tenant_id: Uuid, user_id: Uuid) -> Result<(), ServiceError> {
+    if store.delete_user(tenant_id, user_id).await? {
+        Ok(())
+    } else {
+        Err(not_found())
+    }
+}
+
+/// Mints a user token for the tenant's app.
+pub async fn issue_token(
+    store: &dyn Store,
+    signer: &TokenSigner,
+    tenant_id: Uuid,
+    user_id: Uuid,
+    now_ms: i64,
+) -> Result<(SecretString, i64), ServiceError> {
+    let user = get(store, tenant_id, user_id).await?;
+    if user.suspended {
+        return Err(ServiceError::conflict(
+            "user_suspended",
+            "the user is suspended",
+        ));
+    }
+    let expires = now_ms + USER_TOKEN_TTL_MS;
+    Ok((
+        signer.issue(TokenKind::User, tenant_id, user_id, now_ms, expires),
+        expires,
+    ))
+}
+
+/// Makes two users contacts of each other.
+pub async fn add_contact(
+    store: &dyn Store,
+    tenant_id: Uuid,
+    a: Uuid,
+    b: Uuid,
+    now_ms: i64,
+) -> Result<(), ServiceError> {
+    if a == b {
+        return Err(ServiceError::invalid(
+            "self_contact",
+            "a user cannot be their own contact",
+        ));
+    }
+    if store.add_contact(tenant_id, a, b, now_ms).await? {
+        Ok(())
+    } else {
+        Err(not_found())
+    }
+}
