@@ -6,6 +6,7 @@
 
 pub mod api_keys;
 pub mod bytes;
+pub mod delivery;
 pub mod devices;
 pub mod health;
 pub mod key_packages;

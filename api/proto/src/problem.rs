@@ -27,6 +27,9 @@ pub struct Problem {
     /// Per-field validation failures, present on `validation_failed`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// The conversation's current epoch, present on `stale_epoch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_epoch: Option<u64>,
     /// Seconds to wait before retrying, present on rate-limit problems.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_secs: Option<u64>,
@@ -59,6 +62,7 @@ impl Problem {
             detail,
             code: code.to_owned(),
             errors: Vec::new(),
+            current_epoch: None,
             retry_after_secs: None,
         }
     }

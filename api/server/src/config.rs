@@ -46,6 +46,8 @@ pub struct Settings {
     pub shutdown_timeout_secs: u64,
     /// `text` or `json` (`CLOAK_LOG_FORMAT`).
     pub log_format: LogFormat,
+    /// Most entries one device's mailbox may hold (`CLOAK_MAILBOX_QUOTA`).
+    pub mailbox_quota: i64,
 }
 
 /// The TOML file's shape: every key optional, same names as the variables without `CLOAK_`.
@@ -61,6 +63,7 @@ struct FileSettings {
     workers: Option<usize>,
     shutdown_timeout_secs: Option<u64>,
     log_format: Option<LogFormat>,
+    mailbox_quota: Option<i64>,
 }
 
 /// Why settings could not be loaded.
@@ -175,6 +178,12 @@ impl Settings {
                 30,
             )?,
             log_format,
+            mailbox_quota: number(
+                &env,
+                "CLOAK_MAILBOX_QUOTA",
+                file_settings.mailbox_quota,
+                10_000,
+            )?,
         })
     }
 }

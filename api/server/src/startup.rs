@@ -148,9 +148,10 @@ async fn token_signer(store: &dyn Store, clock: &dyn Clock) -> Result<TokenSigne
 }
 
 /// How often expired key packages and login challenges are deleted.
-const SWEEP_PERIOD: Duration = Duration::from_secs(600);
+const SWEEP_PERIOD: Duration = Duration::from_secs(300);
 
-/// Deletes expired rows in the background for as long as the store lives.
+/// Deletes expired key packages, challenges and mailbox entries (past the tenant's
+/// retention) in the background for as long as the store lives.
 fn spawn_sweeper(store: Arc<dyn Store>, clock: Arc<dyn Clock>) {
     let store = Arc::downgrade(&store);
     tokio::spawn(async move {
@@ -158,10 +159,19 @@ fn spawn_sweeper(store: Arc<dyn Store>, clock: Arc<dyn Clock>) {
         loop {
             tick.tick().await;
             let Some(store) = store.upgrade() else { return };
-            match store.purge_expired(clock.now_ms()).await {
+            let now = clock.now_ms();
+            match store.purge_expired(now).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rows = n, "expired key packages and challenges purged"),
                 Err(e) => tracing::warn!(error = %e, "purge of expired rows failed"),
+            }
+            match store
+                .purge_mailboxes(now, now - crate::services::delivery::DEDUP_WINDOW_MS)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(entries = n, "expired mailbox entries purged"),
+                Err(e) => tracing::warn!(error = %e, "purge of expired mailbox entries failed"),
             }
         }
     });

@@ -4,14 +4,18 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod conversations;
 pub mod devices;
 pub mod extract;
 pub mod health;
 pub mod key_packages;
+pub mod mailbox;
 pub mod meta;
 pub mod metrics;
 pub mod problem;
 pub mod users;
+pub mod ws;
+pub mod ws_session;
 
 use actix_web::App;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -34,6 +38,9 @@ use utoipa_actix_web::service_config::ServiceConfig;
         (name = "users", description = "End users, their tokens and contacts (tenant backend)"),
         (name = "devices", description = "Device registration, challenge login, approval and directory"),
         (name = "key-packages", description = "The MLS KeyPackage directory"),
+        (name = "conversations", description = "MLS groups: application messages and ordered commits"),
+        (name = "mailbox", description = "A device's queue of envelopes over REST"),
+        (name = "realtime", description = "The WebSocket"),
     )
 )]
 struct ApiDoc;
@@ -101,7 +108,15 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(devices::user_devices)
         .service(key_packages::upload_key_packages)
         .service(key_packages::key_package_stock)
-        .service(key_packages::claim_key_packages);
+        .service(key_packages::claim_key_packages)
+        .service(conversations::create_conversation)
+        .service(conversations::list_conversations)
+        .service(conversations::get_conversation)
+        .service(conversations::send_message)
+        .service(conversations::submit_commit)
+        .service(mailbox::fetch_mailbox)
+        .service(mailbox::ack_mailbox)
+        .service(ws::websocket);
 }
 
 /// The OpenAPI document generated from the routes.

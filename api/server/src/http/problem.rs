@@ -16,6 +16,7 @@ pub struct ApiError {
     title: &'static str,
     detail: Option<String>,
     errors: Vec<FieldError>,
+    current_epoch: Option<u64>,
 }
 
 impl ApiError {
@@ -27,6 +28,7 @@ impl ApiError {
             title,
             detail: None,
             errors: Vec::new(),
+            current_epoch: None,
         }
     }
 
@@ -89,6 +91,7 @@ impl ApiError {
             self.detail.clone(),
         );
         p.errors = self.errors.clone();
+        p.current_epoch = self.current_epoch;
         p
     }
 }
@@ -167,6 +170,14 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Invalid { code, detail } => {
                 Self::new(StatusCode::BAD_REQUEST, code, "Invalid request").with_detail(detail)
+            }
+            ServiceError::StaleEpoch(epoch) => {
+                let mut err = Self::new(StatusCode::CONFLICT, "stale_epoch", "Stale epoch")
+                    .with_detail(format!(
+                        "the conversation is at epoch {epoch}; process pending commits and retry"
+                    ));
+                err.current_epoch = u64::try_from(epoch).ok();
+                err
             }
             ServiceError::Store(e) => e.into(),
         }

@@ -46,6 +46,9 @@ pub enum ServiceError {
         /// Human-readable explanation.
         detail: String,
     },
+    /// A send or commit was made for an epoch the conversation is no longer at.
+    #[error("stale epoch; current is {0}")]
+    StaleEpoch(i64),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -2,6 +2,7 @@
 //! parameters, so they are deterministic under test and know nothing of HTTP.
 
 pub mod api_keys;
+pub mod delivery;
 pub mod devices;
 pub mod error;
 pub mod ids;

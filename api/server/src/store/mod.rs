@@ -5,11 +5,13 @@
 //! Times are Unix milliseconds (`i64`) in both backends so comparisons behave identically.
 //! Both implementations run the same conformance suite (`tests/api/store_conformance.rs`).
 
+mod delivery;
 mod error;
 mod identity;
 pub mod postgres;
 mod records;
 mod sql;
+mod sql_delivery;
 mod sql_devices;
 mod sql_key_packages;
 mod sql_users;
@@ -21,6 +23,10 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
+pub use delivery::{
+    CommitChanges, ConversationRecord, DeliveryStore, MailboxEntry, Member, NewSend, SendOutcome,
+    StoredSend,
+};
 pub use error::StoreError;
 pub use identity::{
     Approval, ClaimedPackage, DeviceAuthRecord, DeviceRecord, DeviceStore, KeyPackageStore,
@@ -90,6 +96,7 @@ pub trait Store:
     + DeviceStore
     + KeyPackageStore
     + TokenKeyStore
+    + DeliveryStore
     + Send
     + Sync
     + 'static

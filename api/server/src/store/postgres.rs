@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::sql::{Backend, api_key_from_row, impl_tenant_and_key_stores};
+use super::sql_delivery::impl_delivery_store;
 use super::sql_devices::{device_from_row, impl_device_store};
 use super::sql_key_packages::{CLAIM_ONE_TIME_POSTGRES, impl_key_package_store};
 use super::sql_users::{impl_user_stores, user_from_row};
@@ -34,6 +35,15 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// Begins a transaction that will write. PostgreSQL locks rows as statements need them; a plain `BEGIN` is right.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.pool.begin().await
+    }
+}
+
 impl Backend for PgStore {
     type Db = sqlx::Postgres;
 }
@@ -41,6 +51,7 @@ impl Backend for PgStore {
 impl_tenant_and_key_stores!(PgStore);
 impl_user_stores!(PgStore);
 impl_device_store!(PgStore);
+impl_delivery_store!(PgStore);
 impl_key_package_store!(PgStore, CLAIM_ONE_TIME_POSTGRES);
 
 #[async_trait]

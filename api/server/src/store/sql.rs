@@ -36,7 +36,7 @@ macro_rules! impl_tenant_and_key_stores {
                 tenant: &$crate::store::NewTenant,
                 first_key: &$crate::store::NewApiKey,
             ) -> Result<(), $crate::store::StoreError> {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
                     .bind(tenant.id)
                     .bind(&tenant.name)
@@ -146,7 +146,7 @@ macro_rules! impl_tenant_and_key_stores {
             ) -> Result<$crate::store::RevokeOutcome, $crate::store::StoreError> {
                 use sqlx::Row as _;
                 use $crate::store::RevokeOutcome;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 // Writing the tenant row first locks it (a row lock in PostgreSQL, the write
                 // lock in SQLite), so concurrent revocations of one tenant's keys serialise and
                 // cannot together revoke its last active key.

@@ -44,7 +44,7 @@ macro_rules! impl_device_store {
             ) -> Result<$crate::store::RegisterOutcome, $crate::store::StoreError> {
                 use $crate::store::RegisterOutcome;
                 use sqlx::Row as _;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 // Locks the user row: two devices registering at once cannot both be "first".
                 let locked = sqlx::query("UPDATE users SET devices_changed_at = $3 WHERE tenant_id = $1 AND id = $2")
                     .bind(device.tenant_id)
@@ -216,7 +216,7 @@ macro_rules! impl_device_store {
                 now_ms: i64,
             ) -> Result<Option<$crate::store::DeviceRecord>, $crate::store::StoreError> {
                 use sqlx::Row as _;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let sql = sqlx::AssertSqlSafe(format!(
                     "UPDATE devices SET status = 'revoked', revoked_at = COALESCE(revoked_at, $3) \
                      WHERE tenant_id = $1 AND id = $2 RETURNING {}",

@@ -28,7 +28,7 @@ macro_rules! impl_key_package_store {
                 const INSERT: &str = "INSERT INTO key_packages \
                      (device_id, hash_ref, tenant_id, data, last_resort, expires_at, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (device_id, hash_ref) DO NOTHING";
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 for (i, kp) in one_time.iter().enumerate() {
                     sqlx::query(INSERT)
                         .bind(device_id)

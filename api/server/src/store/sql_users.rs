@@ -117,7 +117,7 @@ macro_rules! impl_user_stores {
                 now_ms: i64,
             ) -> Result<bool, $crate::store::StoreError> {
                 use sqlx::Row as _;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let found: i64 = sqlx::query("SELECT COUNT(*) AS n FROM users WHERE tenant_id = $1 AND (id = $2 OR id = $3)")
                     .bind(tenant_id)
                     .bind(a)

@@ -9,6 +9,7 @@ use sqlx::sqlite::{
 };
 
 use super::sql::{Backend, api_key_from_row, impl_tenant_and_key_stores};
+use super::sql_delivery::impl_delivery_store;
 use super::sql_devices::{device_from_row, impl_device_store};
 use super::sql_key_packages::{CLAIM_ONE_TIME_SQLITE, impl_key_package_store};
 use super::sql_users::{impl_user_stores, user_from_row};
@@ -51,6 +52,15 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Begins a transaction that will write. `BEGIN IMMEDIATE` takes the write lock up front: a deferred transaction that reads and then writes fails with SQLITE_BUSY when another writer got in between, whatever the busy timeout.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
 impl Backend for SqliteStore {
     type Db = sqlx::Sqlite;
 }
@@ -58,6 +68,7 @@ impl Backend for SqliteStore {
 impl_tenant_and_key_stores!(SqliteStore);
 impl_user_stores!(SqliteStore);
 impl_device_store!(SqliteStore);
+impl_delivery_store!(SqliteStore);
 impl_key_package_store!(SqliteStore, CLAIM_ONE_TIME_SQLITE);
 
 #[async_trait]

@@ -3,12 +3,14 @@
 //! with Redis (servers started by `scripts/test`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod delivery_helpers;
 mod helpers;
 mod identity_conformance;
 mod identity_helpers;
 
 mod api_keys;
 mod broker_conformance;
+mod delivery;
 mod devices;
 mod errors;
 mod health;

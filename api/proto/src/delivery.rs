@@ -1,0 +1,269 @@
+//! Delivery: conversations (MLS groups), sends, commits, mailboxes and WebSocket frames.
+//! Every `body` is opaque ciphertext (an MLS message); the server never sees plaintext.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+use validator::Validate;
+
+/// Largest accepted envelope body, in bytes.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Request body of `POST /v1/conversations`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConversationRequest {
+    /// The conversation's id: the MLS group id the creating device chose (a UUID).
+    pub conversation_id: Uuid,
+}
+
+/// A conversation as the server knows it: its epoch and member devices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Conversation {
+    /// Id (the MLS group id).
+    pub id: Uuid,
+    /// The MLS epoch the server has ordered up to.
+    pub epoch: u64,
+    /// Member devices.
+    pub members: Vec<ConversationMember>,
+}
+
+/// One member device of a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ConversationMember {
+    /// The device.
+    pub device_id: Uuid,
+    /// Its user.
+    pub user_id: Uuid,
+}
+
+/// The conversations a device belongs to.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConversationList {
+    /// Conversations.
+    pub items: Vec<Conversation>,
+}
+
+/// Request body of `POST /v1/conversations/{id}/messages`: one MLS application message,
+/// fanned out to every other member device.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessageRequest {
+    /// The sender's id for this message; a retry with the same id is not stored twice.
+    pub client_msg_id: Uuid,
+    /// The epoch the message was encrypted in; must be the conversation's current epoch.
+    pub epoch: u64,
+    /// The MLS message (base64).
+    #[serde(with = "crate::bytes")]
+    #[schema(value_type = String, format = Byte)]
+    #[validate(length(min = 1, max = 262144))]
+    pub body: Vec<u8>,
+}
+
+/// Request body of `POST /v1/conversations/{id}/commits`: an MLS commit, accepted only if
+/// the conversation is still at `epoch` (compare-and-swap), with the Welcome for added
+/// devices. The member list changes only through accepted commits.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct CommitRequest {
+    /// The sender's id for this commit; a retry with the same id is not applied twice.
+    pub client_msg_id: Uuid,
+    /// The epoch the commit was created in.
+    pub epoch: u64,
+    /// The MLS commit (base64).
+    #[serde(with = "crate::bytes")]
+    #[schema(value_type = String, format = Byte)]
+    #[validate(length(min = 1, max = 262144))]
+    pub commit: Vec<u8>,
+    /// The MLS Welcome for the added devices (base64); required when `add` is not empty.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::bytes::option"
+    )]
+    #[schema(value_type = Option<String>, format = Byte)]
+    pub welcome: Option<Vec<u8>>,
+    /// Devices the commit adds.
+    #[serde(default)]
+    #[validate(length(max = 1000))]
+    pub add: Vec<Uuid>,
+    /// Devices the commit removes.
+    #[serde(default)]
+    #[validate(length(max = 1000))]
+    pub remove: Vec<Uuid>,
+}
+
+/// The server's answer to an accepted send or commit. Written durably before it is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SendReceipt {
+    /// The sender's id for the message.
+    pub client_msg_id: Uuid,
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The conversation's epoch after this send (a commit advances it by one).
+    pub epoch: u64,
+    /// How many mailboxes received it.
+    pub recipients: u32,
+    /// When the server accepted it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub sent_at: OffsetDateTime,
+    /// True when this answers a retry of an already accepted send.
+    pub duplicate: bool,
+}
+
+/// What a mailbox entry carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvelopeKind {
+    /// An MLS application message.
+    Application,
+    /// An MLS commit.
+    Commit,
+    /// An MLS Welcome for this device.
+    Welcome,
+}
+
+impl EnvelopeKind {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Application => "application",
+            Self::Commit => "commit",
+            Self::Welcome => "welcome",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "application" => Some(Self::Application),
+            "commit" => Some(Self::Commit),
+            "welcome" => Some(Self::Welcome),
+            _ => None,
+        }
+    }
+}
+
+/// One entry of a device's mailbox, in sequence order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Envelope {
+    /// Per-device sequence number (strictly increasing).
+    pub seq: u64,
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The sending device.
+    pub sender_device_id: Uuid,
+    /// What it is.
+    pub kind: EnvelopeKind,
+    /// The epoch it belongs to (for a commit or Welcome, the epoch it creates).
+    pub epoch: u64,
+    /// The MLS message (base64).
+    #[serde(with = "crate::bytes")]
+    #[schema(value_type = String, format = Byte)]
+    pub body: Vec<u8>,
+    /// When the server accepted it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub sent_at: OffsetDateTime,
+}
+
+/// Query of `GET /v1/mailbox`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams, Validate)]
+#[into_params(parameter_in = Query)]
+pub struct MailboxQuery {
+    /// Return entries with a sequence number above this (default 0).
+    #[serde(default)]
+    pub after: u64,
+    /// At most this many (1 to 500, default 100).
+    #[validate(range(min = 1, max = 500))]
+    pub limit: Option<u32>,
+}
+
+/// Response of `GET /v1/mailbox`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MailboxPage {
+    /// Entries in sequence order.
+    pub items: Vec<Envelope>,
+    /// Whether more entries follow the last one.
+    pub more: bool,
+}
+
+/// Request body of `POST /v1/mailbox/ack`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    /// Deletes every entry with a sequence number up to and including this.
+    pub up_to: u64,
+}
+
+/// Response of `POST /v1/mailbox/ack`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AckReceipt {
+    /// Entries deleted.
+    pub deleted: u64,
+}
+
+/// A frame a client sends over `GET /v1/ws` (JSON text frames).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// First frame when the token was not sent in the `Authorization` header.
+    Auth {
+        /// The device token.
+        token: String,
+    },
+    /// Start (or restart) delivery after this sequence number (the last acknowledged one).
+    Resume {
+        /// Last sequence number the device has stored.
+        after: u64,
+    },
+    /// Acknowledge and delete entries up to and including `up_to`.
+    Ack {
+        /// Sequence number.
+        up_to: u64,
+    },
+    /// Send an application message (answered by a `sent` or `error` frame).
+    Send {
+        /// The conversation.
+        conversation_id: Uuid,
+        /// The message.
+        #[serde(flatten)]
+        message: SendMessageRequest,
+    },
+}
+
+/// A frame the server sends over `GET /v1/ws`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// Authenticated; delivery starts after a `resume` frame.
+    Ready {
+        /// The device.
+        device_id: Uuid,
+    },
+    /// A mailbox entry.
+    Envelope(Envelope),
+    /// A send over the socket was accepted.
+    Sent(SendReceipt),
+    /// An `ack` was applied: entries up to `up_to` are deleted.
+    Acked {
+        /// The acknowledged sequence number.
+        up_to: u64,
+        /// Entries deleted.
+        deleted: u64,
+    },
+    /// A request failed; `code` is the problem code the REST API would return.
+    Error {
+        /// Stable code.
+        code: String,
+        /// Human-readable detail.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+        /// The `client_msg_id` of the failed send, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<Uuid>,
+        /// For rate limits: milliseconds to wait before retrying.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+}

@@ -1,0 +1,207 @@
+//! `/v1/conversations`: MLS groups, application messages and commits.
+
+use actix_web::{HttpResponse, get, post, web};
+use cloak_proto::Problem;
+use cloak_proto::delivery::{
+    CommitRequest, Conversation, ConversationList, ConversationMember, CreateConversationRequest,
+    SendMessageRequest, SendReceipt,
+};
+use uuid::Uuid;
+
+use super::auth::DeviceAuth;
+use super::extract::ValidatedJson;
+use super::problem::ApiError;
+use crate::clock::to_datetime;
+use crate::services::delivery;
+use crate::state::AppState;
+use crate::store::{ConversationRecord, StoredSend};
+
+/// The wire form of a conversation.
+pub fn conversation_view(c: &ConversationRecord) -> Conversation {
+    Conversation {
+        id: c.id,
+        epoch: u64::try_from(c.epoch).unwrap_or(0),
+        members: c
+            .members
+            .iter()
+            .map(|m| ConversationMember {
+                device_id: m.device_id,
+                user_id: m.user_id,
+            })
+            .collect(),
+    }
+}
+
+/// The wire form of a stored send.
+pub fn receipt(client_msg_id: Uuid, conversation_id: Uuid, s: &StoredSend) -> SendReceipt {
+    SendReceipt {
+        client_msg_id,
+        conversation_id,
+        epoch: u64::try_from(s.epoch).unwrap_or(0),
+        recipients: u32::try_from(s.recipients.len()).unwrap_or(u32::MAX),
+        sent_at: to_datetime(s.sent_at_ms),
+        duplicate: s.duplicate,
+    }
+}
+
+/// Creates a conversation (an MLS group at epoch 0) with the calling device as its only
+/// member; others join through commits.
+#[utoipa::path(
+    tag = "conversations",
+    security(("device_token" = [])),
+    request_body = CreateConversationRequest,
+    responses(
+        (status = 201, description = "Created", body = Conversation),
+        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`conversation_exists`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/conversations")]
+pub async fn create_conversation(
+    auth: DeviceAuth,
+    state: web::Data<AppState>,
+    body: ValidatedJson<CreateConversationRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let c = delivery::create(
+        state.store.as_ref(),
+        &auth.0,
+        body.0.conversation_id,
+        state.clock.now_ms(),
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(conversation_view(&c)))
+}
+
+/// The calling device's conversations.
+#[utoipa::path(
+    tag = "conversations",
+    security(("device_token" = [])),
+    responses(
+        (status = 200, description = "Conversations", body = ConversationList),
+        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/conversations")]
+pub async fn list_conversations(
+    auth: DeviceAuth,
+    state: web::Data<AppState>,
+) -> Result<web::Json<ConversationList>, ApiError> {
+    let list = delivery::list(state.store.as_ref(), &auth.0).await?;
+    Ok(web::Json(ConversationList {
+        items: list.iter().map(conversation_view).collect(),
+    }))
+}
+
+/// A conversation the calling device is a member of: its epoch and members.
+#[utoipa::path(
+    tag = "conversations",
+    security(("device_token" = [])),
+    params(("id" = Uuid, Path, description = "Conversation id")),
+    responses(
+        (status = 200, description = "The conversation", body = Conversation),
+        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such conversation with this device as a member", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/conversations/{id}")]
+pub async fn get_conversation(
+    auth: DeviceAuth,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<Conversation>, ApiError> {
+    let c = delivery::get(state.store.as_ref(), &auth.0, *id).await?;
+    Ok(web::Json(conversation_view(&c)))
+}
+
+/// Sends an MLS application message to every other member device. It is stored in every
+/// recipient's mailbox before this answers; a retry with the same `client_msg_id` answers
+/// `duplicate: true` and stores nothing.
+#[utoipa::path(
+    tag = "conversations",
+    security(("device_token" = [])),
+    params(("id" = Uuid, Path, description = "Conversation id")),
+    request_body = SendMessageRequest,
+    responses(
+        (status = 201, description = "Stored for every recipient", body = SendReceipt),
+        (status = 200, description = "A retry of an accepted send", body = SendReceipt),
+        (status = 400, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such conversation with this device as a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`stale_epoch` (with `current_epoch`) or `mailbox_full`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/conversations/{id}/messages")]
+pub async fn send_message(
+    auth: DeviceAuth,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: ValidatedJson<SendMessageRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let s = &state;
+    let stored = delivery::send(
+        s.store.as_ref(),
+        s.broker.as_ref(),
+        &auth.0,
+        *id,
+        &body.0,
+        s.clock.now_ms(),
+        s.settings.mailbox_quota,
+    )
+    .await?;
+    let r = receipt(body.0.client_msg_id, *id, &stored);
+    Ok(if r.duplicate {
+        HttpResponse::Ok().json(r)
+    } else {
+        HttpResponse::Created().json(r)
+    })
+}
+
+/// Submits an MLS commit created at `epoch`. Accepted only if the conversation is still at
+/// that epoch; otherwise 409 `stale_epoch` with `current_epoch`, and the client processes
+/// the commits it has not seen, discards its own and retries. An accepted commit advances
+/// the epoch, changes the member list, and is stored with its Welcome atomically, in
+/// order with application messages.
+#[utoipa::path(
+    tag = "conversations",
+    security(("device_token" = [])),
+    params(("id" = Uuid, Path, description = "Conversation id")),
+    request_body = CommitRequest,
+    responses(
+        (status = 201, description = "Accepted; `epoch` is the new epoch", body = SendReceipt),
+        (status = 200, description = "A retry of an accepted commit", body = SendReceipt),
+        (status = 400, description = "Invalid body or `welcome_mismatch`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such conversation, or a device to add is not an approved device of the sender's user or a contact", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`stale_epoch`, `membership_conflict` or `mailbox_full`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/conversations/{id}/commits")]
+pub async fn submit_commit(
+    auth: DeviceAuth,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+    body: ValidatedJson<CommitRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let s = &state;
+    let stored = delivery::commit(
+        s.store.as_ref(),
+        s.broker.as_ref(),
+        &auth.0,
+        *id,
+        &body.0,
+        s.clock.now_ms(),
+        s.settings.mailbox_quota,
+    )
+    .await?;
+    let r = receipt(body.0.client_msg_id, *id, &stored);
+    Ok(if r.duplicate {
+        HttpResponse::Ok().json(r)
+    } else {
+        HttpResponse::Created().json(r)
+    })
+}

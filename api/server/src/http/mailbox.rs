@@ -1,0 +1,89 @@
+//! `/v1/mailbox`: a device fetches and acknowledges its queued envelopes over REST (the
+//! same operations the WebSocket offers, for clients that cannot hold a socket).
+
+use actix_web::{get, post, web};
+use cloak_proto::Problem;
+use cloak_proto::delivery::{AckReceipt, AckRequest, Envelope, MailboxPage, MailboxQuery};
+use validator::Validate;
+
+use super::auth::DeviceAuth;
+use super::extract::ValidatedJson;
+use super::problem::ApiError;
+use crate::clock::to_datetime;
+use crate::services::delivery;
+use crate::state::AppState;
+use crate::store::MailboxEntry;
+
+/// Default page size.
+pub const DEFAULT_LIMIT: u32 = 100;
+
+/// The wire form of a mailbox entry.
+pub fn envelope(e: MailboxEntry) -> Envelope {
+    Envelope {
+        seq: u64::try_from(e.seq).unwrap_or(0),
+        conversation_id: e.conversation_id,
+        sender_device_id: e.sender_device_id,
+        kind: e.kind,
+        epoch: u64::try_from(e.epoch).unwrap_or(0),
+        body: e.body,
+        sent_at: to_datetime(e.sent_at_ms),
+    }
+}
+
+/// Entries after `after`, in sequence order.
+#[utoipa::path(
+    tag = "mailbox",
+    security(("device_token" = [])),
+    params(MailboxQuery),
+    responses(
+        (status = 200, description = "A page of entries", body = MailboxPage),
+        (status = 400, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`device_pending`: pending devices cannot read", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/mailbox")]
+pub async fn fetch_mailbox(
+    auth: DeviceAuth,
+    state: web::Data<AppState>,
+    query: web::Query<MailboxQuery>,
+) -> Result<web::Json<MailboxPage>, ApiError> {
+    query.validate().map_err(|e| ApiError::validation(&e))?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    // One extra row tells whether more follow.
+    let mut entries = delivery::fetch(
+        state.store.as_ref(),
+        &auth.0,
+        query.after,
+        limit + 1,
+        state.clock.now_ms(),
+    )
+    .await?;
+    let more = entries.len() > limit as usize;
+    entries.truncate(limit as usize);
+    Ok(web::Json(MailboxPage {
+        items: entries.into_iter().map(envelope).collect(),
+        more,
+    }))
+}
+
+/// Acknowledges (deletes) entries up to and including `up_to`.
+#[utoipa::path(
+    tag = "mailbox",
+    security(("device_token" = [])),
+    request_body = AckRequest,
+    responses(
+        (status = 200, description = "Deleted", body = AckReceipt),
+        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/mailbox/ack")]
+pub async fn ack_mailbox(
+    auth: DeviceAuth,
+    state: web::Data<AppState>,
+    body: ValidatedJson<AckRequest>,
+) -> Result<web::Json<AckReceipt>, ApiError> {
+    let deleted = delivery::ack(state.store.as_ref(), &auth.0, body.0.up_to).await?;
+    Ok(web::Json(AckReceipt { deleted }))
+}

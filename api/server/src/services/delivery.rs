@@ -1,0 +1,239 @@
+//! Delivery: the server as MLS delivery service. It orders commits per conversation
+//! (compare-and-swap on the epoch), stores every message durably in each recipient
+//! device's mailbox before acknowledging the sender, and wakes the node holding each
+//! recipient's socket. Bodies are opaque ciphertext; nothing here reads them.
+
+use cloak_proto::delivery::{CommitRequest, SendMessageRequest};
+use cloak_proto::devices::DeviceStatus;
+use uuid::Uuid;
+
+use super::ServiceError;
+use super::devices::require_approved;
+use super::principals::DevicePrincipal;
+use crate::broker::Broker;
+use crate::store::{
+    CommitChanges, ConversationRecord, MailboxEntry, Member, NewSend, SendOutcome, Store,
+    StoredSend,
+};
+
+/// How long a client message id is remembered for deduplication.
+pub const DEDUP_WINDOW_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+/// The broker topic that wakes a device's socket.
+pub fn device_topic(device_id: Uuid) -> String {
+    format!("device:{device_id}")
+}
+
+fn conversation_not_found() -> ServiceError {
+    ServiceError::NotFound("conversation")
+}
+
+fn epoch_arg(epoch: u64) -> Result<i64, ServiceError> {
+    i64::try_from(epoch)
+        .map_err(|_| ServiceError::invalid("invalid_epoch", "epoch is out of range"))
+}
+
+fn member(device: &DevicePrincipal) -> Member {
+    Member {
+        device_id: device.device_id,
+        user_id: device.user_id,
+    }
+}
+
+/// Creates a conversation with the calling device as its only member, at epoch 0.
+pub async fn create(
+    store: &dyn Store,
+    device: &DevicePrincipal,
+    id: Uuid,
+    now_ms: i64,
+) -> Result<ConversationRecord, ServiceError> {
+    require_approved(device)?;
+    if !store
+        .create_conversation(device.tenant_id, id, member(device), now_ms)
+        .await?
+    {
+        return Err(ServiceError::conflict(
+            "conversation_exists",
+            "a conversation with this id already exists",
+        ));
+    }
+    get(store, device, id).await
+}
+
+/// A conversation the device is a member of.
+pub async fn get(
+    store: &dyn Store,
+    device: &DevicePrincipal,
+    id: Uuid,
+) -> Result<ConversationRecord, ServiceError> {
+    require_approved(device)?;
+    store
+        .get_conversation(device.tenant_id, id)
+        .await?
+        .filter(|c| c.members.iter().any(|m| m.device_id == device.device_id))
+        .ok_or_else(conversation_not_found)
+}
+
+/// The device's conversations.
+pub async fn list(
+    store: &dyn Store,
+    device: &DevicePrincipal,
+) -> Result<Vec<ConversationRecord>, ServiceError> {
+    require_approved(device)?;
+    Ok(store
+        .device_conversations(device.tenant_id, device.device_id)
+        .await?)
+}
+
+fn outcome(result: SendOutcome) -> Result<StoredSend, ServiceError> {
+    match result {
+        SendOutcome::Stored(s) => Ok(s),
+        SendOutcome::NoConversation | SendOutcome::NotMember => Err(conversation_not_found()),
+        SendOutcome::StaleEpoch(epoch) => {
+            metrics::counter!("delivery_commit_conflicts_total").increment(1);
+            Err(ServiceError::StaleEpoch(epoch))
+        }
+        SendOutcome::MailboxFull(device) => Err(ServiceError::conflict(
+            "mailbox_full",
+            format!(
+                "the mailbox of recipient device {device} is full; it must fetch and acknowledge first"
+            ),
+        )),
+        SendOutcome::BadMembership(device) => Err(ServiceError::conflict(
+            "membership_conflict",
+            format!("device {device} is already a member (add) or is not a member (remove)"),
+        )),
+    }
+}
+
+/// Wakes every recipient's socket, wherever it is connected. Best effort: the entries are
+/// already durable, and a device that misses a wake-up finds them when it next fetches.
+async fn wake(broker: &dyn Broker, recipients: &[Uuid]) {
+    for device in recipients {
+        if let Err(e) = broker.publish(&device_topic(*device), b"").await {
+            tracing::warn!(error = %e, "wake-up publish failed");
+        }
+    }
+}
+
+/// Stores an application message for every other member, then wakes them.
+pub async fn send(
+    store: &dyn Store,
+    broker: &dyn Broker,
+    device: &DevicePrincipal,
+    conversation_id: Uuid,
+    request: &SendMessageRequest,
+    now_ms: i64,
+    mailbox_quota: i64,
+) -> Result<StoredSend, ServiceError> {
+    require_approved(device)?;
+    let send = NewSend {
+        tenant_id: device.tenant_id,
+        conversation_id,
+        sender: member(device),
+        client_msg_id: request.client_msg_id,
+        epoch: epoch_arg(request.epoch)?,
+        body: request.body.clone(),
+        now_ms,
+        mailbox_quota,
+    };
+    let stored = outcome(store.store_application(&send).await?)?;
+    if !stored.duplicate {
+        metrics::counter!("delivery_envelopes_stored_total")
+            .increment(stored.recipients.len() as u64);
+        wake(broker, &stored.recipients).await;
+    }
+    Ok(stored)
+}
+
+/// Applies a commit (if the conversation is still at its epoch) with its Welcome.
+pub async fn commit(
+    store: &dyn Store,
+    broker: &dyn Broker,
+    device: &DevicePrincipal,
+    conversation_id: Uuid,
+    request: &CommitRequest,
+    now_ms: i64,
+    mailbox_quota: i64,
+) -> Result<StoredSend, ServiceError> {
+    require_approved(device)?;
+    if request.add.is_empty() != request.welcome.is_none() {
+        return Err(ServiceError::invalid(
+            "welcome_mismatch",
+            "a commit that adds devices carries a welcome, and only then",
+        ));
+    }
+    let mut add = Vec::with_capacity(request.add.len());
+    for id in &request.add {
+        let target = store
+            .get_device(device.tenant_id, *id)
+            .await?
+            .filter(|d| d.status == DeviceStatus::Approved)
+            .ok_or(ServiceError::NotFound("approved device"))?;
+        let related = target.user_id == device.user_id
+            || store
+                .are_contacts(device.tenant_id, device.user_id, target.user_id)
+                .await?;
+        if !related {
+            return Err(ServiceError::NotFound("approved device"));
+        }
+        add.push(Member {
+            device_id: target.id,
+            user_id: target.user_id,
+        });
+    }
+    let send = NewSend {
+        tenant_id: device.tenant_id,
+        conversation_id,
+        sender: member(device),
+        client_msg_id: request.client_msg_id,
+        epoch: epoch_arg(request.epoch)?,
+        body: request.commit.clone(),
+        now_ms,
+        mailbox_quota,
+    };
+    let changes = CommitChanges {
+        add,
+        remove: request.remove.clone(),
+        welcome: request.welcome.clone(),
+    };
+    let stored = outcome(store.store_commit(&send, &changes).await?)?;
+    if !stored.duplicate {
+        wake(broker, &stored.recipients).await;
+    }
+    Ok(stored)
+}
+
+/// Entries of the device's mailbox after `after`.
+pub async fn fetch(
+    store: &dyn Store,
+    device: &DevicePrincipal,
+    after: u64,
+    limit: u32,
+    now_ms: i64,
+) -> Result<Vec<MailboxEntry>, ServiceError> {
+    require_approved(device)?;
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    Ok(store
+        .fetch_mailbox(
+            device.tenant_id,
+            device.device_id,
+            after,
+            i64::from(limit),
+            now_ms,
+        )
+        .await?)
+}
+
+/// Deletes the device's entries up to and including `up_to`.
+pub async fn ack(
+    store: &dyn Store,
+    device: &DevicePrincipal,
+    up_to: u64,
+) -> Result<u64, ServiceError> {
+    require_approved(device)?;
+    let up_to = i64::try_from(up_to).unwrap_or(i64::MAX);
+    Ok(store
+        .ack_mailbox(device.tenant_id, device.device_id, up_to)
+        .await?)
+}

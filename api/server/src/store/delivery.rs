@@ -1,0 +1,140 @@
+//! Delivery aggregates: conversations, member devices, per-device mailboxes, sends.
+
+use async_trait::async_trait;
+use cloak_proto::delivery::EnvelopeKind;
+use uuid::Uuid;
+
+use super::StoreError;
+
+/// A member device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    pub device_id: Uuid,
+    pub user_id: Uuid,
+}
+
+/// A conversation and its members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationRecord {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub epoch: i64,
+    pub members: Vec<Member>,
+}
+
+/// An application message or commit to store durably, fanned out to every other member.
+#[derive(Debug, Clone)]
+pub struct NewSend {
+    pub tenant_id: Uuid,
+    pub conversation_id: Uuid,
+    pub sender: Member,
+    pub client_msg_id: Uuid,
+    /// The epoch the message was made in.
+    pub epoch: i64,
+    pub body: Vec<u8>,
+    pub now_ms: i64,
+    /// Most entries a mailbox may hold.
+    pub mailbox_quota: i64,
+}
+
+/// The membership change and Welcome of a commit.
+#[derive(Debug, Clone, Default)]
+pub struct CommitChanges {
+    pub add: Vec<Member>,
+    pub remove: Vec<Uuid>,
+    pub welcome: Option<Vec<u8>>,
+}
+
+/// What a stored send produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSend {
+    /// Devices whose mailboxes got an entry.
+    pub recipients: Vec<Uuid>,
+    /// The conversation's epoch afterwards.
+    pub epoch: i64,
+    pub sent_at_ms: i64,
+    /// This answers a retry: nothing new was stored.
+    pub duplicate: bool,
+}
+
+/// Outcome of a send or commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    Stored(StoredSend),
+    /// No such conversation in the tenant.
+    NoConversation,
+    /// The sender is not a member.
+    NotMember,
+    /// The conversation is at another epoch (the current one given).
+    StaleEpoch(i64),
+    /// A recipient's mailbox is full.
+    MailboxFull(Uuid),
+    /// A device to add is already a member, or one to remove is not.
+    BadMembership(Uuid),
+}
+
+/// One stored mailbox entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxEntry {
+    pub seq: i64,
+    pub conversation_id: Uuid,
+    pub sender_device_id: Uuid,
+    pub kind: EnvelopeKind,
+    pub epoch: i64,
+    pub body: Vec<u8>,
+    pub sent_at_ms: i64,
+}
+
+/// Conversations and mailboxes.
+#[async_trait]
+pub trait DeliveryStore: Send + Sync {
+    /// Creates a conversation at epoch 0 with the creator as its only member; false if the
+    /// id is taken.
+    async fn create_conversation(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        creator: Member,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+    async fn get_conversation(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<ConversationRecord>, StoreError>;
+    /// The conversations a device is a member of.
+    async fn device_conversations(
+        &self,
+        tenant_id: Uuid,
+        device_id: Uuid,
+    ) -> Result<Vec<ConversationRecord>, StoreError>;
+    /// Stores an application message for every other member, in one transaction, before
+    /// the caller acknowledges it; a repeated `client_msg_id` stores nothing.
+    async fn store_application(&self, send: &NewSend) -> Result<SendOutcome, StoreError>;
+    /// Applies a commit if the conversation is still at `send.epoch` (compare-and-swap):
+    /// advances the epoch, changes the members, stores the commit for every pre-commit
+    /// member but the sender and the Welcome for every added device, atomically.
+    async fn store_commit(
+        &self,
+        send: &NewSend,
+        changes: &CommitChanges,
+    ) -> Result<SendOutcome, StoreError>;
+    /// Unexpired entries after `after`, in order.
+    async fn fetch_mailbox(
+        &self,
+        tenant_id: Uuid,
+        device_id: Uuid,
+        after: i64,
+        limit: i64,
+        now_ms: i64,
+    ) -> Result<Vec<MailboxEntry>, StoreError>;
+    /// Deletes entries up to and including `up_to`; returns how many.
+    async fn ack_mailbox(
+        &self,
+        tenant_id: Uuid,
+        device_id: Uuid,
+        up_to: i64,
+    ) -> Result<u64, StoreError>;
+    /// Deletes expired entries and old send records; returns how many entries went.
+    async fn purge_mailboxes(&self, now_ms: i64, sends_before_ms: i64) -> Result<u64, StoreError>;
+}

@@ -1,0 +1,448 @@
+//! Conversations and mailboxes, written once for both backends (see `sql.rs`).
+//!
+//! A send is one transaction: check membership (and the epoch), record the client message
+//! id (a retry finds it and stores nothing), then for each recipient take the next
+//! sequence number of its mailbox and insert the entry. Recipients are locked in id order,
+//! so concurrent sends to overlapping groups cannot deadlock.
+
+/// Parses a stored envelope kind.
+pub(crate) fn parse_kind(
+    s: &str,
+) -> Result<cloak_proto::delivery::EnvelopeKind, crate::store::StoreError> {
+    cloak_proto::delivery::EnvelopeKind::parse(s)
+        .ok_or_else(|| crate::store::StoreError::Corrupt(format!("unknown envelope kind {s:?}")))
+}
+
+macro_rules! impl_delivery_store {
+    ($store:ty) => {
+        /// Members of a conversation, by device id.
+        async fn members_of<'c, E>(executor: E, conversation_id: uuid::Uuid) -> Result<Vec<$crate::store::Member>, $crate::store::StoreError>
+        where
+            E: sqlx::Executor<'c, Database = <$store as $crate::store::sql::Backend>::Db>,
+        {
+            use sqlx::Row as _;
+            let rows = sqlx::query("SELECT device_id, user_id FROM conversation_members WHERE conversation_id = $1 ORDER BY device_id")
+                .bind(conversation_id)
+                .fetch_all(executor)
+                .await?;
+            let mut members = Vec::with_capacity(rows.len());
+            for row in &rows {
+                members.push($crate::store::Member {
+                    device_id: row.try_get("device_id")?,
+                    user_id: row.try_get("user_id")?,
+                });
+            }
+            Ok(members)
+        }
+
+        /// A previous send with this client message id, as its stored answer.
+        async fn previous_send<'c, E>(
+            executor: E,
+            send: &$crate::store::NewSend,
+        ) -> Result<Option<$crate::store::StoredSend>, $crate::store::StoreError>
+        where
+            E: sqlx::Executor<'c, Database = <$store as $crate::store::sql::Backend>::Db>,
+        {
+            use sqlx::Row as _;
+            let row = sqlx::query(
+                "SELECT epoch, recipients, sent_at FROM sends WHERE sender_device_id = $1 AND client_msg_id = $2 AND tenant_id = $3",
+            )
+            .bind(send.sender.device_id)
+            .bind(send.client_msg_id)
+            .bind(send.tenant_id)
+            .fetch_optional(executor)
+            .await?;
+            Ok(match row {
+                None => None,
+                Some(row) => Some($crate::store::StoredSend {
+                    recipients: Vec::with_capacity(usize::try_from(row.try_get::<i64, _>("recipients")?).unwrap_or(0)),
+                    epoch: row.try_get("epoch")?,
+                    sent_at_ms: row.try_get("sent_at")?,
+                    duplicate: true,
+                }),
+            })
+        }
+
+        /// Appends one entry to each recipient's mailbox; `Err(device)` when one is full.
+        async fn append_entries(
+            tx: &mut sqlx::Transaction<'_, <$store as $crate::store::sql::Backend>::Db>,
+            send: &$crate::store::NewSend,
+            recipients: &[uuid::Uuid],
+            kind: cloak_proto::delivery::EnvelopeKind,
+            epoch: i64,
+            body: &[u8],
+            expires_at: i64,
+        ) -> Result<Result<(), uuid::Uuid>, $crate::store::StoreError> {
+            use sqlx::Row as _;
+            for &device in recipients {
+                let row = sqlx::query(
+                    "UPDATE devices SET mailbox_seq = mailbox_seq + 1, mailbox_depth = mailbox_depth + 1 \
+                     WHERE id = $1 AND tenant_id = $2 RETURNING mailbox_seq, mailbox_depth",
+                )
+                .bind(device)
+                .bind(send.tenant_id)
+                .fetch_one(&mut **tx)
+                .await?;
+                let seq: i64 = row.try_get("mailbox_seq")?;
+                let depth: i64 = row.try_get("mailbox_depth")?;
+                if depth > send.mailbox_quota {
+                    return Ok(Err(device));
+                }
+                sqlx::query(
+                    "INSERT INTO mailbox (device_id, seq, tenant_id, conversation_id, sender_device_id, kind, epoch, body, sent_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(device)
+                .bind(seq)
+                .bind(send.tenant_id)
+                .bind(send.conversation_id)
+                .bind(send.sender.device_id)
+                .bind(kind.as_str())
+                .bind(epoch)
+                .bind(body)
+                .bind(send.now_ms)
+                .bind(expires_at)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Ok(Ok(()))
+        }
+
+        /// Loads the conversation (epoch, tenant retention) and checks the sender; `Err` is
+        /// the outcome to return as is.
+        async fn open_send(
+            tx: &mut sqlx::Transaction<'_, <$store as $crate::store::sql::Backend>::Db>,
+            send: &$crate::store::NewSend,
+        ) -> Result<Result<(i64, i64, Vec<$crate::store::Member>), $crate::store::SendOutcome>, $crate::store::StoreError> {
+            use sqlx::Row as _;
+            use $crate::store::SendOutcome;
+            let row = sqlx::query(
+                "SELECT c.epoch, t.retention_ms FROM conversations c JOIN tenants t ON t.id = c.tenant_id \
+                 WHERE c.id = $1 AND c.tenant_id = $2",
+            )
+            .bind(send.conversation_id)
+            .bind(send.tenant_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+            let Some(row) = row else {
+                return Ok(Err(SendOutcome::NoConversation));
+            };
+            let epoch: i64 = row.try_get("epoch")?;
+            let retention: i64 = row.try_get("retention_ms")?;
+            let members = members_of(&mut **tx, send.conversation_id).await?;
+            if !members.iter().any(|m| m.device_id == send.sender.device_id) {
+                return Ok(Err(SendOutcome::NotMember));
+            }
+            Ok(Ok((epoch, retention, members)))
+        }
+
+        /// Records the send for idempotency.
+        async fn record_send(
+            tx: &mut sqlx::Transaction<'_, <$store as $crate::store::sql::Backend>::Db>,
+            send: &$crate::store::NewSend,
+            epoch: i64,
+            recipients: usize,
+        ) -> Result<(), $crate::store::StoreError> {
+            sqlx::query(
+                "INSERT INTO sends (sender_device_id, client_msg_id, tenant_id, conversation_id, epoch, recipients, sent_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(send.sender.device_id)
+            .bind(send.client_msg_id)
+            .bind(send.tenant_id)
+            .bind(send.conversation_id)
+            .bind(epoch)
+            .bind(i64::try_from(recipients).unwrap_or(i64::MAX))
+            .bind(send.now_ms)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::store::DeliveryStore for $store {
+            async fn create_conversation(
+                &self,
+                tenant_id: uuid::Uuid,
+                id: uuid::Uuid,
+                creator: $crate::store::Member,
+                now_ms: i64,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let mut tx = self.begin_write().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO conversations (id, tenant_id, epoch, created_at) VALUES ($1, $2, 0, $3) ON CONFLICT (id) DO NOTHING",
+                )
+                .bind(id)
+                .bind(tenant_id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+                if inserted.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO conversation_members (conversation_id, device_id, tenant_id, user_id, joined_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(id)
+                .bind(creator.device_id)
+                .bind(tenant_id)
+                .bind(creator.user_id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn get_conversation(
+                &self,
+                tenant_id: uuid::Uuid,
+                id: uuid::Uuid,
+            ) -> Result<Option<$crate::store::ConversationRecord>, $crate::store::StoreError> {
+                use sqlx::Row as _;
+                let row = sqlx::query("SELECT epoch FROM conversations WHERE id = $1 AND tenant_id = $2")
+                    .bind(id)
+                    .bind(tenant_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                let Some(row) = row else { return Ok(None) };
+                Ok(Some($crate::store::ConversationRecord {
+                    id,
+                    tenant_id,
+                    epoch: row.try_get("epoch")?,
+                    members: members_of(&self.pool, id).await?,
+                }))
+            }
+
+            async fn device_conversations(
+                &self,
+                tenant_id: uuid::Uuid,
+                device_id: uuid::Uuid,
+            ) -> Result<Vec<$crate::store::ConversationRecord>, $crate::store::StoreError> {
+                use sqlx::Row as _;
+                let rows = sqlx::query(
+                    "SELECT c.id, c.epoch FROM conversations c JOIN conversation_members m ON m.conversation_id = c.id \
+                     WHERE m.device_id = $1 AND c.tenant_id = $2 ORDER BY c.created_at, c.id",
+                )
+                .bind(device_id)
+                .bind(tenant_id)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let id: uuid::Uuid = row.try_get("id")?;
+                    out.push($crate::store::ConversationRecord {
+                        id,
+                        tenant_id,
+                        epoch: row.try_get("epoch")?,
+                        members: members_of(&self.pool, id).await?,
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn store_application(
+                &self,
+                send: &$crate::store::NewSend,
+            ) -> Result<$crate::store::SendOutcome, $crate::store::StoreError> {
+                use $crate::store::SendOutcome;
+                let mut tx = self.begin_write().await?;
+                if let Some(previous) = previous_send(&mut *tx, send).await? {
+                    return Ok(SendOutcome::Stored(previous));
+                }
+                let (epoch, retention, members) = match open_send(&mut tx, send).await? {
+                    Ok(v) => v,
+                    Err(outcome) => return Ok(outcome),
+                };
+                if epoch != send.epoch {
+                    return Ok(SendOutcome::StaleEpoch(epoch));
+                }
+                let recipients: Vec<uuid::Uuid> = members
+                    .iter()
+                    .map(|m| m.device_id)
+                    .filter(|d| *d != send.sender.device_id)
+                    .collect();
+                let expires = send.now_ms.saturating_add(retention);
+                let kind = cloak_proto::delivery::EnvelopeKind::Application;
+                if let Err(full) = append_entries(&mut tx, send, &recipients, kind, epoch, &send.body, expires).await? {
+                    return Ok(SendOutcome::MailboxFull(full));
+                }
+                record_send(&mut tx, send, epoch, recipients.len()).await?;
+                tx.commit().await?;
+                Ok(SendOutcome::Stored($crate::store::StoredSend {
+                    recipients,
+                    epoch,
+                    sent_at_ms: send.now_ms,
+                    duplicate: false,
+                }))
+            }
+
+            async fn store_commit(
+                &self,
+                send: &$crate::store::NewSend,
+                changes: &$crate::store::CommitChanges,
+            ) -> Result<$crate::store::SendOutcome, $crate::store::StoreError> {
+                use $crate::store::SendOutcome;
+                let mut tx = self.begin_write().await?;
+                if let Some(previous) = previous_send(&mut *tx, send).await? {
+                    return Ok(SendOutcome::Stored(previous));
+                }
+                // Compare-and-swap on (conversation, epoch); the row lock orders commits.
+                let swapped = sqlx::query("UPDATE conversations SET epoch = epoch + 1 WHERE id = $1 AND tenant_id = $2 AND epoch = $3")
+                    .bind(send.conversation_id)
+                    .bind(send.tenant_id)
+                    .bind(send.epoch)
+                    .execute(&mut *tx)
+                    .await?;
+                let (epoch, retention, members) = match open_send(&mut tx, send).await? {
+                    Ok(v) => v,
+                    Err(outcome) => return Ok(outcome),
+                };
+                if swapped.rows_affected() != 1 {
+                    return Ok(SendOutcome::StaleEpoch(epoch));
+                }
+                for added in &changes.add {
+                    if members.iter().any(|m| m.device_id == added.device_id) {
+                        return Ok(SendOutcome::BadMembership(added.device_id));
+                    }
+                }
+                for removed in &changes.remove {
+                    if !members.iter().any(|m| m.device_id == *removed) {
+                        return Ok(SendOutcome::BadMembership(*removed));
+                    }
+                }
+                let recipients: Vec<uuid::Uuid> = members
+                    .iter()
+                    .map(|m| m.device_id)
+                    .filter(|d| *d != send.sender.device_id)
+                    .collect();
+                let expires = send.now_ms.saturating_add(retention);
+                let commit = cloak_proto::delivery::EnvelopeKind::Commit;
+                if let Err(full) = append_entries(&mut tx, send, &recipients, commit, epoch, &send.body, expires).await? {
+                    return Ok(SendOutcome::MailboxFull(full));
+                }
+                for removed in &changes.remove {
+                    sqlx::query("DELETE FROM conversation_members WHERE conversation_id = $1 AND device_id = $2")
+                        .bind(send.conversation_id)
+                        .bind(removed)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let mut added: Vec<uuid::Uuid> = Vec::with_capacity(changes.add.len());
+                for member in &changes.add {
+                    sqlx::query(
+                        "INSERT INTO conversation_members (conversation_id, device_id, tenant_id, user_id, joined_at) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(send.conversation_id)
+                    .bind(member.device_id)
+                    .bind(send.tenant_id)
+                    .bind(member.user_id)
+                    .bind(send.now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                    added.push(member.device_id);
+                }
+                added.sort();
+                if let Some(welcome) = &changes.welcome {
+                    let kind = cloak_proto::delivery::EnvelopeKind::Welcome;
+                    if let Err(full) = append_entries(&mut tx, send, &added, kind, epoch, welcome, expires).await? {
+                        return Ok(SendOutcome::MailboxFull(full));
+                    }
+                }
+                let mut all = recipients;
+                all.extend(added);
+                record_send(&mut tx, send, epoch, all.len()).await?;
+                tx.commit().await?;
+                Ok(SendOutcome::Stored($crate::store::StoredSend {
+                    recipients: all,
+                    epoch,
+                    sent_at_ms: send.now_ms,
+                    duplicate: false,
+                }))
+            }
+
+            async fn fetch_mailbox(
+                &self,
+                tenant_id: uuid::Uuid,
+                device_id: uuid::Uuid,
+                after: i64,
+                limit: i64,
+                now_ms: i64,
+            ) -> Result<Vec<$crate::store::MailboxEntry>, $crate::store::StoreError> {
+                use sqlx::Row as _;
+                let rows = sqlx::query(
+                    "SELECT seq, conversation_id, sender_device_id, kind, epoch, body, sent_at FROM mailbox \
+                     WHERE device_id = $1 AND tenant_id = $2 AND seq > $3 AND expires_at > $4 ORDER BY seq LIMIT $5",
+                )
+                .bind(device_id)
+                .bind(tenant_id)
+                .bind(after)
+                .bind(now_ms)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let kind: String = row.try_get("kind")?;
+                    out.push($crate::store::MailboxEntry {
+                        seq: row.try_get("seq")?,
+                        conversation_id: row.try_get("conversation_id")?,
+                        sender_device_id: row.try_get("sender_device_id")?,
+                        kind: $crate::store::sql_delivery::parse_kind(&kind)?,
+                        epoch: row.try_get("epoch")?,
+                        body: row.try_get("body")?,
+                        sent_at_ms: row.try_get("sent_at")?,
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn ack_mailbox(&self, tenant_id: uuid::Uuid, device_id: uuid::Uuid, up_to: i64) -> Result<u64, $crate::store::StoreError> {
+                let mut tx = self.begin_write().await?;
+                let deleted = sqlx::query("DELETE FROM mailbox WHERE device_id = $1 AND tenant_id = $2 AND seq <= $3")
+                    .bind(device_id)
+                    .bind(tenant_id)
+                    .bind(up_to)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if deleted > 0 {
+                    sqlx::query("UPDATE devices SET mailbox_depth = mailbox_depth - $2 WHERE id = $1")
+                        .bind(device_id)
+                        .bind(i64::try_from(deleted).unwrap_or(i64::MAX))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(deleted)
+            }
+
+            async fn purge_mailboxes(&self, now_ms: i64, sends_before_ms: i64) -> Result<u64, $crate::store::StoreError> {
+                use sqlx::Row as _;
+                let mut tx = self.begin_write().await?;
+                let rows = sqlx::query("DELETE FROM mailbox WHERE expires_at <= $1 RETURNING device_id")
+                    .bind(now_ms)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let mut touched = std::collections::BTreeSet::new();
+                for row in &rows {
+                    touched.insert(row.try_get::<uuid::Uuid, _>("device_id")?);
+                }
+                for device in touched {
+                    sqlx::query("UPDATE devices SET mailbox_depth = (SELECT COUNT(*) FROM mailbox WHERE device_id = $1) WHERE id = $1")
+                        .bind(device)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query("DELETE FROM sends WHERE sent_at < $1")
+                    .bind(sends_before_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX))
+            }
+        }
+    };
+}
+
+pub(crate) use impl_delivery_store;
