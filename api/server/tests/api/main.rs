@@ -11,6 +11,7 @@ mod identity_helpers;
 mod api_keys;
 mod broker_conformance;
 mod delivery;
+mod delivery_conformance;
 mod devices;
 mod errors;
 mod health;

@@ -1,0 +1,338 @@
+//! Store conformance for conversations and mailboxes, on every backend.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use cloak_api::store::{
+    CommitChanges, Member, NewDevice, NewSend, NewTenant, NewUser, SendOutcome, Store,
+};
+use uuid::Uuid;
+
+use crate::backend_tests;
+use crate::helpers::{Backend, fresh_store};
+
+struct World {
+    store: Arc<dyn Store>,
+    tenant: Uuid,
+    devices: Vec<Member>,
+}
+
+async fn world(store: Arc<dyn Store>, devices: usize) -> World {
+    let tenant = Uuid::new_v4();
+    let key = cloak_api::services::api_keys::generate(tenant, "k", 1, &mut rand::rngs::OsRng);
+    store
+        .create_tenant(
+            &NewTenant {
+                id: tenant,
+                name: "T".into(),
+                created_at_ms: 1,
+            },
+            &key.record,
+        )
+        .await
+        .unwrap();
+    let mut members = Vec::new();
+    for i in 0..devices {
+        let user = Uuid::new_v4();
+        store
+            .create_user(&NewUser {
+                id: user,
+                tenant_id: tenant,
+                external_id: format!("u{i}"),
+                display_name: "U".into(),
+                trust_level: "new".into(),
+                created_at_ms: 1,
+            })
+            .await
+            .unwrap();
+        let device = Uuid::new_v4();
+        store
+            .register_device(&NewDevice {
+                id: device,
+                tenant_id: tenant,
+                user_id: user,
+                name: None,
+                identity_key: device.as_bytes().repeat(2),
+                created_at_ms: 1,
+            })
+            .await
+            .unwrap();
+        members.push(Member {
+            device_id: device,
+            user_id: user,
+        });
+    }
+    World {
+        store,
+        tenant,
+        devices: members,
+    }
+}
+
+fn send(w: &World, sender: usize, conversation: Uuid, epoch: i64, body: &[u8]) -> NewSend {
+    NewSend {
+        tenant_id: w.tenant,
+        conversation_id: conversation,
+        sender: w.devices[sender],
+        client_msg_id: Uuid::new_v4(),
+        epoch,
+        body: body.to_vec(),
+        now_ms: 100,
+        mailbox_quota: 1_000,
+    }
+}
+
+/// A conversation of all devices at epoch 1, created by device 0.
+async fn group(w: &World) -> Uuid {
+    let id = Uuid::new_v4();
+    assert!(
+        w.store
+            .create_conversation(w.tenant, id, w.devices[0], 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !w.store
+            .create_conversation(w.tenant, id, w.devices[0], 1)
+            .await
+            .unwrap(),
+        "ids are unique"
+    );
+    let changes = CommitChanges {
+        add: w.devices[1..].to_vec(),
+        remove: vec![],
+        welcome: Some(b"welcome".to_vec()),
+    };
+    match w
+        .store
+        .store_commit(&send(w, 0, id, 0, b"commit"), &changes)
+        .await
+        .unwrap()
+    {
+        SendOutcome::Stored(s) => assert_eq!(s.epoch, 1),
+        other => panic!("{other:?}"),
+    }
+    id
+}
+
+fn stored(outcome: SendOutcome) -> cloak_api::store::StoredSend {
+    match outcome {
+        SendOutcome::Stored(s) => s,
+        other => panic!("expected stored, got {other:?}"),
+    }
+}
+
+async fn concurrent_sends_give_each_mailbox_gapless_increasing_sequences(backend: Backend) {
+    let (store, _db) = fresh_store(backend).await;
+    let w = Arc::new(world(store, 4).await);
+    let conv = group(&w).await;
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let w = w.clone();
+            tokio::spawn(async move {
+                let s = send(&w, i % 3, conv, 1, format!("m{i}").as_bytes());
+                stored(w.store.store_application(&s).await.unwrap())
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let last = w.devices[3];
+    let entries = w
+        .store
+        .fetch_mailbox(w.tenant, last.device_id, 0, 1_000, 100)
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = entries.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=41).collect::<Vec<_>>(),
+        "welcome then 40 messages, no gaps"
+    );
+    let bodies: HashSet<Vec<u8>> = entries[1..].iter().map(|e| e.body.clone()).collect();
+    assert_eq!(bodies.len(), 40);
+    // Other tenants see nothing.
+    assert!(
+        w.store
+            .fetch_mailbox(Uuid::new_v4(), last.device_id, 0, 1_000, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn duplicates_quota_and_acks(backend: Backend) {
+    let (store, _db) = fresh_store(backend).await;
+    let w = world(store, 2).await;
+    let conv = group(&w).await;
+    let s = send(&w, 0, conv, 1, b"x");
+    assert!(!stored(w.store.store_application(&s).await.unwrap()).duplicate);
+    assert!(stored(w.store.store_application(&s).await.unwrap()).duplicate);
+    let receiver = w.devices[1].device_id;
+    assert_eq!(
+        w.store
+            .fetch_mailbox(w.tenant, receiver, 0, 100, 100)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // Quota: the receiver holds 2 entries; with a quota of 3, one more fits, then it is full.
+    let mut small = send(&w, 0, conv, 1, b"y");
+    small.mailbox_quota = 3;
+    stored(w.store.store_application(&small).await.unwrap());
+    let mut over = send(&w, 0, conv, 1, b"z");
+    over.mailbox_quota = 3;
+    assert_eq!(
+        w.store.store_application(&over).await.unwrap(),
+        SendOutcome::MailboxFull(receiver)
+    );
+    // A refused send stored nothing, not even for other recipients, and is not remembered.
+    assert_eq!(
+        w.store
+            .fetch_mailbox(w.tenant, receiver, 0, 100, 100)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(w.store.ack_mailbox(w.tenant, receiver, 2).await.unwrap(), 2);
+    assert_eq!(
+        w.store
+            .ack_mailbox(Uuid::new_v4(), receiver, 100)
+            .await
+            .unwrap(),
+        0,
+        "wrong tenant acks nothing"
+    );
+    assert!(
+        !stored(w.store.store_application(&over).await.unwrap()).duplicate,
+        "fits after the ack"
+    );
+}
+
+async fn commits_compare_and_swap_and_change_members(backend: Backend) {
+    let (store, _db) = fresh_store(backend).await;
+    let w = world(store, 3).await;
+    let conv = group(&w).await;
+    let remove = CommitChanges {
+        add: vec![],
+        remove: vec![w.devices[2].device_id],
+        welcome: None,
+    };
+    assert_eq!(
+        w.store
+            .store_commit(&send(&w, 1, conv, 0, b"late"), &remove)
+            .await
+            .unwrap(),
+        SendOutcome::StaleEpoch(1)
+    );
+    let s = stored(
+        w.store
+            .store_commit(&send(&w, 1, conv, 1, b"rm"), &remove)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        (s.epoch, s.recipients.len()),
+        (2, 2),
+        "the removed device receives its removal"
+    );
+    let c = w
+        .store
+        .get_conversation(w.tenant, conv)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.epoch, 2);
+    assert_eq!(c.members.len(), 2);
+    assert_eq!(
+        w.store
+            .store_application(&send(&w, 2, conv, 2, b"x"))
+            .await
+            .unwrap(),
+        SendOutcome::NotMember
+    );
+    assert_eq!(
+        w.store
+            .store_commit(&send(&w, 0, conv, 2, b"again"), &remove)
+            .await
+            .unwrap(),
+        SendOutcome::BadMembership(w.devices[2].device_id)
+    );
+    let c = w
+        .store
+        .get_conversation(w.tenant, conv)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.epoch, 2, "a refused commit does not advance the epoch");
+    assert!(
+        w.store
+            .get_conversation(Uuid::new_v4(), conv)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        w.store
+            .device_conversations(w.tenant, w.devices[0].device_id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        w.store
+            .device_conversations(w.tenant, w.devices[2].device_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn expired_entries_are_hidden_then_purged(backend: Backend) {
+    let (store, _db) = fresh_store(backend).await;
+    let w = world(store, 2).await;
+    let conv = group(&w).await;
+    stored(
+        w.store
+            .store_application(&send(&w, 0, conv, 1, b"x"))
+            .await
+            .unwrap(),
+    );
+    let receiver = w.devices[1].device_id;
+    let retention = 30 * 24 * 3600 * 1000_i64;
+    assert_eq!(
+        w.store
+            .fetch_mailbox(w.tenant, receiver, 0, 10, 100 + retention - 1)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        w.store
+            .fetch_mailbox(w.tenant, receiver, 0, 10, 100 + retention)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        w.store.purge_mailboxes(100 + retention, 0).await.unwrap(),
+        2
+    );
+    // The mailbox depth was reset, so a quota of 1 admits a new entry.
+    let mut s = send(&w, 0, conv, 1, b"y");
+    s.mailbox_quota = 1;
+    stored(w.store.store_application(&s).await.unwrap());
+}
+
+backend_tests!(
+    concurrent_sends_give_each_mailbox_gapless_increasing_sequences,
+    duplicates_quota_and_acks,
+    commits_compare_and_swap_and_change_members,
+    expired_entries_are_hidden_then_purged,
+);
