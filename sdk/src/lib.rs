@@ -1,10 +1,33 @@
 //! `cloak-sdk`: the Cloak client SDK.
 //!
-//! All encryption happens on the device; the server only relays ciphertext. This crate
-//! currently provides the HTTP plumbing shared by later layers: a [`ServerInfo`] probe and
-//! the typed [`Error`] that carries the server's RFC 9457 problem documents. Identity keys,
-//! MLS sessions and real-time delivery arrive with the identity, delivery and E2EE issues.
+//! All encryption happens on the device; the server only relays ciphertext.
+//!
+//! - Sans-IO core: the device's Ed25519 identity ([`DeviceIdentity`], [`identity`]), the
+//!   MLS signer, credential and KeyPackages ([`mls`]) and verification of a user's signed
+//!   device directory ([`verify_device_directory`]).
+//! - Thin I/O: [`DeviceClient`] registers the device, logs in by signing challenges, keeps
+//!   a device token fresh, approves and revokes devices and manages KeyPackages over HTTP.
+//!   Time comes from a [`Clock`].
+//!
+//! Errors are typed ([`Error`]) and carry the server's RFC 9457 problem documents.
 #![forbid(unsafe_code)]
+
+pub mod client;
+pub mod clock;
+pub mod directory;
+pub mod identity;
+pub mod ids;
+pub mod mls;
+
+pub use client::DeviceClient;
+pub use clock::{Clock, SystemClock};
+pub use directory::verify_device_directory;
+pub use identity::{DeviceIdentity, fingerprint, verify_approval, verify_login};
+pub use ids::DeviceIds;
+pub use mls::{
+    CIPHERSUITE, MlsSigner, decode_credential_identity, encode_credential_identity,
+    generate_key_packages,
+};
 
 use cloak_proto::Problem;
 use cloak_proto::health::Health;
@@ -12,15 +35,26 @@ use cloak_proto::health::Health;
 /// Errors returned by the SDK.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The server refused the request with a problem document.
+    /// The server refused the request with a problem document (boxed: it is large).
     #[error("server refused: {0}")]
-    Problem(Problem),
+    Problem(Box<Problem>),
     /// The server could not be reached or the connection failed.
     #[error("transport: {0}")]
     Transport(String),
     /// The server answered something that is not the documented shape.
     #[error("unexpected response: {0}")]
     Protocol(String),
+    /// A local cryptographic operation failed (e.g. building a KeyPackage).
+    #[error("crypto: {0}")]
+    Crypto(String),
+    /// Something received did not verify: a signature, a KeyPackage, the device directory
+    /// or an expected fingerprint. Treat the server's answer as untrusted.
+    #[error("verification failed: {0}")]
+    Verification(String),
+    /// The call does not fit the client's state (e.g. not registered yet, or approving a
+    /// device that is not pending).
+    #[error("invalid state: {0}")]
+    InvalidState(&'static str),
 }
 
 /// What the server says about itself.
@@ -43,7 +77,7 @@ pub async fn problem_from_response(resp: reqwest::Response) -> Error {
 /// Parses a problem document; anything else becomes [`Error::Protocol`].
 pub fn parse_problem(status: u16, body: &[u8]) -> Error {
     match serde_json::from_slice::<Problem>(body) {
-        Ok(p) => Error::Problem(p),
+        Ok(p) => Error::Problem(Box::new(p)),
         Err(_) => Error::Protocol(format!("status {status} without a problem document")),
     }
 }

@@ -147,6 +147,28 @@ impl ServerProcess {
         format!("{}{path}", self.base_url)
     }
 
+    /// How many `method route` requests the server has answered (any status), from the
+    /// `http_requests_total` counter on `/metrics`. `route` is the route pattern, e.g.
+    /// `/v1/auth/login`. Counted before the response is sent, so exact right after a call.
+    pub async fn request_count(&self, method: &str, route: &str) -> u64 {
+        let text = reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let (method, route) = (format!("method=\"{method}\""), format!("route=\"{route}\""));
+        text.lines()
+            .filter_map(|l| l.strip_prefix("http_requests_total{"))
+            .filter_map(|l| l.split_once('}'))
+            .filter(|(labels, _)| {
+                let labels: Vec<_> = labels.split(',').collect();
+                labels.contains(&method.as_str()) && labels.contains(&route.as_str())
+            })
+            .map(|(_, value)| value.trim().parse::<u64>().unwrap())
+            .sum()
+    }
+
     /// Every log line printed so far.
     pub fn logs(&mut self) -> Vec<String> {
         while let Ok(line) = self.logs.try_recv() {
@@ -202,4 +224,187 @@ pub fn create_tenant(cwd: &Path, env: &ServerEnv, name: &str) -> (String, String
         v["tenant_id"].as_str().unwrap().to_owned(),
         v["api_key"].as_str().unwrap().to_owned(),
     )
+}
+
+/// A server with a fresh tenant: the working directory, the process and the tenant's
+/// backend. Fields drop in order, so the process is killed before its directory goes.
+pub struct Stack {
+    pub server: ServerProcess,
+    pub tenant: Tenant,
+    pub dir: tempfile::TempDir,
+}
+
+impl Stack {
+    /// Starts a server on `env` in a new directory and creates the tenant `Acme`.
+    pub fn start(env: &ServerEnv) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let server = ServerProcess::start(dir.path(), env);
+        let (tenant_id, api_key) = create_tenant(dir.path(), env, "Acme");
+        let tenant = Tenant {
+            http: reqwest::Client::new(),
+            base_url: server.base_url.clone(),
+            tenant_id: uuid::Uuid::parse_str(&tenant_id).unwrap(),
+            api_key,
+        };
+        Self {
+            server,
+            tenant,
+            dir,
+        }
+    }
+}
+
+/// The tenant's backend: plain REST with the API key. Every helper asserts success.
+pub struct Tenant {
+    pub http: reqwest::Client,
+    pub base_url: String,
+    pub tenant_id: uuid::Uuid,
+    pub api_key: String,
+}
+
+impl Tenant {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// `POST /v1/users {external_id, display_name}` → the user.
+    pub async fn create_user(
+        &self,
+        external_id: &str,
+        display_name: &str,
+    ) -> cloak_proto::users::User {
+        let resp = self
+            .http
+            .post(self.url("/v1/users"))
+            .bearer_auth(&self.api_key)
+            .json(&serde_json::json!({
+                "external_id": external_id,
+                "display_name": display_name,
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            201,
+            "create user: {}",
+            resp.text().await.unwrap()
+        );
+        let user: cloak_proto::users::User = resp.json().await.unwrap();
+        assert_eq!(user.external_id, external_id);
+        assert_eq!(user.display_name, display_name);
+        user
+    }
+
+    /// `POST /v1/users/{id}/tokens` → a user token (`cu_…`) for the user's devices.
+    pub async fn user_token(&self, user_id: uuid::Uuid) -> cloak_proto::users::UserToken {
+        let resp = self
+            .http
+            .post(self.url(&format!("/v1/users/{user_id}/tokens")))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            201,
+            "user token: {}",
+            resp.text().await.unwrap()
+        );
+        let token: cloak_proto::users::UserToken = resp.json().await.unwrap();
+        assert!(token.token.starts_with("cu_"), "user tokens start with cu_");
+        token
+    }
+
+    /// `POST /v1/contacts {user_id, contact_user_id}`: makes two users contacts.
+    pub async fn add_contact(&self, user_id: uuid::Uuid, contact_user_id: uuid::Uuid) {
+        let resp = self
+            .http
+            .post(self.url("/v1/contacts"))
+            .bearer_auth(&self.api_key)
+            .json(&serde_json::json!({
+                "user_id": user_id,
+                "contact_user_id": contact_user_id,
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            204,
+            "add contact: {}",
+            resp.text().await.unwrap()
+        );
+    }
+
+    /// `DELETE /v1/devices/{id}` with the API key: the tenant revokes a device.
+    pub async fn revoke_device(&self, device_id: uuid::Uuid) {
+        let resp = self
+            .http
+            .delete(self.url(&format!("/v1/devices/{device_id}")))
+            .bearer_auth(&self.api_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            204,
+            "revoke device: {}",
+            resp.text().await.unwrap()
+        );
+    }
+}
+
+/// A clock for the SDK that starts at the wall clock's now and moves only when told.
+#[derive(Debug, Clone)]
+pub struct TestClock(std::sync::Arc<std::sync::atomic::AtomicI64>);
+
+impl TestClock {
+    /// Starts at the current wall-clock time.
+    pub fn now() -> Self {
+        Self(std::sync::Arc::new(std::sync::atomic::AtomicI64::new(
+            cloak_sdk::Clock::now_ms(&cloak_sdk::SystemClock),
+        )))
+    }
+
+    /// Sets the time (Unix ms).
+    pub fn set(&self, ms: i64) {
+        self.0.store(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Moves the time forward.
+    pub fn advance(&self, ms: i64) {
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl cloak_sdk::Clock for TestClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Runs `async fn name(env: ServerEnv)` scenarios as tests on both backends:
+/// `embedded::name` (SQLite, in-process broker) and `postgres::name` (PostgreSQL + Redis).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::ServerEnv::embedded()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let url = $crate::fresh_postgres_url().await;
+                    super::$name($crate::ServerEnv::production(&url)).await;
+                }
+            )*
+        }
+    };
 }
