@@ -88,6 +88,8 @@ macro_rules! impl_delivery_store {
                 if depth > send.mailbox_quota {
                     return Ok(Err(device));
                 }
+                // How many entries recipients have waiting when a new one arrives.
+                metrics::histogram!("mailbox_depth_entries").record(depth as f64);
                 sqlx::query(
                     "INSERT INTO mailbox (device_id, seq, tenant_id, conversation_id, sender_device_id, kind, epoch, body, sent_at, expires_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",

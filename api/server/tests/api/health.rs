@@ -53,6 +53,45 @@ async fn metrics_count_requests_by_route_and_status(backend: Backend) {
     );
 }
 
+async fn metrics_cover_delivery(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_user("alice").await;
+    let bob = app.create_user("bob").await;
+    app.make_contacts(alice, bob).await;
+    let (a, b) = (app.new_device(alice).await, app.new_device(bob).await);
+    let conv = app.conversation(&a, &[&b]).await;
+    assert_eq!(
+        app.send(&a, conv, 1, uuid::Uuid::new_v4(), b"x")
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        app.send(&a, conv, 0, uuid::Uuid::new_v4(), b"stale")
+            .await
+            .status(),
+        409
+    );
+    let _ws = app.socket(&app.address, &b, 0).await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "delivery_envelopes_stored_total",
+        "delivery_commit_conflicts_total",
+        "mailbox_depth_entries_bucket{le=\"10\"}",
+        "ws_connected_devices",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in:\n{text}");
+    }
+}
+
 async fn docs_ui_is_served_without_external_assets(backend: Backend) {
     let app = spawn_app(backend).await;
     let resp = app.client.get(app.url("/docs/")).send().await.unwrap();
@@ -93,4 +132,5 @@ backend_tests!(
     readyz_names_the_backends,
     metrics_count_requests_by_route_and_status,
     docs_ui_is_served_without_external_assets,
+    metrics_cover_delivery,
 );

@@ -1,0 +1,229 @@
+//! Delivery over real processes: two nodes sharing PostgreSQL and Redis, a node killed
+//! with SIGKILL after acknowledging sends, and a reader that never reads.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use cloak_e2e::{ServerEnv, ServerProcess, Stack, fresh_postgres_url};
+use cloak_sdk::{DeviceClient, DeviceIdentity, SystemClock};
+use futures_util::{SinkExt as _, StreamExt as _};
+use secrecy::ExposeSecret as _;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A logged-in device and its token.
+struct Dev {
+    client: DeviceClient,
+    id: Uuid,
+}
+
+impl Dev {
+    async fn token(&self) -> String {
+        self.client
+            .token()
+            .await
+            .unwrap()
+            .expose_secret()
+            .to_owned()
+    }
+}
+
+async fn device(stack: &Stack, user: Uuid) -> Dev {
+    let token = stack.tenant.user_token(user).await.token;
+    let mut client = DeviceClient::new(
+        reqwest::Client::new(),
+        stack.server.base_url.clone(),
+        DeviceIdentity::generate_os(),
+        SystemClock,
+    );
+    let d = client.register(&token, Some("e2e")).await.unwrap();
+    client.login().await.unwrap();
+    Dev { client, id: d.id }
+}
+
+/// alice and bob (contacts), one device each, in a conversation at epoch 1.
+async fn pair(stack: &Stack) -> (Dev, Dev, Uuid) {
+    let alice = stack.tenant.create_user("alice", "Alice").await;
+    let bob = stack.tenant.create_user("bob", "Bob").await;
+    stack.tenant.add_contact(alice.id, bob.id).await;
+    let a = device(stack, alice.id).await;
+    let b = device(stack, bob.id).await;
+    let conv = Uuid::new_v4();
+    let http = reqwest::Client::new();
+    let base = &stack.server.base_url;
+    let r = http
+        .post(format!("{base}/v1/conversations"))
+        .bearer_auth(a.token().await)
+        .json(&json!({"conversation_id": conv}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = http
+        .post(format!("{base}/v1/conversations/{conv}/commits"))
+        .bearer_auth(a.token().await)
+        .json(&json!({"client_msg_id": Uuid::new_v4(), "epoch": 0, "commit": "Y29tbWl0", "welcome": "d2VsY29tZQ==", "add": [b.id]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    (a, b, conv)
+}
+
+async fn send(base: &str, from: &Dev, conv: Uuid, body: &[u8]) -> reqwest::StatusCode {
+    reqwest::Client::new()
+        .post(format!("{base}/v1/conversations/{conv}/messages"))
+        .bearer_auth(from.token().await)
+        .json(&json!({"client_msg_id": Uuid::new_v4(), "epoch": 1, "body": STANDARD.encode(body)}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// The application messages in the device's mailbox, in order.
+async fn mailbox_bodies(base: &str, dev: &Dev) -> Vec<Vec<u8>> {
+    let page: Value = reqwest::Client::new()
+        .get(format!("{base}/v1/mailbox?limit=500"))
+        .bearer_auth(dev.token().await)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "application")
+        .map(|e| STANDARD.decode(e["body"].as_str().unwrap()).unwrap())
+        .collect()
+}
+
+async fn socket(base: &str, dev: &Dev, after: u64) -> Socket {
+    let url = format!("{}/v1/ws", base.replacen("http://", "ws://", 1));
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
+            .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", dev.token().await).parse().unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(next_frame(&mut ws).await["type"], "ready");
+    ws.send(Message::text(
+        json!({"type": "resume", "after": after}).to_string(),
+    ))
+    .await
+    .unwrap();
+    ws
+}
+
+async fn next_frame(ws: &mut Socket) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("no frame within 20 s")
+            .expect("socket closed")
+            .expect("socket error");
+        if let Message::Text(text) = msg {
+            return serde_json::from_str(text.as_str()).unwrap();
+        }
+    }
+}
+
+async fn next_envelope(ws: &mut Socket) -> Value {
+    loop {
+        let f = next_frame(ws).await;
+        if f["type"] == "envelope" {
+            return f;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_socket_on_one_process_receives_what_another_process_accepted() {
+    let env = ServerEnv::production(&fresh_postgres_url().await);
+    let stack = Stack::start(&env);
+    let node_b = ServerProcess::start(stack.dir.path(), &env);
+    let (a, b, conv) = pair(&stack).await;
+    let mut ws = socket(&node_b.base_url, &b, 1).await;
+    for i in 0..20u8 {
+        let started = Instant::now();
+        assert_eq!(send(&stack.server.base_url, &a, conv, &[i]).await, 201);
+        let e = next_envelope(&mut ws).await;
+        assert_eq!(
+            STANDARD.decode(e["body"].as_str().unwrap()).unwrap(),
+            vec![i]
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "cross-node delivery took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+async fn kill_9_after_acknowledged_sends_loses_nothing(env: ServerEnv) {
+    let mut stack = Stack::start(&env);
+    let (a, b, conv) = pair(&stack).await;
+    let base = stack.server.base_url.clone();
+    let sent: Vec<Vec<u8>> = (0..25u8)
+        .map(|i| format!("durable {i}").into_bytes())
+        .collect();
+    for body in &sent {
+        assert_eq!(send(&base, &a, conv, body).await, 201);
+    }
+    stack.server.kill_hard();
+    let restarted = ServerProcess::start(stack.dir.path(), &env);
+    assert_eq!(mailbox_bodies(&restarted.base_url, &b).await, sent);
+}
+
+#[tokio::test]
+async fn kill_9_loses_nothing_embedded() {
+    kill_9_after_acknowledged_sends_loses_nothing(ServerEnv::embedded()).await;
+}
+
+#[tokio::test]
+async fn kill_9_loses_nothing_production() {
+    kill_9_after_acknowledged_sends_loses_nothing(ServerEnv::production(
+        &fresh_postgres_url().await,
+    ))
+    .await;
+}
+
+/// A client that stops reading is cut off instead of buffered without bound; its entries
+/// wait in the mailbox and arrive in full on the next connection.
+#[tokio::test]
+async fn a_reader_that_never_reads_does_not_grow_server_memory() {
+    let stack = Stack::start(&ServerEnv::embedded());
+    let (a, b, conv) = pair(&stack).await;
+    let base = stack.server.base_url.clone();
+    let stalled = socket(&base, &b, 1).await; // never read from again
+    let before = stack.server.rss_kib();
+    let body = vec![7u8; 128 * 1024];
+    let count = 400usize; // ≈ 68 MB of frames offered to a reader that takes none
+    for _ in 0..count {
+        assert_eq!(send(&base, &a, conv, &body).await, 201);
+    }
+    let grown_mib = stack.server.rss_kib().saturating_sub(before) / 1024;
+    eprintln!(
+        "server RSS grew by {grown_mib} MiB while a stalled reader was offered {count} frames"
+    );
+    assert!(
+        grown_mib < 40,
+        "server RSS grew by {grown_mib} MiB for a stalled reader"
+    );
+    drop(stalled);
+    let mut ws = socket(&base, &b, 1).await;
+    for i in 0..count {
+        let e = next_envelope(&mut ws).await;
+        assert_eq!(e["seq"].as_u64(), Some(2 + i as u64), "in order, none lost");
+    }
+}
