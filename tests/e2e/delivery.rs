@@ -227,3 +227,37 @@ async fn a_reader_that_never_reads_does_not_grow_server_memory() {
         assert_eq!(e["seq"].as_u64(), Some(2 + i as u64), "in order, none lost");
     }
 }
+
+/// SIGTERM drains: open sockets are told "going away" (so clients reconnect elsewhere and
+/// resume) and the process exits cleanly.
+#[tokio::test]
+async fn sigterm_closes_sockets_with_going_away_and_exits_cleanly() {
+    let mut stack = Stack::start(&ServerEnv::embedded());
+    let (_, b, _) = pair(&stack).await;
+    let mut ws = socket(&stack.server.base_url, &b, 0).await;
+    assert_eq!(next_envelope(&mut ws).await["kind"], "welcome");
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || {
+        let status = stack.server.terminate();
+        (status, stack)
+    });
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("no close frame")
+        {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    let frame = close.expect("a close frame with a code");
+    assert_eq!(u16::from(frame.code), 1001, "going away");
+    let (status, _stack) = status.await.unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "drain took {:?}",
+        started.elapsed()
+    );
+}

@@ -39,6 +39,7 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
@@ -64,6 +65,7 @@ impl Application {
         let listener = TcpListener::bind(settings.bind)?;
         let port = listener.local_addr()?.port();
         let settings = Arc::new(settings);
+        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         let state = web::Data::new(AppState {
             store,
             broker,
@@ -72,6 +74,7 @@ impl Application {
             settings: settings.clone(),
             metrics: http::metrics::recorder(),
             openapi_json: Arc::new(http::openapi_json()),
+            shutdown: shutdown_rx,
         });
 
         let app_state = state.clone();
@@ -96,6 +99,8 @@ impl Application {
                 .wrap(from_fn(http::metrics::observe))
         })
         .listen(listener)?
+        // Signals are handled in `run_until_stopped`, which tells sockets to go away first.
+        .disable_signals()
         .shutdown_timeout(settings.shutdown_timeout_secs);
         if settings.workers > 0 {
             server = server.workers(settings.workers);
@@ -111,6 +116,7 @@ impl Application {
             port,
             server,
             state,
+            shutdown,
         })
     }
 
@@ -129,9 +135,50 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until a shutdown signal (SIGINT/SIGTERM), draining open connections first.
+    /// Serves until SIGINT or SIGTERM, then drains: WebSockets are closed with "going away"
+    /// (clients reconnect to another node and resume), in-flight requests finish (up to the
+    /// shutdown timeout), and the server stops.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let shutdown = self.shutdown;
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: draining connections");
+            let _ = shutdown.send(true);
+            handle.stop(true).await;
+        });
         self.server.await
+    }
+
+    /// Starts the same drain as a signal would (tests).
+    pub fn begin_shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -26,4 +26,6 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The OpenAPI document, serialised once at start-up.
     pub openapi_json: Arc<String>,
+    /// Becomes `true` when the server starts shutting down: sockets close with "going away".
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

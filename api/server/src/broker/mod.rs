@@ -37,6 +37,14 @@ pub trait Broker: Send + Sync + 'static {
     /// Delivery is best-effort: durable state lives in the database, the broker only wakes.
     async fn publish(&self, topic: &str, payload: &[u8]) -> Result<(), BrokerError>;
 
+    /// Publishes one payload to many topics (one round trip where the backend allows).
+    async fn publish_many(&self, topics: &[String], payload: &[u8]) -> Result<(), BrokerError> {
+        for topic in topics {
+            self.publish(topic, payload).await?;
+        }
+        Ok(())
+    }
+
     /// Subscribes this node to `topic`. Every notification published after this returns is
     /// delivered (in publication order per publisher); one published shortly before may be
     /// delivered too. Dropping the subscription unsubscribes.

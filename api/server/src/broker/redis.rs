@@ -173,6 +173,21 @@ impl Broker for RedisBroker {
         Ok(())
     }
 
+    async fn publish_many(&self, topics: &[String], payload: &[u8]) -> Result<(), BrokerError> {
+        if topics.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for topic in topics {
+            check_topic(topic)?;
+            pipe.publish(channel(topic), payload).ignore();
+        }
+        let mut conn = self.pool.get().await.map_err(unavailable)?;
+        pipe.query_async::<()>(&mut *conn)
+            .await
+            .map_err(unavailable)
+    }
+
     async fn subscribe(&self, topic: &str) -> Result<Subscription, BrokerError> {
         check_topic(topic)?;
         let subscription = self.shared.fanout.subscribe(topic);

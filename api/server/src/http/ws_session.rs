@@ -70,8 +70,13 @@ pub async fn run(
     let auth_deadline = tokio::time::sleep(AUTH_TIMEOUT);
     tokio::pin!(auth_deadline);
     let mut close_reason = None;
+    let mut shutdown = conn.state.shutdown.clone();
     while open {
         tokio::select! {
+            _ = shutdown.wait_for(|stopping| *stopping) => {
+                close_reason = Some(CloseReason { code: CloseCode::Away, description: Some("server shutting down".into()) });
+                open = false;
+            }
             message = stream.recv() => match message {
                 Some(Ok(message)) => {
                     conn.last_heard = Instant::now();

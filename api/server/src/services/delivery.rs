@@ -109,10 +109,9 @@ fn outcome(result: SendOutcome) -> Result<StoredSend, ServiceError> {
 /// Wakes every recipient's socket, wherever it is connected. Best effort: the entries are
 /// already durable, and a device that misses a wake-up finds them when it next fetches.
 async fn wake(broker: &dyn Broker, recipients: &[Uuid]) {
-    for device in recipients {
-        if let Err(e) = broker.publish(&device_topic(*device), b"").await {
-            tracing::warn!(error = %e, "wake-up publish failed");
-        }
+    let topics: Vec<String> = recipients.iter().map(|d| device_topic(*d)).collect();
+    if let Err(e) = broker.publish_many(&topics, b"").await {
+        tracing::warn!(error = %e, "wake-up publish failed");
     }
 }
 

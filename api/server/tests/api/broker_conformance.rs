@@ -67,6 +67,23 @@ async fn resubscribing_after_drop_works(backend: Backend) {
     );
 }
 
+async fn publish_many_reaches_each_topic(backend: Backend) {
+    let broker = fresh_broker(backend).await;
+    let topics: Vec<String> = (0..5).map(|_| topic()).collect();
+    let mut subs = Vec::new();
+    for t in &topics {
+        subs.push(broker.subscribe(t).await.unwrap());
+    }
+    broker.publish_many(&topics, b"all").await.unwrap();
+    broker.publish_many(&[], b"none").await.unwrap();
+    for sub in &mut subs {
+        assert_eq!(
+            next(sub).await,
+            Notification::Message(b"all".as_slice().into())
+        );
+    }
+}
+
 async fn bad_topics_are_refused(backend: Backend) {
     let broker = fresh_broker(backend).await;
     assert!(matches!(
@@ -84,6 +101,7 @@ backend_tests!(
     published_payloads_reach_every_subscriber_of_the_topic,
     order_is_kept_per_topic,
     resubscribing_after_drop_works,
+    publish_many_reaches_each_topic,
     bad_topics_are_refused,
 );
 

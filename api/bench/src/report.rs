@@ -1,0 +1,275 @@
+//! Markdown result tables.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+
+use crate::load::{DrainOutcome, LoadOutcome};
+
+/// A two-column markdown table.
+pub struct Table {
+    title: String,
+    rows: Vec<(String, String)>,
+}
+
+impl Table {
+    /// An empty table under a heading.
+    pub fn new(title: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row.
+    pub fn row(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Self {
+        self.rows.push((name.into(), value.into()));
+        self
+    }
+
+    /// Renders it.
+    pub fn render(&self) -> String {
+        let mut s = format!("### {}\n\n| metric | value |\n|---|---|\n", self.title);
+        for (k, v) in &self.rows {
+            let _ = writeln!(s, "| {k} | {v} |");
+        }
+        s
+    }
+}
+
+/// Milliseconds with three decimals, from microseconds.
+pub fn ms(us: u64) -> String {
+    format!("{:.3}", us as f64 / 1000.0)
+}
+
+/// `p50 / p90 / p99 / p99.9 / max` in ms, or `n/a` when empty.
+pub fn percentiles(h: &Histogram<u64>) -> String {
+    if h.is_empty() {
+        return "n/a".into();
+    }
+    format!(
+        "{} / {} / {} / {} / {}",
+        ms(h.value_at_quantile(0.50)),
+        ms(h.value_at_quantile(0.90)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.value_at_quantile(0.999)),
+        ms(h.max())
+    )
+}
+
+fn errors(e: &BTreeMap<String, u64>) -> String {
+    if e.is_empty() {
+        return "none".into();
+    }
+    e.iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Server CPU-seconds per 1 000 messages and messages per server CPU-second.
+pub fn cpu_per_message(cpu_seconds: f64, messages: u64) -> (f64, f64) {
+    if messages == 0 || cpu_seconds <= 0.0 {
+        return (f64::NAN, f64::NAN);
+    }
+    (
+        cpu_seconds * 1000.0 / messages as f64,
+        messages as f64 / cpu_seconds,
+    )
+}
+
+/// The table of one load. `completed` names what the window counted ("delivered" or
+/// "stored").
+pub fn load_table(title: &str, o: &LoadOutcome, completed: &str) -> Table {
+    let mut t = Table::new(title);
+    let w = &o.window_cpu;
+    let (per_k, per_cpu_s) = cpu_per_message(w.server_seconds, o.window_completed);
+    t.row(
+        "connections",
+        format!(
+            "{} ({} senders, {} receivers)",
+            o.senders + o.receivers,
+            o.senders,
+            o.receivers
+        ),
+    );
+    t.row("offered rate", format!("{:.0} msg/s", o.offered_rate));
+    t.row("measured window", format!("{:.1} s", w.wall_seconds));
+    t.row(
+        "scheduled / sent / accepted / rejected",
+        format!(
+            "{} / {} / {} / {}",
+            o.scheduled, o.sent, o.accepted, o.rejected
+        ),
+    );
+    if o.receivers > 0 {
+        t.row(
+            "delivered / lost",
+            format!(
+                "{} / {}",
+                o.delivered,
+                o.scheduled.saturating_sub(o.delivered)
+            ),
+        );
+    }
+    t.row(
+        format!("achieved rate ({completed} in window)"),
+        format!(
+            "{:.0} msg/s",
+            o.window_completed as f64 / w.wall_seconds.max(1e-9)
+        ),
+    );
+    if o.receivers > 0 {
+        t.row(
+            "delivery latency p50 / p90 / p99 / p99.9 / max (ms)",
+            percentiles(&o.delivery),
+        );
+    }
+    if !o.accept.is_empty() {
+        t.row(
+            "send → `sent` receipt latency p50 / p90 / p99 / p99.9 / max (ms)",
+            percentiles(&o.accept),
+        );
+    }
+    t.row(
+        "server CPU in window",
+        format!(
+            "{:.2} CPU-s ({:.0}% of one core)",
+            w.server_seconds,
+            100.0 * w.server_seconds / w.wall_seconds.max(1e-9)
+        ),
+    );
+    t.row(
+        format!("server CPU-s per 1k {completed}"),
+        format!("{per_k:.3}"),
+    );
+    t.row(
+        format!("{completed} per server CPU-s"),
+        format!("{per_cpu_s:.0}"),
+    );
+    t.row(
+        "bench client CPU / machine busy",
+        format!(
+            "{:.0}% of one core / {:.0}% of all cores",
+            100.0 * w.client_seconds / w.wall_seconds.max(1e-9),
+            100.0 * w.machine_busy_fraction
+        ),
+    );
+    t.row(
+        "client lag: pacer lateness p99 / send lag p99 (ms)",
+        format!(
+            "{} / {}",
+            quantile(&o.pacer_lateness, 0.99),
+            quantile(&o.send_lag, 0.99)
+        ),
+    );
+    t.row(
+        "in flight after last send",
+        match o.drain_seconds {
+            Some(s) => format!("all accounted for after {s:.2} s"),
+            None => "NOT all accounted for within the drain timeout".into(),
+        },
+    );
+    if o.receivers > 0 {
+        t.row("acks sent", o.acks.to_string());
+    }
+    t.row("broken connections", o.broken.to_string());
+    t.row("errors", errors(&o.errors));
+    t
+}
+
+fn quantile(h: &Histogram<u64>, q: f64) -> String {
+    if h.is_empty() {
+        "n/a".into()
+    } else {
+        ms(h.value_at_quantile(q))
+    }
+}
+
+/// The table of a drain.
+pub fn drain_table(title: &str, d: &DrainOutcome) -> Table {
+    let mut t = Table::new(title);
+    let (per_k, per_cpu_s) = cpu_per_message(d.cpu.server_seconds, d.delivered);
+    t.row("receivers connected", d.receivers.to_string());
+    t.row(
+        "delivered / expected",
+        format!("{} / {}", d.delivered, d.expected),
+    );
+    t.row(
+        "drain time (connect included)",
+        format!(
+            "{:.2} s{} (connecting: {:.2} s)",
+            d.seconds,
+            if d.complete { "" } else { " — TIMED OUT" },
+            d.connect_seconds
+        ),
+    );
+    t.row(
+        "drain rate",
+        format!("{:.0} msg/s", d.delivered as f64 / d.seconds.max(1e-9)),
+    );
+    t.row(
+        "server CPU during drain",
+        format!(
+            "{:.2} CPU-s ({:.0}% of one core)",
+            d.cpu.server_seconds,
+            100.0 * d.cpu.server_seconds / d.cpu.wall_seconds.max(1e-9)
+        ),
+    );
+    t.row("server CPU-s per 1k delivered", format!("{per_k:.3}"));
+    t.row("delivered per server CPU-s", format!("{per_cpu_s:.0}"));
+    t.row(
+        "bench client CPU",
+        format!(
+            "{:.0}% of one core",
+            100.0 * d.cpu.client_seconds / d.cpu.wall_seconds.max(1e-9)
+        ),
+    );
+    t.row("errors", errors(&d.errors));
+    t
+}
+
+/// Cloak against the naive relay, same load.
+pub fn comparison_table(cloak: &LoadOutcome, naive: &LoadOutcome) -> String {
+    let p99 = |o: &LoadOutcome| o.delivery.value_at_quantile(0.99);
+    let p50 = |o: &LoadOutcome| o.delivery.value_at_quantile(0.50);
+    let cpu = |o: &LoadOutcome| cpu_per_message(o.window_cpu.server_seconds, o.window_completed);
+    let (ck, cr) = cpu(cloak);
+    let (nk, nr) = cpu(naive);
+    let ratio = |a: f64, b: f64| {
+        if b > 0.0 && a.is_finite() && b.is_finite() {
+            format!("{:.2}×", a / b)
+        } else {
+            "n/a".into()
+        }
+    };
+    let mut s = String::from(
+        "### Cloak vs naive relay (same connections, rate, duration)\n\n| metric | Cloak | naive relay | naive / Cloak |\n|---|---|---|---|\n",
+    );
+    let _ = writeln!(
+        s,
+        "| delivery p50 (ms) | {} | {} | {} |",
+        ms(p50(cloak)),
+        ms(p50(naive)),
+        ratio(p50(naive) as f64, p50(cloak) as f64)
+    );
+    let _ = writeln!(
+        s,
+        "| delivery p99 (ms) | {} | {} | {} |",
+        ms(p99(cloak)),
+        ms(p99(naive)),
+        ratio(p99(naive) as f64, p99(cloak) as f64)
+    );
+    let _ = writeln!(
+        s,
+        "| server CPU-s per 1k delivered | {ck:.3} | {nk:.3} | {} |",
+        ratio(nk, ck)
+    );
+    let _ = writeln!(
+        s,
+        "| delivered per server CPU-s | {cr:.0} | {nr:.0} | {} |",
+        ratio(nr, cr)
+    );
+    s
+}
