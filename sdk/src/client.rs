@@ -4,6 +4,10 @@
 //! fresh, manages the user's devices and the device's KeyPackages. Tokens live in
 //! [`SecretString`]s and never appear in `Debug` output or errors.
 
+use cloak_proto::delivery::{
+    AckReceipt, AckRequest, CommitRequest, Conversation as ServerConversation,
+    CreateConversationRequest, MailboxPage, SendMessageRequest, SendReceipt,
+};
 use cloak_proto::devices::{
     ApproveDeviceRequest, Challenge, ChallengeRequest, Device, DeviceList, DeviceStatus,
     DeviceToken, LoginRequest, RegisterDeviceRequest,
@@ -81,6 +85,11 @@ impl<C: Clock> DeviceClient<C> {
     pub fn with_ids(mut self, ids: DeviceIds) -> Self {
         self.ids = Some(ids);
         self
+    }
+
+    /// Now, by the client's clock (Unix ms).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// The device's identity key.
@@ -265,6 +274,51 @@ impl<C: Clock> DeviceClient<C> {
     pub async fn claim_key_packages(&self, user_id: Uuid) -> Result<ClaimedKeyPackages, Error> {
         let path = format!("/v1/users/{user_id}/key-packages/claim");
         self.authed(Method::POST, &path, None::<&()>).await
+    }
+
+    /// Creates a conversation on the server with this device as its only member
+    /// (`POST /v1/conversations`); the MLS group is created locally with the same id.
+    pub async fn create_conversation(
+        &self,
+        conversation_id: Uuid,
+    ) -> Result<ServerConversation, Error> {
+        let body = CreateConversationRequest { conversation_id };
+        self.authed(Method::POST, "/v1/conversations", Some(&body))
+            .await
+    }
+
+    /// Submits an MLS commit (`POST /v1/conversations/{id}/commits`). A commit made at an
+    /// epoch the conversation has left fails with the problem code `stale_epoch`.
+    pub async fn submit_commit(
+        &self,
+        conversation_id: Uuid,
+        commit: &CommitRequest,
+    ) -> Result<SendReceipt, Error> {
+        let path = format!("/v1/conversations/{conversation_id}/commits");
+        self.authed(Method::POST, &path, Some(commit)).await
+    }
+
+    /// Sends an MLS application message (`POST /v1/conversations/{id}/messages`); stored
+    /// for every recipient before this returns. Retrying with the same `client_msg_id` is safe.
+    pub async fn send_message(
+        &self,
+        conversation_id: Uuid,
+        message: &SendMessageRequest,
+    ) -> Result<SendReceipt, Error> {
+        let path = format!("/v1/conversations/{conversation_id}/messages");
+        self.authed(Method::POST, &path, Some(message)).await
+    }
+
+    /// Mailbox entries after `after` (`GET /v1/mailbox`).
+    pub async fn fetch_mailbox(&self, after: u64, limit: u32) -> Result<MailboxPage, Error> {
+        let path = format!("/v1/mailbox?after={after}&limit={limit}");
+        self.authed(Method::GET, &path, None::<&()>).await
+    }
+
+    /// Deletes mailbox entries up to and including `up_to` (`POST /v1/mailbox/ack`).
+    pub async fn ack_mailbox(&self, up_to: u64) -> Result<AckReceipt, Error> {
+        self.authed(Method::POST, "/v1/mailbox/ack", Some(&AckRequest { up_to }))
+            .await
     }
 
     async fn approve(&self, device_id: Uuid, expected_fp: Option<&str>) -> Result<Device, Error> {

@@ -4,7 +4,8 @@
 //!
 //! - Sans-IO core: the device's Ed25519 identity ([`DeviceIdentity`], [`identity`]), the
 //!   MLS signer, credential and KeyPackages ([`mls`]) and verification of a user's signed
-//!   device directory ([`verify_device_directory`]).
+//!   device directory ([`verify_device_directory`]); conversations as MLS groups
+//!   ([`Conversation`]) carrying versioned message [`Payload`]s.
 //! - Thin I/O: [`DeviceClient`] registers the device, logs in by signing challenges, keeps
 //!   a device token fresh, approves and revokes devices and manages KeyPackages over HTTP.
 //!   Time comes from a [`Clock`].
@@ -14,20 +15,26 @@
 
 pub mod client;
 pub mod clock;
+pub mod conversation;
 pub mod directory;
 pub mod identity;
 pub mod ids;
+pub mod messenger;
 pub mod mls;
+pub mod payload;
 
 pub use client::DeviceClient;
 pub use clock::{Clock, SystemClock};
+pub use conversation::{Conversation, Incoming, PendingCommit};
 pub use directory::verify_device_directory;
 pub use identity::{DeviceIdentity, fingerprint, verify_approval, verify_login};
 pub use ids::DeviceIds;
+pub use messenger::{Event, Messenger};
 pub use mls::{
     CIPHERSUITE, MlsSigner, decode_credential_identity, encode_credential_identity,
     generate_key_packages,
 };
+pub use payload::{Attachment, AttachmentKey, Payload, PayloadKind};
 
 use cloak_proto::Problem;
 use cloak_proto::health::Health;
@@ -51,6 +58,10 @@ pub enum Error {
     /// or an expected fingerprint. Treat the server's answer as untrusted.
     #[error("verification failed: {0}")]
     Verification(String),
+    /// Received bytes (an MLS message, a Welcome or a message payload) could not be
+    /// decoded, or exceed a limit.
+    #[error("malformed: {0}")]
+    Malformed(String),
     /// The call does not fit the client's state (e.g. not registered yet, or approving a
     /// device that is not pending).
     #[error("invalid state: {0}")]

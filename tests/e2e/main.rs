@@ -4,3 +4,4 @@
 mod delivery;
 mod foundation;
 mod identity;
+mod messaging;

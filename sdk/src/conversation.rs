@@ -1,0 +1,447 @@
+//! One conversation as an MLS group (sans-IO).
+//!
+//! A [`Conversation`] wraps the OpenMLS group whose id is the conversation's UUID (its 16
+//! bytes) and whose leaves are the member devices. Nothing here touches the network or a
+//! disk: every state change is written to the OpenMLS provider's storage that the caller
+//! passes in (the caller persists it transactionally with whatever else it records), and
+//! randomness comes from the provider. Time enters only through the [`Payload`]'s
+//! `sent_at_ms`, which the caller sets.
+//!
+//! Commits follow the delivery service's compare-and-swap on the epoch:
+//! [`add_devices`](Conversation::add_devices) / [`remove_devices`](Conversation::remove_devices)
+//! leave a pending commit and return a [`PendingCommit`] for `POST .../commits`; on
+//! acceptance call [`confirm_commit`](Conversation::confirm_commit), on 409 `stale_epoch`
+//! call [`discard_commit`](Conversation::discard_commit), [`process`](Conversation::process)
+//! the commits the device missed, and try again. While a commit is pending the group
+//! cannot encrypt.
+//!
+//! Trust: the sender of every incoming message and the members added by a commit are
+//! named by their MLS credentials, never by the envelope. After a commit, and after
+//! joining, compare the leaves with the verified device directory
+//! ([`check_members`](Conversation::check_members)).
+
+use cloak_proto::devices::{Device, DeviceStatus};
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::{
+    BasicCredential, Credential, GroupId, KeyPackage, LeafNodeIndex, Member, MlsGroup,
+    MlsGroupCreateConfig, MlsGroupJoinConfig, MlsMessageBodyIn, MlsMessageIn, MlsMessageOut,
+    OpenMlsProvider, ProcessedMessageContent, ProtocolMessage, Sender, SenderRatchetConfiguration,
+    StagedWelcome,
+};
+use uuid::Uuid;
+
+use crate::Error;
+use crate::identity::DeviceIdentity;
+use crate::ids::DeviceIds;
+use crate::mls::{CIPHERSUITE, MlsSigner, credential_with_key, decode_credential_identity};
+use crate::payload::Payload;
+
+#[cfg(test)]
+mod tests;
+
+/// How many past epochs' secrets a device keeps, so that application messages sent just
+/// before a commit still decrypt after it (OpenMLS's default is 0). Costs forward secrecy
+/// for that many epochs.
+pub const MAX_PAST_EPOCHS: usize = 5;
+/// How many skipped message keys per sender a device keeps within an epoch, so messages
+/// that arrive out of order still decrypt (OpenMLS's default is 5).
+pub const OUT_OF_ORDER_TOLERANCE: u32 = 100;
+/// How far ahead of the last message from a sender a message may be (OpenMLS's default is
+/// 1000): a device that missed many messages still decrypts the next one.
+pub const MAXIMUM_FORWARD_DISTANCE: u32 = 5000;
+
+/// A commit created locally and not yet accepted by the server: the fields of a
+/// `CommitRequest` except its `client_msg_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCommit {
+    /// The epoch the commit was created in (`CommitRequest::epoch`).
+    pub epoch_before: u64,
+    /// The MLS commit.
+    pub commit: Vec<u8>,
+    /// The MLS Welcome for the added devices, if any.
+    pub welcome: Option<Vec<u8>>,
+    /// Devices the commit adds.
+    pub add: Vec<Uuid>,
+    /// Devices the commit removes.
+    pub remove: Vec<Uuid>,
+}
+
+/// What an incoming MLS message was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// An application message from `sender` (named by its MLS credential).
+    Application {
+        /// The sending device.
+        sender: DeviceIds,
+        /// The decrypted payload (its kind may be [`Unknown`](crate::PayloadKind::Unknown)).
+        payload: Payload,
+    },
+    /// A commit by another member, now merged.
+    Commit {
+        /// Devices it added.
+        added: Vec<DeviceIds>,
+        /// Devices it removed (possibly this one: the conversation is then inactive).
+        removed: Vec<DeviceIds>,
+        /// The new epoch.
+        epoch: u64,
+    },
+    /// Nothing to act on: this device's own message, or a standalone proposal (Cloak
+    /// members only commit).
+    Ignored,
+}
+
+/// One conversation: an MLS group. No `Debug`: it holds the group's secrets.
+pub struct Conversation {
+    id: Uuid,
+    group: MlsGroup,
+}
+
+fn sender_ratchet() -> SenderRatchetConfiguration {
+    SenderRatchetConfiguration::new(OUT_OF_ORDER_TOLERANCE, MAXIMUM_FORWARD_DISTANCE)
+}
+
+/// The configuration every Cloak device uses for groups it joins.
+fn join_config() -> MlsGroupJoinConfig {
+    MlsGroupJoinConfig::builder()
+        .use_ratchet_tree_extension(true)
+        .max_past_epochs(MAX_PAST_EPOCHS)
+        .sender_ratchet_configuration(sender_ratchet())
+        .build()
+}
+
+fn create_config() -> MlsGroupCreateConfig {
+    MlsGroupCreateConfig::builder()
+        .ciphersuite(CIPHERSUITE)
+        .use_ratchet_tree_extension(true)
+        .max_past_epochs(MAX_PAST_EPOCHS)
+        .sender_ratchet_configuration(sender_ratchet())
+        .build()
+}
+
+fn crypto(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Crypto(format!("{what}: {e}"))
+}
+
+fn serialize(what: &str, msg: &MlsMessageOut) -> Result<Vec<u8>, Error> {
+    msg.tls_serialize_detached().map_err(|e| crypto(what, e))
+}
+
+/// Parses a whole TLS-encoded MLS message (no trailing bytes).
+fn parse_message(bytes: &[u8]) -> Result<MlsMessageIn, Error> {
+    let mut reader = bytes;
+    let msg = MlsMessageIn::tls_deserialize(&mut reader)
+        .map_err(|e| Error::Malformed(format!("MLS message: {e}")))?;
+    if !reader.is_empty() {
+        return Err(Error::Malformed(
+            "trailing bytes after the MLS message".into(),
+        ));
+    }
+    Ok(msg)
+}
+
+/// The device a credential names, if it is a Cloak BasicCredential.
+fn credential_ids(credential: &Credential) -> Option<DeviceIds> {
+    let basic = BasicCredential::try_from(credential.clone()).ok()?;
+    decode_credential_identity(basic.identity())
+}
+
+fn required_ids(credential: &Credential) -> Result<DeviceIds, Error> {
+    credential_ids(credential)
+        .ok_or_else(|| Error::Verification("credential names no Cloak device".into()))
+}
+
+impl Conversation {
+    /// Creates the conversation at epoch 0 with this device as its only member.
+    pub fn create(
+        provider: &impl OpenMlsProvider,
+        identity: &DeviceIdentity,
+        ids: &DeviceIds,
+        conversation_id: Uuid,
+    ) -> Result<Self, Error> {
+        let group = MlsGroup::new_with_group_id(
+            provider,
+            &MlsSigner::new(identity),
+            &create_config(),
+            GroupId::from_slice(conversation_id.as_bytes()),
+            credential_with_key(identity, ids),
+        )
+        .map_err(|e| crypto("create group", e))?;
+        Ok(Self {
+            id: conversation_id,
+            group,
+        })
+    }
+
+    /// Joins from a Welcome addressed to one of this device's KeyPackages (whose private
+    /// parts are in `provider`'s storage). The ratchet tree comes inside the Welcome.
+    /// Check the members against the device directory before trusting the conversation.
+    pub fn join(provider: &impl OpenMlsProvider, welcome: &[u8]) -> Result<Self, Error> {
+        let MlsMessageBodyIn::Welcome(welcome) = parse_message(welcome)?.extract() else {
+            return Err(Error::Malformed("not a Welcome".into()));
+        };
+        let group = StagedWelcome::new_from_welcome(provider, &join_config(), welcome, None)
+            .map_err(|e| Error::Verification(format!("welcome: {e}")))?
+            .into_group(provider)
+            .map_err(|e| Error::Verification(format!("welcome: {e}")))?;
+        let id = <[u8; 16]>::try_from(group.group_id().as_slice())
+            .map(Uuid::from_bytes)
+            .map_err(|_| Error::Verification("group id is not a conversation id".into()))?;
+        Ok(Self { id, group })
+    }
+
+    /// Loads the conversation from `provider`'s storage; `None` if it is not there.
+    pub fn load(
+        provider: &impl OpenMlsProvider,
+        conversation_id: Uuid,
+    ) -> Result<Option<Self>, Error> {
+        let group_id = GroupId::from_slice(conversation_id.as_bytes());
+        let group = MlsGroup::load(provider.storage(), &group_id)
+            .map_err(|e| crypto("load group", format!("{e:?}")))?;
+        Ok(group.map(|group| Self {
+            id: conversation_id,
+            group,
+        }))
+    }
+
+    /// The conversation id (the MLS group id).
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The current epoch.
+    pub fn epoch(&self) -> u64 {
+        self.group.epoch().as_u64()
+    }
+
+    /// Whether this device is still a member (false once a commit removed it).
+    pub fn is_active(&self) -> bool {
+        self.group.is_active()
+    }
+
+    /// Whether a commit of this device awaits the server's answer.
+    pub fn has_pending_commit(&self) -> bool {
+        self.group.pending_commit().is_some()
+    }
+
+    /// The member devices, as their credentials name them (leaves whose credential names
+    /// no Cloak device are left out here; [`check_members`](Self::check_members) rejects
+    /// them).
+    pub fn members(&self) -> Vec<DeviceIds> {
+        self.group
+            .members()
+            .filter_map(|m| credential_ids(&m.credential))
+            .collect()
+    }
+
+    /// Checks every leaf against the (verified) device directory: its credential must name
+    /// a device listed there as approved, with the leaf's signature key as its identity
+    /// key. The error names the first leaf that fails.
+    pub fn check_members(&self, directory: &[Device]) -> Result<(), Error> {
+        self.group
+            .members()
+            .try_for_each(|m| check_member(&m, directory))
+    }
+
+    /// Adds devices from their KeyPackages (claimed from the server, validated with
+    /// [`crate::mls::parse_key_package`] and checked against the directory with
+    /// [`crate::mls::check_key_package_device`]). The commit stays pending.
+    pub fn add_devices(
+        &mut self,
+        provider: &impl OpenMlsProvider,
+        identity: &DeviceIdentity,
+        key_packages: &[KeyPackage],
+    ) -> Result<PendingCommit, Error> {
+        if key_packages.is_empty() {
+            return Err(Error::InvalidState("no devices to add"));
+        }
+        let add = key_packages
+            .iter()
+            .map(|kp| required_ids(kp.leaf_node().credential()).map(|ids| ids.device_id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let epoch_before = self.epoch();
+        let (commit, welcome, _) = self
+            .group
+            .add_members(provider, &MlsSigner::new(identity), key_packages)
+            .map_err(|e| crypto("add members", e))?;
+        Ok(PendingCommit {
+            epoch_before,
+            commit: serialize("commit", &commit)?,
+            welcome: Some(serialize("welcome", &welcome)?),
+            add,
+            remove: Vec::new(),
+        })
+    }
+
+    /// Removes devices (every leaf whose credential names one of them). The commit stays
+    /// pending. A device cannot remove itself, and every id must be a member.
+    pub fn remove_devices(
+        &mut self,
+        provider: &impl OpenMlsProvider,
+        identity: &DeviceIdentity,
+        device_ids: &[Uuid],
+    ) -> Result<PendingCommit, Error> {
+        if device_ids.is_empty() {
+            return Err(Error::InvalidState("no devices to remove"));
+        }
+        let own = self.group.own_leaf_index();
+        let mut leaves: Vec<LeafNodeIndex> = Vec::new();
+        for id in device_ids {
+            let found: Vec<LeafNodeIndex> = self
+                .group
+                .members()
+                .filter(|m| credential_ids(&m.credential).is_some_and(|c| c.device_id == *id))
+                .map(|m| m.index)
+                .collect();
+            if found.is_empty() {
+                return Err(Error::InvalidState("device is not a member"));
+            }
+            if found.contains(&own) {
+                return Err(Error::InvalidState("a device cannot remove itself"));
+            }
+            leaves.extend(found);
+        }
+        leaves.sort_unstable_by_key(|l| l.u32());
+        leaves.dedup();
+        let epoch_before = self.epoch();
+        let (commit, welcome, _) = self
+            .group
+            .remove_members(provider, &MlsSigner::new(identity), &leaves)
+            .map_err(|e| crypto("remove members", e))?;
+        let mut remove = device_ids.to_vec();
+        remove.sort_unstable();
+        remove.dedup();
+        Ok(PendingCommit {
+            epoch_before,
+            commit: serialize("commit", &commit)?,
+            welcome: welcome.map(|w| serialize("welcome", &w)).transpose()?,
+            add: Vec::new(),
+            remove,
+        })
+    }
+
+    /// The server accepted the pending commit: merge it (the epoch advances).
+    pub fn confirm_commit(&mut self, provider: &impl OpenMlsProvider) -> Result<(), Error> {
+        if self.group.pending_commit().is_none() {
+            return Err(Error::InvalidState("no pending commit"));
+        }
+        self.group
+            .merge_pending_commit(provider)
+            .map_err(|e| crypto("merge commit", e))
+    }
+
+    /// The server refused the pending commit (409 `stale_epoch`): drop it. Process the
+    /// commits the server ordered first, then commit again.
+    pub fn discard_commit(&mut self, provider: &impl OpenMlsProvider) -> Result<(), Error> {
+        self.group
+            .clear_pending_commit(provider.storage())
+            .map_err(|e| crypto("clear pending commit", format!("{e:?}")))
+    }
+
+    /// Encrypts a payload as an MLS application message in the current epoch. Fails while
+    /// a commit is pending.
+    pub fn encrypt(
+        &mut self,
+        provider: &impl OpenMlsProvider,
+        identity: &DeviceIdentity,
+        payload: &Payload,
+    ) -> Result<Vec<u8>, Error> {
+        if self.group.pending_commit().is_some() {
+            return Err(Error::InvalidState("a commit is pending"));
+        }
+        let plaintext = payload.encode()?;
+        let msg = self
+            .group
+            .create_message(provider, &MlsSigner::new(identity), &plaintext)
+            .map_err(|e| crypto("encrypt", e))?;
+        serialize("application message", &msg)
+    }
+
+    /// Processes one envelope body (an MLS application message or commit of this
+    /// conversation). A commit by another member is merged at once (discarding this
+    /// device's own pending commit, which the server can then no longer accept).
+    /// Malformed bytes give [`Error::Malformed`]; anything that does not decrypt or verify
+    /// (forged, from a removed device, from an epoch too old or not reached yet) gives
+    /// [`Error::Verification`] and is dropped; later messages still decrypt. A commit
+    /// that adds a leaf whose credential names no Cloak device is refused (not merged):
+    /// the device then stays at its epoch, failing closed. After every merged commit,
+    /// call [`check_members`](Self::check_members).
+    pub fn process(
+        &mut self,
+        provider: &impl OpenMlsProvider,
+        envelope_body: &[u8],
+    ) -> Result<Incoming, Error> {
+        let message: ProtocolMessage = parse_message(envelope_body)?
+            .try_into_protocol_message()
+            .map_err(|_| Error::Malformed("not an MLS group message".into()))?;
+        if message.group_id() != self.group.group_id() {
+            return Err(Error::Verification(
+                "message belongs to another conversation".into(),
+            ));
+        }
+        let processed = self
+            .group
+            .process_message(provider, message)
+            .map_err(|e| Error::Verification(format!("MLS message: {e}")))?;
+        if !matches!(processed.sender(), Sender::Member(_)) {
+            return Err(Error::Verification("sender is not a member".into()));
+        }
+        let sender = credential_ids(processed.credential());
+        match processed.into_content() {
+            ProcessedMessageContent::ApplicationMessage(app) => {
+                let sender = sender.ok_or_else(|| {
+                    Error::Verification("credential names no Cloak device".into())
+                })?;
+                let payload = Payload::decode(&app.into_bytes())?;
+                Ok(Incoming::Application { sender, payload })
+            }
+            ProcessedMessageContent::StagedCommitMessage(staged) => {
+                let added = staged
+                    .add_proposals()
+                    .map(|p| required_ids(p.add_proposal().key_package().leaf_node().credential()))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let removed = staged
+                    .remove_proposals()
+                    .map(|p| {
+                        let leaf = p.remove_proposal().removed();
+                        self.group
+                            .member(leaf)
+                            .and_then(credential_ids)
+                            .ok_or_else(|| Error::Verification("removed leaf is unknown".into()))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.discard_commit(provider)?;
+                self.group
+                    .merge_staged_commit(provider, *staged)
+                    .map_err(|e| crypto("merge commit", e))?;
+                Ok(Incoming::Commit {
+                    added,
+                    removed,
+                    epoch: self.epoch(),
+                })
+            }
+            _ => Ok(Incoming::Ignored),
+        }
+    }
+}
+
+fn check_member(member: &Member, directory: &[Device]) -> Result<(), Error> {
+    let leaf = member.index.u32();
+    let ids = credential_ids(&member.credential).ok_or_else(|| {
+        Error::Verification(format!("leaf {leaf}: credential names no Cloak device"))
+    })?;
+    let approved = directory.iter().any(|d| {
+        d.status == DeviceStatus::Approved
+            && d.tenant_id == ids.tenant_id
+            && d.user_id == ids.user_id
+            && d.id == ids.device_id
+            && d.identity_key.as_slice() == member.signature_key.as_slice()
+    });
+    if approved {
+        Ok(())
+    } else {
+        Err(Error::Verification(format!(
+            "leaf {leaf}: device {} of user {} is not an approved directory device with this key",
+            ids.device_id, ids.user_id
+        )))
+    }
+}

@@ -1,0 +1,347 @@
+//! [`Messenger`]: conversations end to end. It ties the sans-IO [`Conversation`] core to
+//! the server through a [`DeviceClient`]: creating a conversation claims every device's
+//! KeyPackage (checked against the verified device directory) and commits the adds; a
+//! sync fetches the mailbox in order, joins from Welcomes, merges commits, decrypts
+//! application messages, checks membership after every change, and acknowledges.
+//!
+//! MLS state lives in the OpenMLS provider's storage (in memory here; the encrypted local
+//! store is still to come). The server only ever sees ciphertext.
+
+use std::collections::{HashMap, HashSet};
+
+use cloak_proto::delivery::{CommitRequest, EnvelopeKind, SendMessageRequest};
+use cloak_proto::devices::{Device, DeviceStatus};
+use openmls::prelude::{KeyPackage, OpenMlsProvider};
+use openmls_rust_crypto::OpenMlsRustCrypto;
+use uuid::Uuid;
+
+use crate::clock::{Clock, SystemClock};
+use crate::conversation::{Conversation, Incoming, PendingCommit};
+use crate::ids::DeviceIds;
+use crate::mls::{check_key_package_device, parse_key_package};
+use crate::payload::{Payload, PayloadKind};
+use crate::{DeviceClient, Error};
+
+/// Mailbox page size for a sync.
+const PAGE: u32 = 100;
+/// How often a commit or send is retried after `stale_epoch` (each time after a sync).
+const STALE_RETRIES: usize = 3;
+
+/// What a sync produced, in mailbox order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// This device joined a conversation (from a Welcome whose members all check out).
+    Joined {
+        /// The conversation.
+        conversation_id: Uuid,
+        /// Its members.
+        members: Vec<DeviceIds>,
+    },
+    /// A decrypted message.
+    Message {
+        /// The conversation.
+        conversation_id: Uuid,
+        /// The sending device (from its MLS credential).
+        sender: DeviceIds,
+        /// The payload.
+        payload: Payload,
+    },
+    /// Another member's commit changed the members.
+    MembersChanged {
+        /// The conversation.
+        conversation_id: Uuid,
+        /// Added devices.
+        added: Vec<DeviceIds>,
+        /// Removed devices.
+        removed: Vec<DeviceIds>,
+    },
+    /// An envelope was refused: it did not decrypt or verify, or it named a device that is
+    /// not an approved device in the directory. It is dropped; later ones still work.
+    Rejected {
+        /// The conversation.
+        conversation_id: Uuid,
+        /// The mailbox sequence number.
+        seq: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One device's conversations over a server.
+pub struct Messenger<C: Clock = SystemClock> {
+    client: DeviceClient<C>,
+    provider: OpenMlsRustCrypto,
+    conversations: HashMap<Uuid, Conversation>,
+    cursor: u64,
+    seen: HashSet<Uuid>,
+}
+
+fn is_stale(e: &Error) -> bool {
+    matches!(e, Error::Problem(p) if p.code == "stale_epoch")
+}
+
+impl<C: Clock> Messenger<C> {
+    /// A messenger for a registered, logged-in device.
+    pub fn new(client: DeviceClient<C>) -> Self {
+        Self {
+            client,
+            provider: OpenMlsRustCrypto::default(),
+            conversations: HashMap::new(),
+            cursor: 0,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// The device client.
+    pub fn client(&self) -> &DeviceClient<C> {
+        &self.client
+    }
+
+    fn ids(&self) -> Result<DeviceIds, Error> {
+        self.client
+            .ids()
+            .ok_or(Error::InvalidState("the device is not registered"))
+    }
+
+    /// Publishes KeyPackages (private parts stay in this messenger's provider) so others
+    /// can add this device.
+    pub async fn publish_key_packages(&self, target: u32) -> Result<(), Error> {
+        self.client
+            .top_up_key_packages(&self.provider, target)
+            .await
+            .map(|_| ())
+    }
+
+    /// The ids of the conversations this device is in.
+    pub fn conversation_ids(&self) -> Vec<Uuid> {
+        self.conversations.keys().copied().collect()
+    }
+
+    /// The members of a conversation.
+    pub fn members(&self, conversation_id: Uuid) -> Result<Vec<DeviceIds>, Error> {
+        Ok(self.conversation(conversation_id)?.members())
+    }
+
+    fn conversation(&self, id: Uuid) -> Result<&Conversation, Error> {
+        self.conversations
+            .get(&id)
+            .ok_or(Error::InvalidState("unknown conversation"))
+    }
+
+    /// Verified KeyPackages of every approved device of `user_id` (this device excepted).
+    async fn key_packages_of(&self, user_id: Uuid) -> Result<Vec<KeyPackage>, Error> {
+        let directory = self.client.verified_user_devices(user_id).await?;
+        let claimed = self.client.claim_key_packages(user_id).await?;
+        let mut packages = Vec::with_capacity(claimed.items.len());
+        for item in claimed.items {
+            let device = directory
+                .iter()
+                .find(|d| d.id == item.device_id && d.status == DeviceStatus::Approved)
+                .ok_or_else(|| {
+                    Error::Verification("a key package names a device not in the directory".into())
+                })?;
+            let kp = parse_key_package(self.provider.crypto(), &item.data)?;
+            check_key_package_device(&kp, device)?;
+            packages.push(kp);
+        }
+        Ok(packages)
+    }
+
+    /// Starts a conversation with every approved device of `users` and of this device's
+    /// own user. Returns its id.
+    pub async fn create_conversation(&mut self, users: &[Uuid]) -> Result<Uuid, Error> {
+        let ids = self.ids()?;
+        let mut packages = self.key_packages_of(ids.user_id).await?;
+        for user in users.iter().filter(|u| **u != ids.user_id) {
+            packages.extend(self.key_packages_of(*user).await?);
+        }
+        let id = Uuid::new_v4();
+        self.client.create_conversation(id).await?;
+        let mut conversation =
+            Conversation::create(&self.provider, self.client.identity(), &ids, id)?;
+        if !packages.is_empty() {
+            let pending =
+                conversation.add_devices(&self.provider, self.client.identity(), &packages)?;
+            self.submit(&mut conversation, pending).await?;
+        }
+        self.conversations.insert(id, conversation);
+        Ok(id)
+    }
+
+    /// Submits a pending commit: merged when accepted, discarded when refused.
+    async fn submit(
+        &self,
+        conversation: &mut Conversation,
+        pending: PendingCommit,
+    ) -> Result<(), Error> {
+        let request = CommitRequest {
+            client_msg_id: Uuid::new_v4(),
+            epoch: pending.epoch_before,
+            commit: pending.commit,
+            welcome: pending.welcome,
+            add: pending.add,
+            remove: pending.remove,
+        };
+        match self.client.submit_commit(conversation.id(), &request).await {
+            Ok(_) => conversation.confirm_commit(&self.provider),
+            Err(e) => {
+                conversation.discard_commit(&self.provider)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Encrypts and sends a text message; returns its message id. On `stale_epoch` it
+    /// syncs (processing the commits it missed) and re-encrypts in the new epoch.
+    pub async fn send_text(
+        &mut self,
+        conversation_id: Uuid,
+        text: &str,
+    ) -> Result<(Uuid, Vec<Event>), Error> {
+        let payload = Payload::new(
+            Uuid::new_v4(),
+            self.client_now(),
+            PayloadKind::Text {
+                text: text.to_owned(),
+            },
+        );
+        let events = self.send_payload(conversation_id, &payload).await?;
+        Ok((payload.message_id, events))
+    }
+
+    fn client_now(&self) -> i64 {
+        self.client.now_ms()
+    }
+
+    /// Encrypts and sends any payload (see [`send_text`](Self::send_text)); returns the
+    /// events of any sync it needed.
+    pub async fn send_payload(
+        &mut self,
+        conversation_id: Uuid,
+        payload: &Payload,
+    ) -> Result<Vec<Event>, Error> {
+        let mut events = Vec::new();
+        for _ in 0..=STALE_RETRIES {
+            let identity = self.client.identity();
+            let conversation = self
+                .conversations
+                .get_mut(&conversation_id)
+                .ok_or(Error::InvalidState("unknown conversation"))?;
+            let body = conversation.encrypt(&self.provider, identity, payload)?;
+            let request = SendMessageRequest {
+                // The payload's id doubles as the idempotency key: a retry is not duplicated.
+                client_msg_id: payload.message_id,
+                epoch: conversation.epoch(),
+                body,
+            };
+            match self.client.send_message(conversation_id, &request).await {
+                Ok(_) => return Ok(events),
+                Err(e) if is_stale(&e) => events.extend(self.sync().await?),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::InvalidState(
+            "the conversation kept moving; try again",
+        ))
+    }
+
+    /// Fetches and processes every mailbox entry, in order, acknowledging them.
+    pub async fn sync(&mut self) -> Result<Vec<Event>, Error> {
+        let mut events = Vec::new();
+        loop {
+            let page = self.client.fetch_mailbox(self.cursor, PAGE).await?;
+            let Some(last) = page.items.last().map(|e| e.seq) else {
+                return Ok(events);
+            };
+            for envelope in page.items {
+                let seq = envelope.seq;
+                let conversation_id = envelope.conversation_id;
+                match self
+                    .process(envelope.kind, conversation_id, &envelope.body)
+                    .await
+                {
+                    Ok(Some(event)) => events.push(event),
+                    Ok(None) => {}
+                    Err(e) => events.push(Event::Rejected {
+                        conversation_id,
+                        seq,
+                        reason: e.to_string(),
+                    }),
+                }
+            }
+            self.cursor = last;
+            self.client.ack_mailbox(last).await?;
+            if !page.more {
+                return Ok(events);
+            }
+        }
+    }
+
+    async fn process(
+        &mut self,
+        kind: EnvelopeKind,
+        conversation_id: Uuid,
+        body: &[u8],
+    ) -> Result<Option<Event>, Error> {
+        match kind {
+            EnvelopeKind::Welcome => {
+                let conversation = Conversation::join(&self.provider, body)?;
+                if conversation.id() != conversation_id {
+                    return Err(Error::Verification(
+                        "welcome for another conversation".into(),
+                    ));
+                }
+                self.check_members(&conversation).await?;
+                let members = conversation.members();
+                self.conversations.insert(conversation_id, conversation);
+                Ok(Some(Event::Joined {
+                    conversation_id,
+                    members,
+                }))
+            }
+            EnvelopeKind::Commit | EnvelopeKind::Application => {
+                let conversation =
+                    self.conversations
+                        .get_mut(&conversation_id)
+                        .ok_or(Error::InvalidState(
+                            "message for a conversation this device is not in",
+                        ))?;
+                match conversation.process(&self.provider, body)? {
+                    Incoming::Application { sender, payload } => {
+                        if !self.seen.insert(payload.message_id)
+                            || matches!(payload.kind, PayloadKind::Unknown)
+                        {
+                            return Ok(None);
+                        }
+                        Ok(Some(Event::Message {
+                            conversation_id,
+                            sender,
+                            payload,
+                        }))
+                    }
+                    Incoming::Commit { added, removed, .. } => {
+                        if let Some(conversation) = self.conversations.get(&conversation_id) {
+                            self.check_members(conversation).await?;
+                        }
+                        Ok(Some(Event::MembersChanged {
+                            conversation_id,
+                            added,
+                            removed,
+                        }))
+                    }
+                    Incoming::Ignored => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// Every member must be an approved device in its user's verified directory.
+    async fn check_members(&self, conversation: &Conversation) -> Result<(), Error> {
+        let users: HashSet<Uuid> = conversation.members().iter().map(|m| m.user_id).collect();
+        let mut directory: Vec<Device> = Vec::new();
+        for user in users {
+            directory.extend(self.client.verified_user_devices(user).await?);
+        }
+        conversation.check_members(&directory)
+    }
+}
