@@ -191,6 +191,116 @@ impl<C: Clock> Messenger<C> {
         }
     }
 
+    /// Approves a pending device of this user after checking the fingerprint it shows, and
+    /// adds it to every conversation this device is in (it reads messages from then on,
+    /// never earlier ones). Returns the events of any sync needed on the way.
+    pub async fn approve_device(
+        &mut self,
+        device_id: Uuid,
+        fingerprint: &str,
+    ) -> Result<Vec<Event>, Error> {
+        let ids = self.ids()?;
+        self.client
+            .approve_device_with_fingerprint(device_id, fingerprint)
+            .await?;
+        let mut events = self.sync().await?;
+        let mut ids_to_update: Vec<Uuid> = self
+            .conversations
+            .iter()
+            .filter(|(_, c)| c.is_active() && !c.members().iter().any(|m| m.device_id == device_id))
+            .map(|(id, _)| *id)
+            .collect();
+        ids_to_update.sort();
+        if ids_to_update.is_empty() {
+            return Ok(events);
+        }
+        let directory = self.client.verified_user_devices(ids.user_id).await?;
+        let device = directory
+            .iter()
+            .find(|d| d.id == device_id && d.status == DeviceStatus::Approved)
+            .ok_or(Error::InvalidState(
+                "the device is not approved in the directory",
+            ))?
+            .clone();
+        for conversation_id in ids_to_update {
+            let claimed = self.client.claim_key_packages(ids.user_id).await?;
+            let item = claimed
+                .items
+                .into_iter()
+                .find(|i| i.device_id == device_id)
+                .ok_or(Error::InvalidState(
+                    "the new device has published no key package",
+                ))?;
+            let kp = parse_key_package(self.provider.crypto(), &item.data)?;
+            check_key_package_device(&kp, &device)?;
+            let packages = [kp];
+            events.extend(
+                self.commit_with_retry(conversation_id, |c, p, i| c.add_devices(p, i, &packages))
+                    .await?,
+            );
+        }
+        Ok(events)
+    }
+
+    /// Revokes a device (its tokens stop at once) and removes it from every conversation
+    /// this device is in, so it cannot read anything sent afterwards.
+    pub async fn revoke_device(&mut self, device_id: Uuid) -> Result<Vec<Event>, Error> {
+        self.client.revoke_device(device_id).await?;
+        let mut events = self.sync().await?;
+        let mut affected: Vec<Uuid> = self
+            .conversations
+            .iter()
+            .filter(|(_, c)| c.members().iter().any(|m| m.device_id == device_id))
+            .map(|(id, _)| *id)
+            .collect();
+        affected.sort();
+        for conversation_id in affected {
+            events.extend(
+                self.commit_with_retry(conversation_id, |c, p, i| {
+                    c.remove_devices(p, i, &[device_id])
+                })
+                .await?,
+            );
+        }
+        Ok(events)
+    }
+
+    /// Makes a commit with `make` and submits it; on `stale_epoch` syncs (merging the
+    /// commits that won) and makes it again.
+    async fn commit_with_retry<F>(
+        &mut self,
+        conversation_id: Uuid,
+        make: F,
+    ) -> Result<Vec<Event>, Error>
+    where
+        F: Fn(
+            &mut Conversation,
+            &OpenMlsRustCrypto,
+            &crate::DeviceIdentity,
+        ) -> Result<PendingCommit, Error>,
+    {
+        let mut events = Vec::new();
+        for _ in 0..=STALE_RETRIES {
+            let mut conversation = self
+                .conversations
+                .remove(&conversation_id)
+                .ok_or(Error::InvalidState("unknown conversation"))?;
+            let result = match make(&mut conversation, &self.provider, self.client.identity()) {
+                Ok(pending) => self.submit(&mut conversation, pending).await,
+                Err(e) => Err(e),
+            };
+            self.conversations.insert(conversation_id, conversation);
+            match result {
+                Ok(()) => return Ok(events),
+                Err(e) if is_stale(&e) => events.extend(self.sync().await?),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::InvalidState(
+            "the conversation kept moving; try again",
+        ))
+    }
+
     /// Encrypts and sends a text message; returns its message id. On `stale_epoch` it
     /// syncs (processing the commits it missed) and re-encrypts in the new epoch.
     pub async fn send_text(

@@ -163,3 +163,134 @@ async fn two_users_with_three_devices_talk_both_ways(env: ServerEnv) {
 }
 
 on_both_backends!(two_users_with_three_devices_talk_both_ways);
+
+async fn an_approved_device_reads_later_messages_and_a_revoked_one_nothing_more(env: ServerEnv) {
+    let stack = Stack::start(&env);
+    let alice = stack.tenant.create_user("alice", "Alice").await;
+    let bob = stack.tenant.create_user("bob", "Bob").await;
+    stack.tenant.add_contact(alice.id, bob.id).await;
+    let mut a = messenger(&stack, alice.id).await;
+    let mut phone = messenger(&stack, bob.id).await;
+    let conv = a.create_conversation(&[bob.id]).await.unwrap();
+    phone.sync().await.unwrap();
+    a.send_text(conv, "before the tablet").await.unwrap();
+
+    // bob's tablet registers (pending), publishes key packages, and is approved by the phone,
+    // which adds it to the conversation.
+    let mut tablet = messenger(&stack, bob.id).await;
+    let fp = fingerprint(&tablet.client().identity().public_key());
+    // Approval syncs first; its events are part of the phone's history.
+    let mut phone_events = phone.approve_device(device_id(&tablet), &fp).await.unwrap();
+    let events = a.sync().await.unwrap();
+    assert!(
+        events.iter().any(|e| matches!(e, Event::MembersChanged { added, .. } if added.iter().any(|d| d.device_id == device_id(&tablet)))),
+        "{events:?}"
+    );
+    a.send_text(conv, "after the tablet").await.unwrap();
+    let tablet_events = tablet.sync().await.unwrap();
+    assert!(
+        matches!(tablet_events.first(), Some(Event::Joined { .. })),
+        "{tablet_events:?}"
+    );
+    assert_eq!(
+        texts(&tablet_events),
+        vec![(device_id(&a), "after the tablet".to_owned())],
+        "nothing from before"
+    );
+
+    // The phone revokes the tablet: it leaves the group and loses access.
+    phone_events.extend(phone.revoke_device(device_id(&tablet)).await.unwrap());
+    a.sync().await.unwrap();
+    assert!(
+        !a.members(conv)
+            .unwrap()
+            .iter()
+            .any(|m| m.device_id == device_id(&tablet))
+    );
+    a.send_text(conv, "after the revocation").await.unwrap();
+    match tablet.sync().await {
+        Err(cloak_sdk::Error::Problem(p)) => assert_eq!(p.code, "device_revoked"),
+        other => panic!("a revoked device must not fetch: {other:?}"),
+    }
+    phone_events.extend(phone.sync().await.unwrap());
+    assert_eq!(
+        texts(&phone_events),
+        vec![
+            (device_id(&a), "before the tablet".to_owned()),
+            (device_id(&a), "after the tablet".to_owned()),
+            (device_id(&a), "after the revocation".to_owned()),
+        ]
+    );
+}
+
+async fn ten_users_share_a_group_with_edits_deletes_and_receipts(env: ServerEnv) {
+    let stack = Stack::start(&env);
+    let owner = stack.tenant.create_user("owner", "Owner").await;
+    let mut users = Vec::new();
+    for i in 0..9 {
+        let u = stack
+            .tenant
+            .create_user(&format!("user-{i}"), &format!("User {i}"))
+            .await;
+        stack.tenant.add_contact(owner.id, u.id).await;
+        users.push(u.id);
+    }
+    let mut owner_m = messenger(&stack, owner.id).await;
+    let mut others = Vec::new();
+    for u in &users {
+        others.push(messenger(&stack, *u).await);
+    }
+    let conv = owner_m.create_conversation(&users).await.unwrap();
+    assert_eq!(owner_m.members(conv).unwrap().len(), 10);
+    for m in &mut others {
+        let events = m.sync().await.unwrap();
+        assert!(
+            matches!(events.as_slice(), [Event::Joined { members, .. }] if members.len() == 10),
+            "{events:?}"
+        );
+    }
+    let (first, _) = owner_m.send_text(conv, "hello everyone").await.unwrap();
+    let now = owner_m.client().now_ms();
+    let kinds = [
+        PayloadKind::Edit {
+            target: first,
+            text: "hello, everyone".into(),
+        },
+        PayloadKind::Receipt {
+            targets: vec![first],
+            read: true,
+        },
+        PayloadKind::Delete { target: first },
+    ];
+    for kind in kinds.clone() {
+        let payload = cloak_sdk::Payload::new(Uuid::new_v4(), now, kind);
+        others[4].send_payload(conv, &payload).await.unwrap();
+    }
+    for (i, m) in others.iter_mut().enumerate() {
+        let events = m.sync().await.unwrap();
+        let got: Vec<PayloadKind> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Message { payload, .. } => Some(payload.kind.clone()),
+                _ => None,
+            })
+            .collect();
+        let mut expected = vec![PayloadKind::Text {
+            text: "hello everyone".into(),
+        }];
+        if i != 4 {
+            expected.extend(kinds.clone());
+        }
+        assert_eq!(got, expected, "member {i}");
+    }
+    let owner_got = owner_m.sync().await.unwrap();
+    assert_eq!(owner_got.len(), 3, "{owner_got:?}");
+}
+
+mod group {
+    use super::*;
+    on_both_backends!(
+        an_approved_device_reads_later_messages_and_a_revoked_one_nothing_more,
+        ten_users_share_a_group_with_edits_deletes_and_receipts,
+    );
+}

@@ -335,7 +335,8 @@ pub async fn revoke(
 }
 
 /// Whether `caller` may read `user_id`'s directory entries and claim their packages:
-/// the tenant, the user's own approved devices, and approved devices of contacts.
+/// the tenant, the user's own approved devices, and approved devices of the user's
+/// contacts and of users who share a conversation with them.
 pub async fn may_see_user(
     store: &dyn Store,
     caller: &Caller,
@@ -345,7 +346,11 @@ pub async fn may_see_user(
         Caller::Tenant(t) => store.get_user(t.tenant_id, user_id).await?.is_some(),
         Caller::Device(d) => {
             require_approved(d)?;
-            d.user_id == user_id || store.are_contacts(d.tenant_id, d.user_id, user_id).await?
+            d.user_id == user_id
+                || store.are_contacts(d.tenant_id, d.user_id, user_id).await?
+                || store
+                    .users_share_conversation(d.tenant_id, d.user_id, user_id)
+                    .await?
         }
     };
     if visible {

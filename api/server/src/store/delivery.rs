@@ -108,6 +108,13 @@ pub trait DeliveryStore: Send + Sync {
         tenant_id: Uuid,
         device_id: Uuid,
     ) -> Result<Vec<ConversationRecord>, StoreError>;
+    /// Whether users `a` and `b` have devices in a common conversation.
+    async fn users_share_conversation(
+        &self,
+        tenant_id: Uuid,
+        a: Uuid,
+        b: Uuid,
+    ) -> Result<bool, StoreError>;
     /// Stores an application message for every other member, in one transaction, before
     /// the caller acknowledges it; a repeated `client_msg_id` stores nothing.
     async fn store_application(&self, send: &NewSend) -> Result<SendOutcome, StoreError>;

@@ -243,6 +243,25 @@ macro_rules! impl_delivery_store {
                 Ok(out)
             }
 
+            async fn users_share_conversation(
+                &self,
+                tenant_id: uuid::Uuid,
+                a: uuid::Uuid,
+                b: uuid::Uuid,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let row = sqlx::query(
+                    "SELECT 1 AS one FROM conversation_members m1 JOIN conversation_members m2 \
+                     ON m2.conversation_id = m1.conversation_id \
+                     WHERE m1.tenant_id = $1 AND m1.user_id = $2 AND m2.tenant_id = $1 AND m2.user_id = $3 LIMIT 1",
+                )
+                .bind(tenant_id)
+                .bind(a)
+                .bind(b)
+                .fetch_optional(&self.pool)
+                .await?;
+                Ok(row.is_some())
+            }
+
             async fn store_application(
                 &self,
                 send: &$crate::store::NewSend,

@@ -385,3 +385,43 @@ async fn a_socket_on_one_node_receives_what_another_node_accepted() {
     assert_eq!(body_of(&next_frame(&mut ws).await), b"across nodes");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+async fn sharing_a_conversation_opens_the_directory(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_user("alice").await;
+    let bob = app.create_user("bob").await;
+    let carol = app.create_user("carol").await;
+    app.make_contacts(alice, bob).await;
+    app.make_contacts(alice, carol).await;
+    let (a, b, c) = (
+        app.new_device(alice).await,
+        app.new_device(bob).await,
+        app.new_device(carol).await,
+    );
+    // bob and carol are not contacts: neither sees the other until they share a conversation.
+    assert_problem(
+        app.get(&format!("/v1/users/{carol}/devices"), &b.token)
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    app.conversation(&a, &[&b, &c]).await;
+    assert_eq!(
+        app.get(&format!("/v1/users/{carol}/devices"), &b.token)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.get(&format!("/v1/users/{bob}/devices"), &c.token)
+            .await
+            .status(),
+        200
+    );
+}
+
+mod shared_conversations {
+    use super::*;
+    crate::backend_tests!(sharing_a_conversation_opens_the_directory);
+}
