@@ -4,7 +4,7 @@ use uuid::Uuid;
 
 /// The ids that name a registered device. MLS credentials carry them (see
 /// [`crate::mls::encode_credential_identity`]) and the client keeps them after registering.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct DeviceIds {
     /// The tenant.
     pub tenant_id: Uuid,

@@ -22,6 +22,7 @@ pub mod ids;
 pub mod messenger;
 pub mod mls;
 pub mod payload;
+pub mod store;
 
 pub use client::DeviceClient;
 pub use clock::{Clock, SystemClock};
@@ -35,6 +36,7 @@ pub use mls::{
     generate_key_packages,
 };
 pub use payload::{Attachment, AttachmentKey, Payload, PayloadKind};
+pub use store::{AppState, LocalStore, StoreKey};
 
 use cloak_proto::Problem;
 use cloak_proto::health::Health;
@@ -66,6 +68,12 @@ pub enum Error {
     /// device that is not pending).
     #[error("invalid state: {0}")]
     InvalidState(&'static str),
+    /// The local store failed (I/O, or a value that does not decrypt).
+    #[error("local store: {0}")]
+    Storage(String),
+    /// The local store was opened with another key than the one it was created with.
+    #[error("the local store key is wrong")]
+    WrongStoreKey,
 }
 
 /// What the server says about itself.

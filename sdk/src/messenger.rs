@@ -4,8 +4,9 @@
 //! sync fetches the mailbox in order, joins from Welcomes, merges commits, decrypts
 //! application messages, checks membership after every change, and acknowledges.
 //!
-//! MLS state lives in the OpenMLS provider's storage (in memory here; the encrypted local
-//! store is still to come). The server only ever sees ciphertext.
+//! MLS state lives in the OpenMLS provider's storage; with a [`LocalStore`] it is written,
+//! with the app state, to the encrypted local file before every send and every
+//! acknowledgement. The server only ever sees ciphertext.
 
 use std::collections::{HashMap, HashSet};
 
@@ -20,6 +21,7 @@ use crate::conversation::{Conversation, Incoming, PendingCommit};
 use crate::ids::DeviceIds;
 use crate::mls::{check_key_package_device, parse_key_package};
 use crate::payload::{Payload, PayloadKind};
+use crate::store::{AppState, LocalStore};
 use crate::{DeviceClient, Error};
 
 /// Mailbox page size for a sync.
@@ -74,14 +76,18 @@ pub struct Messenger<C: Clock = SystemClock> {
     conversations: HashMap<Uuid, Conversation>,
     cursor: u64,
     seen: HashSet<Uuid>,
+    store: Option<LocalStore>,
 }
+
+/// How many delivered message ids are remembered for deduplication.
+const SEEN_LIMIT: usize = 10_000;
 
 fn is_stale(e: &Error) -> bool {
     matches!(e, Error::Problem(p) if p.code == "stale_epoch")
 }
 
 impl<C: Clock> Messenger<C> {
-    /// A messenger for a registered, logged-in device.
+    /// A messenger for a registered, logged-in device, keeping its state in memory only.
     pub fn new(client: DeviceClient<C>) -> Self {
         Self {
             client,
@@ -89,7 +95,76 @@ impl<C: Clock> Messenger<C> {
             conversations: HashMap::new(),
             cursor: 0,
             seen: HashSet::new(),
+            store: None,
         }
+    }
+
+    /// A messenger for a newly registered device that keeps its identity, MLS state and
+    /// progress in the encrypted `store` (written before every send and acknowledgement).
+    pub async fn with_store(client: DeviceClient<C>, store: LocalStore) -> Result<Self, Error> {
+        let mut m = Self::new(client);
+        m.store = Some(store);
+        m.persist().await?;
+        Ok(m)
+    }
+
+    /// Reopens a device from its encrypted store; `None` when the store is empty.
+    pub async fn restore(
+        http: reqwest::Client,
+        base_url: &str,
+        clock: C,
+        mut store: LocalStore,
+    ) -> Result<Option<Self>, Error> {
+        let (mls, app) = store.load().await?;
+        let Some(app) = app else { return Ok(None) };
+        let identity = crate::DeviceIdentity::from_secret_bytes(&app.identity_secret);
+        let mut client = DeviceClient::new(http, base_url, identity, clock);
+        if let Some(ids) = app.ids {
+            client = client.with_ids(ids);
+        }
+        let provider = OpenMlsRustCrypto::default();
+        provider
+            .storage()
+            .values
+            .write()
+            .map_err(|_| Error::Storage("state lock poisoned".into()))?
+            .extend(mls);
+        let mut conversations = HashMap::new();
+        for id in app.conversations {
+            if let Some(c) = Conversation::load(&provider, id)? {
+                conversations.insert(id, c);
+            }
+        }
+        Ok(Some(Self {
+            client,
+            provider,
+            conversations,
+            cursor: app.cursor,
+            seen: app.seen.into_iter().collect(),
+            store: Some(store),
+        }))
+    }
+
+    /// Writes MLS state and app state to the store (if any) in one transaction.
+    async fn persist(&mut self) -> Result<(), Error> {
+        let Some(store) = self.store.as_mut() else {
+            return Ok(());
+        };
+        let mls = self
+            .provider
+            .storage()
+            .values
+            .read()
+            .map_err(|_| Error::Storage("state lock poisoned".into()))?
+            .clone();
+        let app = AppState {
+            identity_secret: self.client.identity().to_secret_bytes(),
+            ids: self.client.ids(),
+            cursor: self.cursor,
+            conversations: self.conversations.keys().copied().collect(),
+            seen: self.seen.iter().copied().collect(),
+        };
+        store.persist(&mls, &app).await
     }
 
     /// The device client.
@@ -105,11 +180,12 @@ impl<C: Clock> Messenger<C> {
 
     /// Publishes KeyPackages (private parts stay in this messenger's provider) so others
     /// can add this device.
-    pub async fn publish_key_packages(&self, target: u32) -> Result<(), Error> {
+    pub async fn publish_key_packages(&mut self, target: u32) -> Result<(), Error> {
         self.client
             .top_up_key_packages(&self.provider, target)
-            .await
-            .map(|_| ())
+            .await?;
+        // The packages' private parts must survive a restart to process Welcomes.
+        self.persist().await
     }
 
     /// The ids of the conversations this device is in.
@@ -165,6 +241,7 @@ impl<C: Clock> Messenger<C> {
             self.submit(&mut conversation, pending).await?;
         }
         self.conversations.insert(id, conversation);
+        self.persist().await?;
         Ok(id)
     }
 
@@ -291,7 +368,10 @@ impl<C: Clock> Messenger<C> {
             };
             self.conversations.insert(conversation_id, conversation);
             match result {
-                Ok(()) => return Ok(events),
+                Ok(()) => {
+                    self.persist().await?;
+                    return Ok(events);
+                }
                 Err(e) if is_stale(&e) => events.extend(self.sync().await?),
                 Err(e) => return Err(e),
             }
@@ -344,6 +424,9 @@ impl<C: Clock> Messenger<C> {
                 epoch: conversation.epoch(),
                 body,
             };
+            // The ratchet moved: store it before the ciphertext leaves, so a restart never
+            // reuses a message key.
+            self.persist().await?;
             match self.client.send_message(conversation_id, &request).await {
                 Ok(_) => return Ok(events),
                 Err(e) if is_stale(&e) => events.extend(self.sync().await?),
@@ -380,6 +463,11 @@ impl<C: Clock> Messenger<C> {
                 }
             }
             self.cursor = last;
+            if self.seen.len() > SEEN_LIMIT {
+                self.seen.clear();
+            }
+            // State first, then the acknowledgement: nothing acknowledged is lost.
+            self.persist().await?;
             self.client.ack_mailbox(last).await?;
             if !page.more {
                 return Ok(events);

@@ -4,7 +4,8 @@
 
 use cloak_e2e::{ServerEnv, Stack, on_both_backends};
 use cloak_sdk::{
-    DeviceClient, DeviceIdentity, Event, Messenger, PayloadKind, SystemClock, fingerprint,
+    DeviceClient, DeviceIdentity, Event, LocalStore, Messenger, PayloadKind, StoreKey, SystemClock,
+    fingerprint,
 };
 use uuid::Uuid;
 
@@ -18,7 +19,7 @@ async fn messenger(stack: &Stack, user: Uuid) -> Messenger {
     );
     client.register(&token, Some("e2e")).await.unwrap();
     client.login().await.unwrap();
-    let m = Messenger::new(client);
+    let mut m = Messenger::new(client);
     m.publish_key_packages(5).await.unwrap();
     m
 }
@@ -287,10 +288,96 @@ async fn ten_users_share_a_group_with_edits_deletes_and_receipts(env: ServerEnv)
     assert_eq!(owner_got.len(), 3, "{owner_got:?}");
 }
 
+async fn a_device_restarts_from_its_encrypted_store(env: ServerEnv) {
+    let stack = Stack::start(&env);
+    let alice = stack.tenant.create_user("alice", "Alice").await;
+    let bob = stack.tenant.create_user("bob", "Bob").await;
+    stack.tenant.add_contact(alice.id, bob.id).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alice-phone.db");
+    let key = [42u8; 32];
+
+    let token = stack.tenant.user_token(alice.id).await.token;
+    let identity = DeviceIdentity::generate_os();
+    let secret = identity.to_secret_bytes();
+    let mut client = DeviceClient::new(
+        reqwest::Client::new(),
+        stack.server.base_url.clone(),
+        identity,
+        SystemClock,
+    );
+    client.register(&token, Some("phone")).await.unwrap();
+    client.login().await.unwrap();
+    let store = LocalStore::open(&path, &StoreKey::from_bytes(key))
+        .await
+        .unwrap();
+    let mut a = Messenger::with_store(client, store).await.unwrap();
+    a.publish_key_packages(5).await.unwrap();
+    let alice_device = device_id(&a);
+
+    let mut b = messenger(&stack, bob.id).await;
+    let conv = b.create_conversation(&[alice.id]).await.unwrap();
+    assert!(matches!(
+        a.sync().await.unwrap().as_slice(),
+        [Event::Joined { .. }]
+    ));
+    b.send_text(conv, "one").await.unwrap();
+    assert_eq!(
+        texts(&a.sync().await.unwrap()),
+        vec![(device_id(&b), "one".to_owned())]
+    );
+    drop(a); // the app quits
+
+    let canary = format!("CANARY-{}", Uuid::new_v4().simple());
+    b.send_text(conv, &canary).await.unwrap();
+    let store = LocalStore::open(&path, &StoreKey::from_bytes(key))
+        .await
+        .unwrap();
+    let mut a = Messenger::restore(
+        reqwest::Client::new(),
+        &stack.server.base_url,
+        SystemClock,
+        store,
+    )
+    .await
+    .unwrap()
+    .expect("the store holds a device");
+    assert_eq!(device_id(&a), alice_device);
+    assert_eq!(
+        texts(&a.sync().await.unwrap()),
+        vec![(device_id(&b), canary.clone())],
+        "no repeat of \"one\""
+    );
+    a.send_text(conv, "three").await.unwrap();
+    assert_eq!(
+        texts(&b.sync().await.unwrap()),
+        vec![(alice_device, "three".to_owned())]
+    );
+    drop(a);
+
+    // A copied store file reveals nothing: no plaintext, no identity key.
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    assert!(bytes.len() > 4096, "the store has content");
+    for needle in [canary.as_bytes(), b"three".as_slice(), secret.as_slice()] {
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "readable in the store file"
+        );
+    }
+    assert!(matches!(
+        LocalStore::open(&path, &StoreKey::from_bytes([1; 32])).await,
+        Err(cloak_sdk::Error::WrongStoreKey)
+    ));
+}
+
 mod group {
     use super::*;
     on_both_backends!(
         an_approved_device_reads_later_messages_and_a_revoked_one_nothing_more,
         ten_users_share_a_group_with_edits_deletes_and_receipts,
+        a_device_restarts_from_its_encrypted_store,
     );
 }

@@ -1,0 +1,364 @@
+//! The device's local store: a SQLite file encrypted at rest, so a copied file reveals
+//! nothing without the app's key.
+//!
+//! Every value is sealed with XChaCha20-Poly1305 under the store key, with a fresh random
+//! nonce, and bound (as associated data) to its row id; row ids are HMAC-SHA256 of the
+//! entry's name under the same key, so names (group ids, key references) do not show
+//! either. The MLS state (OpenMLS's storage, a key/value map) and the app state (identity,
+//! ids, mailbox cursor, seen message ids) are written together in one transaction by
+//! [`LocalStore::persist`], which writes only what changed since the last call.
+//!
+//! The key is 32 bytes the app provides ([`StoreKey::from_bytes`]) or derives from a
+//! passphrase with Argon2id ([`StoreKey::from_passphrase`], with a random salt kept in the
+//! file). A wrong key is detected on open ([`Error::WrongStoreKey`](crate::Error)).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload as AeadPayload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use sqlx::Row as _;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use uuid::Uuid;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::Error;
+use crate::ids::DeviceIds;
+
+const NONCE_LEN: usize = 24;
+const CHECK_PLAINTEXT: &[u8] = b"cloak local store v1";
+const MLS_PREFIX: &[u8] = b"mls\0";
+const APP_NAME: &[u8] = b"app\0state";
+
+/// The key that encrypts the local store. Zeroized on drop; no `Debug`.
+pub struct StoreKey(Zeroizing<[u8; 32]>);
+
+impl StoreKey {
+    /// A key the app keeps (for example in the platform keychain).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// A new random key.
+    pub fn generate() -> Self {
+        let mut k = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut k);
+        let key = Self::from_bytes(k);
+        k.zeroize();
+        key
+    }
+
+    /// Derives the key from a passphrase with Argon2id (OWASP parameters: 19 MiB, t=2, p=1).
+    pub fn from_passphrase(passphrase: &str, salt: &[u8; 16]) -> Result<Self, Error> {
+        let mut out = Zeroizing::new([0u8; 32]);
+        argon2::Argon2::default()
+            .hash_password_into(passphrase.as_bytes(), salt, out.as_mut())
+            .map_err(|e| Error::Crypto(format!("argon2: {e}")))?;
+        Ok(Self(out))
+    }
+}
+
+/// What the app keeps besides MLS state.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AppState {
+    /// The device's identity secret key (restored into a [`crate::DeviceIdentity`]).
+    pub identity_secret: Zeroizing<[u8; 32]>,
+    /// The device's ids.
+    pub ids: Option<DeviceIds>,
+    /// The last mailbox sequence number processed.
+    pub cursor: u64,
+    /// The conversations this device is in.
+    pub conversations: Vec<Uuid>,
+    /// Message ids already delivered to the app (deduplication).
+    pub seen: Vec<Uuid>,
+}
+
+/// The encrypted store file.
+pub struct LocalStore {
+    pool: SqlitePool,
+    cipher: XChaCha20Poly1305,
+    mac_key: Zeroizing<[u8; 32]>,
+    /// The MLS entries as last written, to write only changes.
+    persisted: HashMap<Vec<u8>, Vec<u8>>,
+}
+
+fn storage_error(e: impl std::fmt::Display) -> Error {
+    Error::Storage(e.to_string())
+}
+
+impl LocalStore {
+    /// Opens (creating) the store at `path`; fails with `WrongStoreKey` for another key.
+    pub async fn open(path: &Path, key: &StoreKey) -> Result<Self, Error> {
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(storage_error)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(storage_error)?;
+        for sql in [
+            "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS kv (id BLOB PRIMARY KEY NOT NULL, sealed BLOB NOT NULL)",
+        ] {
+            sqlx::query(sql)
+                .execute(&pool)
+                .await
+                .map_err(storage_error)?;
+        }
+        let cipher = XChaCha20Poly1305::new_from_slice(key.0.as_ref())
+            .map_err(|e| Error::Crypto(e.to_string()))?;
+        let mut mac_key = Zeroizing::new([0u8; 32]);
+        let mut kdf = <Hmac<Sha256> as Mac>::new_from_slice(key.0.as_ref())
+            .map_err(|e| Error::Crypto(e.to_string()))?;
+        kdf.update(b"cloak local store row ids");
+        mac_key.copy_from_slice(&kdf.finalize().into_bytes());
+        let mut store = Self {
+            pool,
+            cipher,
+            mac_key,
+            persisted: HashMap::new(),
+        };
+        store.check_key().await?;
+        Ok(store)
+    }
+
+    /// Stores a sealed check value on first open; verifies it afterwards.
+    async fn check_key(&mut self) -> Result<(), Error> {
+        let row = sqlx::query("SELECT value FROM meta WHERE name = 'check'")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(storage_error)?;
+        match row {
+            Some(row) => {
+                let sealed: Vec<u8> = row.try_get("value").map_err(storage_error)?;
+                match self.open_sealed(b"check", &sealed) {
+                    Ok(plain) if plain.as_slice() == CHECK_PLAINTEXT => Ok(()),
+                    _ => Err(Error::WrongStoreKey),
+                }
+            }
+            None => {
+                let sealed = self.seal(b"check", CHECK_PLAINTEXT)?;
+                sqlx::query("INSERT INTO meta (name, value) VALUES ('check', $1)")
+                    .bind(sealed)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(storage_error)?;
+                Ok(())
+            }
+        }
+    }
+
+    fn row_id(&self, name: &[u8]) -> Vec<u8> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.mac_key.as_ref())
+            .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()));
+        mac.update(name);
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    fn seal(&self, row_id: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let sealed = self
+            .cipher
+            .encrypt(
+                &XNonce::from(nonce),
+                AeadPayload {
+                    msg: plaintext,
+                    aad: row_id,
+                },
+            )
+            .map_err(|_| Error::Crypto("seal".into()))?;
+        let mut out = nonce.to_vec();
+        out.extend(sealed);
+        Ok(out)
+    }
+
+    fn open_sealed(&self, row_id: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+        if sealed.len() < NONCE_LEN {
+            return Err(Error::Storage("sealed value too short".into()));
+        }
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(storage_error)?;
+        self.cipher
+            .decrypt(
+                &XNonce::from(nonce),
+                AeadPayload {
+                    msg: body,
+                    aad: row_id,
+                },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| {
+                Error::Storage("a stored value does not decrypt (tampered or another key)".into())
+            })
+    }
+
+    /// Writes the MLS entries that changed since the last call and the app state, in one
+    /// transaction.
+    pub async fn persist(
+        &mut self,
+        mls: &HashMap<Vec<u8>, Vec<u8>>,
+        app: &AppState,
+    ) -> Result<(), Error> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(storage_error)?;
+        for (name, value) in mls {
+            if self.persisted.get(name) == Some(value) {
+                continue;
+            }
+            let mut full_name = MLS_PREFIX.to_vec();
+            full_name.extend_from_slice(name);
+            let id = self.row_id(&full_name);
+            // The plaintext carries the entry's name so the map can be rebuilt on load.
+            let mut plain = Zeroizing::new(Vec::with_capacity(8 + name.len() + value.len()));
+            plain.extend_from_slice(&(name.len() as u64).to_be_bytes());
+            plain.extend_from_slice(name);
+            plain.extend_from_slice(value);
+            let sealed = self.seal(&id, &plain)?;
+            sqlx::query("INSERT INTO kv (id, sealed) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET sealed = excluded.sealed")
+                .bind(id)
+                .bind(sealed)
+                .execute(&mut *tx)
+                .await
+                .map_err(storage_error)?;
+        }
+        for name in self.persisted.keys().filter(|k| !mls.contains_key(*k)) {
+            let mut full_name = MLS_PREFIX.to_vec();
+            full_name.extend_from_slice(name);
+            sqlx::query("DELETE FROM kv WHERE id = $1")
+                .bind(self.row_id(&full_name))
+                .execute(&mut *tx)
+                .await
+                .map_err(storage_error)?;
+        }
+        let app_id = self.row_id(APP_NAME);
+        let encoded = Zeroizing::new(serde_json::to_vec(app).map_err(storage_error)?);
+        let sealed = self.seal(&app_id, &encoded)?;
+        sqlx::query("INSERT INTO kv (id, sealed) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET sealed = excluded.sealed")
+            .bind(app_id)
+            .bind(sealed)
+            .execute(&mut *tx)
+            .await
+            .map_err(storage_error)?;
+        tx.commit().await.map_err(storage_error)?;
+        self.persisted = mls.clone();
+        Ok(())
+    }
+
+    /// Reads everything back: the MLS entries and the app state (none in a new store).
+    pub async fn load(&mut self) -> Result<(HashMap<Vec<u8>, Vec<u8>>, Option<AppState>), Error> {
+        let rows = sqlx::query("SELECT id, sealed FROM kv")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(storage_error)?;
+        let app_id = self.row_id(APP_NAME);
+        let mut mls = HashMap::new();
+        let mut app = None;
+        for row in rows {
+            let id: Vec<u8> = row.try_get("id").map_err(storage_error)?;
+            let sealed: Vec<u8> = row.try_get("sealed").map_err(storage_error)?;
+            let plain = self.open_sealed(&id, &sealed)?;
+            if id == app_id {
+                app = Some(serde_json::from_slice(&plain).map_err(storage_error)?);
+                continue;
+            }
+            let (len, rest) = plain
+                .split_at_checked(8)
+                .ok_or_else(|| storage_error("short entry"))?;
+            let len = usize::try_from(u64::from_be_bytes(len.try_into().map_err(storage_error)?))
+                .map_err(storage_error)?;
+            let (name, value) = rest
+                .split_at_checked(len)
+                .ok_or_else(|| storage_error("short entry"))?;
+            let mut full_name = MLS_PREFIX.to_vec();
+            full_name.extend_from_slice(name);
+            if self.row_id(&full_name) != id {
+                return Err(Error::Storage("an entry was moved to another row".into()));
+            }
+            mls.insert(name.to_vec(), value.to_vec());
+        }
+        self.persisted = mls.clone();
+        Ok((mls, app))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(cursor: u64) -> AppState {
+        AppState {
+            identity_secret: Zeroizing::new([7; 32]),
+            ids: None,
+            cursor,
+            conversations: vec![Uuid::from_u128(1)],
+            seen: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn round_trip_changes_only_and_wrong_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("device.db");
+        let key = [3u8; 32];
+        let mut store = LocalStore::open(&path, &StoreKey::from_bytes(key))
+            .await
+            .unwrap();
+        let mut mls = HashMap::new();
+        mls.insert(b"group-1".to_vec(), b"SECRET-STATE-1".to_vec());
+        mls.insert(b"group-2".to_vec(), b"SECRET-STATE-2".to_vec());
+        store.persist(&mls, &app(5)).await.unwrap();
+        mls.remove(b"group-2".as_slice());
+        mls.insert(b"group-1".to_vec(), b"SECRET-STATE-1b".to_vec());
+        store.persist(&mls, &app(9)).await.unwrap();
+        drop(store);
+
+        let mut again = LocalStore::open(&path, &StoreKey::from_bytes(key))
+            .await
+            .unwrap();
+        let (loaded, state) = again.load().await.unwrap();
+        assert_eq!(loaded, mls);
+        assert_eq!(state.unwrap().cursor, 9);
+        drop(again);
+
+        assert!(matches!(
+            LocalStore::open(&path, &StoreKey::from_bytes([4; 32])).await,
+            Err(Error::WrongStoreKey)
+        ));
+        // Nothing readable in the files: neither values nor names.
+        let mut bytes = Vec::new();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+        }
+        for needle in [b"SECRET-STATE".as_slice(), b"group-1", &[7u8; 32]] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{needle:?} is readable"
+            );
+        }
+    }
+
+    #[test]
+    fn passphrase_keys_depend_on_passphrase_and_salt() {
+        let a = StoreKey::from_passphrase("correct horse", &[1; 16]).unwrap();
+        let b = StoreKey::from_passphrase("correct horse", &[1; 16]).unwrap();
+        let c = StoreKey::from_passphrase("correct horse", &[2; 16]).unwrap();
+        let d = StoreKey::from_passphrase("wrong horse", &[1; 16]).unwrap();
+        assert_eq!(*a.0, *b.0);
+        assert_ne!(*a.0, *c.0);
+        assert_ne!(*a.0, *d.0);
+    }
+}
