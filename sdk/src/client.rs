@@ -87,6 +87,11 @@ impl<C: Clock> DeviceClient<C> {
         self
     }
 
+    /// The server's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     /// Now, by the client's clock (Unix ms).
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()

@@ -22,6 +22,7 @@ pub mod ids;
 pub mod messenger;
 pub mod mls;
 pub mod payload;
+pub mod realtime;
 pub mod store;
 
 pub use client::DeviceClient;

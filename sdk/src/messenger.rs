@@ -21,8 +21,11 @@ use crate::conversation::{Conversation, Incoming, PendingCommit};
 use crate::ids::DeviceIds;
 use crate::mls::{check_key_package_device, parse_key_package};
 use crate::payload::{Payload, PayloadKind};
+use crate::realtime::Channel;
 use crate::store::{AppState, LocalStore};
 use crate::{DeviceClient, Error};
+use cloak_proto::delivery::ClientFrame;
+use secrecy::ExposeSecret as _;
 
 /// Mailbox page size for a sync.
 const PAGE: u32 = 100;
@@ -77,10 +80,36 @@ pub struct Messenger<C: Clock = SystemClock> {
     cursor: u64,
     seen: HashSet<Uuid>,
     store: Option<LocalStore>,
+    channel: Option<Channel>,
+    reconnects: u32,
 }
+
+/// Once events are ready, how long [`Messenger::next_events`] keeps taking frames.
+const DRAIN_WINDOW: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How many delivered message ids are remembered for deduplication.
 const SEEN_LIMIT: usize = 10_000;
+
+/// Retries a request that carries a client message id (so the server stores it once
+/// however often it arrives) when the connection failed: up to three more attempts with
+/// jittered backoff.
+async fn retry_transport<T, F, Fut>(mut call: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        match call().await {
+            Err(Error::Transport(_)) if attempt < 3 => {
+                tokio::time::sleep(crate::realtime::backoff(attempt, &mut rand::thread_rng()))
+                    .await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
 
 fn is_stale(e: &Error) -> bool {
     matches!(e, Error::Problem(p) if p.code == "stale_epoch")
@@ -96,6 +125,8 @@ impl<C: Clock> Messenger<C> {
             cursor: 0,
             seen: HashSet::new(),
             store: None,
+            channel: None,
+            reconnects: 0,
         }
     }
 
@@ -142,6 +173,8 @@ impl<C: Clock> Messenger<C> {
             cursor: app.cursor,
             seen: app.seen.into_iter().collect(),
             store: Some(store),
+            channel: None,
+            reconnects: 0,
         }))
     }
 
@@ -259,7 +292,8 @@ impl<C: Clock> Messenger<C> {
             add: pending.add,
             remove: pending.remove,
         };
-        match self.client.submit_commit(conversation.id(), &request).await {
+        let id = conversation.id();
+        match retry_transport(|| self.client.submit_commit(id, &request)).await {
             Ok(_) => conversation.confirm_commit(&self.provider),
             Err(e) => {
                 conversation.discard_commit(&self.provider)?;
@@ -427,7 +461,9 @@ impl<C: Clock> Messenger<C> {
             // The ratchet moved: store it before the ciphertext leaves, so a restart never
             // reuses a message key.
             self.persist().await?;
-            match self.client.send_message(conversation_id, &request).await {
+            let sent =
+                retry_transport(|| self.client.send_message(conversation_id, &request)).await;
+            match sent {
                 Ok(_) => return Ok(events),
                 Err(e) if is_stale(&e) => events.extend(self.sync().await?),
                 Err(e) => return Err(e),
@@ -436,6 +472,82 @@ impl<C: Clock> Messenger<C> {
         Err(Error::InvalidState(
             "the conversation kept moving; try again",
         ))
+    }
+
+    /// Waits up to `wait` for new messages over the WebSocket (connecting, or reconnecting
+    /// with backoff, as needed) and returns their events. Each envelope is processed in
+    /// mailbox order, stored, and acknowledged. When the socket cannot be opened, falls back
+    /// to fetching over REST.
+    pub async fn next_events(&mut self, wait: std::time::Duration) -> Result<Vec<Event>, Error> {
+        if self.channel.is_none() {
+            let token = self.client.token().await?;
+            match Channel::connect(self.client.base_url(), token.expose_secret(), self.cursor).await
+            {
+                Ok(c) => {
+                    self.reconnects = 0;
+                    self.channel = Some(c);
+                }
+                Err(_) => {
+                    // Back off (with jitter) before the REST fallback; the next call tries the
+                    // socket again.
+                    let delay = crate::realtime::backoff(self.reconnects, &mut rand::thread_rng());
+                    self.reconnects = self.reconnects.saturating_add(1);
+                    tokio::time::sleep(delay.min(wait)).await;
+                    return self.sync().await;
+                }
+            }
+        }
+        let mut events = Vec::new();
+        let mut deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some(channel) = self.channel.as_mut() else {
+                break;
+            };
+            let envelope = match channel.next_envelope(left).await {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(e) => {
+                    // The socket broke: drop it; the next call reconnects and resumes.
+                    self.channel = None;
+                    if events.is_empty() {
+                        return Err(e);
+                    }
+                    break;
+                }
+            };
+            if envelope.seq <= self.cursor {
+                continue; // already processed (a resume can repeat entries)
+            }
+            let (seq, conversation_id) = (envelope.seq, envelope.conversation_id);
+            match self
+                .process(envelope.kind, conversation_id, &envelope.body)
+                .await
+            {
+                Ok(Some(event)) => events.push(event),
+                Ok(None) => {}
+                Err(e) => events.push(Event::Rejected {
+                    conversation_id,
+                    seq,
+                    reason: e.to_string(),
+                }),
+            }
+            self.cursor = seq;
+            self.persist().await?;
+            if let Some(channel) = self.channel.as_mut()
+                && channel
+                    .send(&ClientFrame::Ack { up_to: seq })
+                    .await
+                    .is_err()
+            {
+                self.channel = None;
+            }
+            if !events.is_empty() {
+                // Something to hand over: take what else is already arriving, then return.
+                deadline = deadline.min(tokio::time::Instant::now() + DRAIN_WINDOW);
+            }
+        }
+        Ok(events)
     }
 
     /// Fetches and processes every mailbox entry, in order, acknowledging them.

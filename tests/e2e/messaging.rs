@@ -373,11 +373,65 @@ async fn a_device_restarts_from_its_encrypted_store(env: ServerEnv) {
     ));
 }
 
+/// Real-time delivery over the WebSocket, and a reconnection (with resume) after the
+/// server restarts on the same address.
+async fn messages_arrive_in_real_time_and_survive_a_server_restart(env: ServerEnv) {
+    let mut stack = Stack::start(&env);
+    let alice = stack.tenant.create_user("alice", "Alice").await;
+    let bob = stack.tenant.create_user("bob", "Bob").await;
+    stack.tenant.add_contact(alice.id, bob.id).await;
+    let mut a = messenger(&stack, alice.id).await;
+    let mut b = messenger(&stack, bob.id).await;
+    let conv = a.create_conversation(&[bob.id]).await.unwrap();
+    let joined = b
+        .next_events(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(
+        matches!(joined.as_slice(), [Event::Joined { .. }]),
+        "{joined:?}"
+    );
+
+    let started = std::time::Instant::now();
+    a.send_text(conv, "live").await.unwrap();
+    let got = b
+        .next_events(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(texts(&got), vec![(device_id(&a), "live".to_owned())]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+
+    let bind = stack
+        .server
+        .base_url
+        .trim_start_matches("http://")
+        .to_owned();
+    stack.server.kill_hard();
+    let restarted = cloak_e2e::ServerProcess::start_at(stack.dir.path(), &env, &bind);
+    a.send_text(conv, "after the restart").await.unwrap();
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        if let Ok(events) = b.next_events(std::time::Duration::from_secs(1)).await {
+            got.extend(texts(&events));
+        }
+        if !got.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(got, vec![(device_id(&a), "after the restart".to_owned())]);
+    drop(restarted);
+}
+
 mod group {
     use super::*;
     on_both_backends!(
         an_approved_device_reads_later_messages_and_a_revoked_one_nothing_more,
         ten_users_share_a_group_with_edits_deletes_and_receipts,
         a_device_restarts_from_its_encrypted_store,
+        messages_arrive_in_real_time_and_survive_a_server_restart,
     );
 }

@@ -100,7 +100,12 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `cloak-api` (serve) on 127.0.0.1 port 0 and waits until it listens.
     pub fn start(cwd: &Path, env: &ServerEnv) -> Self {
-        let env = env.clone().with("CLOAK_BIND", "127.0.0.1:0");
+        Self::start_at(cwd, env, "127.0.0.1:0")
+    }
+
+    /// Starts on a given address (a restarted node keeps its port, so clients reconnect).
+    pub fn start_at(cwd: &Path, env: &ServerEnv, bind: &str) -> Self {
+        let env = env.clone().with("CLOAK_BIND", bind);
         let mut child = cloak_command(cwd, &env, &[])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
