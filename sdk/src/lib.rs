@@ -23,6 +23,7 @@ pub mod messenger;
 pub mod mls;
 pub mod payload;
 pub mod realtime;
+pub mod safety;
 pub mod store;
 
 pub use client::DeviceClient;
@@ -37,6 +38,7 @@ pub use mls::{
     generate_key_packages,
 };
 pub use payload::{Attachment, AttachmentKey, Payload, PayloadKind};
+pub use safety::SafetyNumber;
 pub use store::{AppState, LocalStore, StoreKey};
 
 use cloak_proto::Problem;

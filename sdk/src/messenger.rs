@@ -82,6 +82,7 @@ pub struct Messenger<C: Clock = SystemClock> {
     store: Option<LocalStore>,
     channel: Option<Channel>,
     reconnects: u32,
+    verified: HashMap<Uuid, [u8; 32]>,
 }
 
 /// Once events are ready, how long [`Messenger::next_events`] keeps taking frames.
@@ -127,6 +128,7 @@ impl<C: Clock> Messenger<C> {
             store: None,
             channel: None,
             reconnects: 0,
+            verified: HashMap::new(),
         }
     }
 
@@ -175,6 +177,7 @@ impl<C: Clock> Messenger<C> {
             store: Some(store),
             channel: None,
             reconnects: 0,
+            verified: app.verified.into_iter().collect(),
         }))
     }
 
@@ -196,6 +199,7 @@ impl<C: Clock> Messenger<C> {
             cursor: self.cursor,
             conversations: self.conversations.keys().copied().collect(),
             seen: self.seen.iter().copied().collect(),
+            verified: self.verified.iter().map(|(u, k)| (*u, *k)).collect(),
         };
         store.persist(&mls, &app).await
     }
@@ -413,6 +417,36 @@ impl<C: Clock> Messenger<C> {
         Err(Error::InvalidState(
             "the conversation kept moving; try again",
         ))
+    }
+
+    /// The safety number between this device's user and `contact`, from both users' root
+    /// keys in their verified directories. Compare it in person, then
+    /// [`mark_verified`](Self::mark_verified).
+    pub async fn safety_number(&self, contact: Uuid) -> Result<crate::SafetyNumber, Error> {
+        let ids = self.ids()?;
+        let mine = crate::safety::root_key(&self.client.verified_user_devices(ids.user_id).await?)?;
+        let theirs = crate::safety::root_key(&self.client.verified_user_devices(contact).await?)?;
+        Ok(crate::safety::safety_number(
+            (ids.user_id, mine),
+            (contact, theirs),
+        ))
+    }
+
+    /// Records that the safety number with `contact` was compared and matched.
+    pub async fn mark_verified(&mut self, contact: Uuid) -> Result<(), Error> {
+        let root = crate::safety::root_key(&self.client.verified_user_devices(contact).await?)?;
+        self.verified.insert(contact, root);
+        self.persist().await
+    }
+
+    /// Whether `contact` is verified and still has the root key that was verified (a new
+    /// root key, such as after all devices were replaced, makes this false).
+    pub async fn is_verified(&self, contact: Uuid) -> Result<bool, Error> {
+        let Some(verified) = self.verified.get(&contact) else {
+            return Ok(false);
+        };
+        let root = crate::safety::root_key(&self.client.verified_user_devices(contact).await?)?;
+        Ok(&root == verified)
     }
 
     /// Encrypts and sends a text message; returns its message id. On `stale_epoch` it

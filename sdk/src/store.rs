@@ -78,6 +78,9 @@ pub struct AppState {
     pub conversations: Vec<Uuid>,
     /// Message ids already delivered to the app (deduplication).
     pub seen: Vec<Uuid>,
+    /// Users whose safety number was verified, with the root key verified then.
+    #[serde(default)]
+    pub verified: Vec<(Uuid, [u8; 32])>,
 }
 
 /// The encrypted store file.
@@ -306,6 +309,7 @@ mod tests {
             cursor,
             conversations: vec![Uuid::from_u128(1)],
             seen: vec![],
+            verified: vec![],
         }
     }
 

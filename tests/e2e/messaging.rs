@@ -433,5 +433,29 @@ mod group {
         ten_users_share_a_group_with_edits_deletes_and_receipts,
         a_device_restarts_from_its_encrypted_store,
         messages_arrive_in_real_time_and_survive_a_server_restart,
+        safety_numbers_match_on_both_sides_and_verification_is_remembered,
     );
+}
+
+async fn safety_numbers_match_on_both_sides_and_verification_is_remembered(env: ServerEnv) {
+    let stack = Stack::start(&env);
+    let alice = stack.tenant.create_user("alice", "Alice").await;
+    let bob = stack.tenant.create_user("bob", "Bob").await;
+    let carol = stack.tenant.create_user("carol", "Carol").await;
+    stack.tenant.add_contact(alice.id, bob.id).await;
+    stack.tenant.add_contact(alice.id, carol.id).await;
+    let mut a = messenger(&stack, alice.id).await;
+    let b = messenger(&stack, bob.id).await;
+    // A second device of bob's does not change the number: it is rooted in his first.
+    let _bob_tablet = messenger(&stack, bob.id).await;
+    let from_alice = a.safety_number(bob.id).await.unwrap();
+    let from_bob = b.safety_number(alice.id).await.unwrap();
+    assert_eq!(from_alice, from_bob);
+    assert_eq!(from_alice.digits.len(), 71, "{}", from_alice.digits);
+    let with_carol = a.safety_number(carol.id).await;
+    // carol has no device yet: there is nothing to verify.
+    assert!(with_carol.is_err());
+    assert!(!a.is_verified(bob.id).await.unwrap());
+    a.mark_verified(bob.id).await.unwrap();
+    assert!(a.is_verified(bob.id).await.unwrap());
 }
