@@ -74,6 +74,20 @@ fn server_artifacts(stack: &mut Stack, env: &ServerEnv) -> Vec<u8> {
     all
 }
 
+/// `redis-cli MONITOR` writing every command Redis receives to a file, for production.
+fn redis_monitor(env: &ServerEnv) -> Option<(std::process::Child, std::path::PathBuf)> {
+    let (_, url) = env.vars.iter().find(|(k, _)| k == "CLOAK_REDIS_URL")?;
+    let path = std::env::temp_dir().join(format!("cloak-monitor-{}.log", Uuid::new_v4()));
+    let out = std::fs::File::create(&path).unwrap();
+    let child = std::process::Command::new("redis-cli")
+        .args(["-u", url, "monitor"])
+        .stdout(out)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    Some((child, path))
+}
+
 async fn two_users_with_three_devices_talk_both_ways(env: ServerEnv) {
     let mut stack = Stack::start(&env);
     let alice = stack.tenant.create_user("alice", "Alice").await;
@@ -114,6 +128,8 @@ async fn two_users_with_three_devices_talk_both_ways(env: ServerEnv) {
         );
     }
 
+    // Everything that crosses Redis while the canary travels (production only).
+    let redis_monitor = redis_monitor(&env);
     let canary = format!("CANARY-{}", Uuid::new_v4().simple());
     phone
         .send_text(conv, &format!("hello bob {canary}"))
@@ -145,7 +161,18 @@ async fn two_users_with_three_devices_talk_both_ways(env: ServerEnv) {
     // Synced entries were acknowledged: nothing is left to deliver.
     assert!(bobs.sync().await.unwrap().is_empty());
 
-    let artifacts = server_artifacts(&mut stack, &env);
+    let mut artifacts = server_artifacts(&mut stack, &env);
+    if let Some((mut child, path)) = redis_monitor {
+        let _ = child.kill();
+        let _ = child.wait();
+        let seen = std::fs::read(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            seen.windows(7).any(|w| w.eq_ignore_ascii_case(b"publish")),
+            "the monitor saw the wake-ups"
+        );
+        artifacts.extend(seen);
+    }
     // Positive control: the scan does see what the server stores (a display name).
     assert!(
         artifacts.windows(5).any(|w| w == b"Alice"),
