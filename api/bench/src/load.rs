@@ -46,6 +46,8 @@ pub struct LoadOutcome {
     pub receivers: usize,
     /// Messages the schedule called for (warm-up included).
     pub scheduled: u64,
+    /// Of those, the ones intended inside the measured window (after the warm-up).
+    pub measured: u64,
     /// Written to sockets.
     pub sent: u64,
     /// Receipts (Cloak).
@@ -183,6 +185,9 @@ pub async fn run(
         senders: n_senders,
         receivers: n_receivers,
         scheduled: report.scheduled,
+        measured: report
+            .scheduled
+            .saturating_sub((config.warmup.as_secs_f64() * config.rate).ceil() as u64),
         sent: Counters::get(&c.sent),
         accepted: Counters::get(&c.accepted),
         rejected: Counters::get(&c.rejected),
@@ -210,9 +215,10 @@ pub struct DrainOutcome {
     pub delivered: u64,
     /// Seconds to connect every receiver.
     pub connect_seconds: f64,
-    /// Seconds from the first connection attempt until the last message (or the timeout).
+    /// Seconds from the first connection attempt until the last message arrived (or the
+    /// timeout).
     pub seconds: f64,
-    /// Whether everything arrived before the timeout.
+    /// Whether `expected` arrived, and then deliveries stopped, before the timeout.
     pub complete: bool,
     /// CPU over the drain.
     pub cpu: CpuUsage,
@@ -250,15 +256,26 @@ pub async fn drain(
         }
     }
     let connect_seconds = started.elapsed().as_secs_f64();
+    // Done when `expected` have arrived and nothing more has for QUIET (the server may
+    // still be storing sends that were in flight when the store phase stopped).
+    const QUIET: Duration = Duration::from_millis(500);
     let mut complete = false;
+    let (mut last_count, mut last_change) = (0, started.elapsed());
     while started.elapsed() < timeout {
-        if Counters::get(&shared.counters.delivered) >= expected {
+        let n = Counters::get(&shared.counters.delivered);
+        if n != last_count {
+            (last_count, last_change) = (n, started.elapsed());
+        } else if n >= expected && started.elapsed() - last_change > QUIET {
             complete = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = if complete {
+        last_change.as_secs_f64()
+    } else {
+        started.elapsed().as_secs_f64()
+    };
     let after = watched.snapshot()?;
     let _ = stop_tx.send(true);
     for h in handles {

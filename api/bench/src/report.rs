@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 
 use crate::load::{DrainOutcome, LoadOutcome};
+use crate::procfs::CpuUsage;
 
 /// A two-column markdown table.
 pub struct Table {
@@ -105,7 +106,7 @@ pub fn load_table(title: &str, o: &LoadOutcome, completed: &str) -> Table {
     );
     if o.receivers > 0 {
         t.row(
-            "delivered / lost",
+            "delivered / not delivered (lost, or still queued at the drain timeout)",
             format!(
                 "{} / {}",
                 o.delivered,
@@ -120,16 +121,24 @@ pub fn load_table(title: &str, o: &LoadOutcome, completed: &str) -> Table {
             o.window_completed as f64 / w.wall_seconds.max(1e-9)
         ),
     );
-    if o.receivers > 0 {
+    if o.receivers > 0 || o.accepted == 0 {
         t.row(
             "delivery latency p50 / p90 / p99 / p99.9 / max (ms)",
             percentiles(&o.delivery),
         );
+        t.row(
+            "delivery latency samples / post-warm-up messages",
+            samples(&o.delivery, o.measured),
+        );
     }
-    if !o.accept.is_empty() {
+    if o.accepted > 0 {
         t.row(
             "send → `sent` receipt latency p50 / p90 / p99 / p99.9 / max (ms)",
             percentiles(&o.accept),
+        );
+        t.row(
+            "receipt latency samples / post-warm-up messages",
+            samples(&o.accept, o.measured),
         );
     }
     t.row(
@@ -148,6 +157,7 @@ pub fn load_table(title: &str, o: &LoadOutcome, completed: &str) -> Table {
         format!("{completed} per server CPU-s"),
         format!("{per_cpu_s:.0}"),
     );
+    external_rows(&mut t, w, o.window_completed, completed);
     t.row(
         "bench client CPU / machine busy",
         format!(
@@ -179,6 +189,40 @@ pub fn load_table(title: &str, o: &LoadOutcome, completed: &str) -> Table {
     t
 }
 
+/// PostgreSQL and Redis CPU, when the run watched them.
+fn external_rows(t: &mut Table, w: &CpuUsage, messages: u64, completed: &str) {
+    if w.external_seconds <= 0.0 {
+        return;
+    }
+    t.row(
+        "PostgreSQL + Redis CPU in window (every such process on the machine)",
+        format!(
+            "{:.2} CPU-s ({:.0}% of one core)",
+            w.external_seconds,
+            100.0 * w.external_seconds / w.wall_seconds.max(1e-9)
+        ),
+    );
+    let (per_k, per_cpu_s) = cpu_per_message(w.server_seconds + w.external_seconds, messages);
+    t.row(
+        format!("server + PostgreSQL + Redis CPU-s per 1k {completed}"),
+        format!("{per_k:.3} ({per_cpu_s:.0} {completed} per CPU-s)"),
+    );
+}
+
+/// How many of the measured messages the histogram covers; the rest never arrived, so
+/// the percentiles understate the latency when they fall short.
+fn samples(h: &Histogram<u64>, measured: u64) -> String {
+    let n = h.len();
+    if n >= measured {
+        format!("{n} / {measured}")
+    } else {
+        format!(
+            "{n} / {measured} — {} never answered: the percentiles cover only those that were",
+            measured - n
+        )
+    }
+}
+
 fn quantile(h: &Histogram<u64>, q: f64) -> String {
     if h.is_empty() {
         "n/a".into()
@@ -197,7 +241,7 @@ pub fn drain_table(title: &str, d: &DrainOutcome) -> Table {
         format!("{} / {}", d.delivered, d.expected),
     );
     t.row(
-        "drain time (connect included)",
+        "drain time (first connect → last message, connecting included)",
         format!(
             "{:.2} s{} (connecting: {:.2} s)",
             d.seconds,
@@ -219,6 +263,7 @@ pub fn drain_table(title: &str, d: &DrainOutcome) -> Table {
     );
     t.row("server CPU-s per 1k delivered", format!("{per_k:.3}"));
     t.row("delivered per server CPU-s", format!("{per_cpu_s:.0}"));
+    external_rows(&mut t, &d.cpu, d.delivered, "delivered");
     t.row(
         "bench client CPU",
         format!(
@@ -239,37 +284,42 @@ pub fn comparison_table(cloak: &LoadOutcome, naive: &LoadOutcome) -> String {
     let (nk, nr) = cpu(naive);
     let ratio = |a: f64, b: f64| {
         if b > 0.0 && a.is_finite() && b.is_finite() {
-            format!("{:.2}×", a / b)
+            let r = a / b;
+            if r >= 10.0 {
+                format!("{r:.0}×")
+            } else {
+                format!("{r:.2}×")
+            }
         } else {
             "n/a".into()
         }
     };
     let mut s = String::from(
-        "### Cloak vs naive relay (same connections, rate, duration)\n\n| metric | Cloak | naive relay | naive / Cloak |\n|---|---|---|---|\n",
+        "### Cloak vs naive relay (same connections, rate, duration)\n\n| metric | Cloak | naive relay | Cloak / naive |\n|---|---|---|---|\n",
     );
     let _ = writeln!(
         s,
         "| delivery p50 (ms) | {} | {} | {} |",
         ms(p50(cloak)),
         ms(p50(naive)),
-        ratio(p50(naive) as f64, p50(cloak) as f64)
+        ratio(p50(cloak) as f64, p50(naive) as f64)
     );
     let _ = writeln!(
         s,
         "| delivery p99 (ms) | {} | {} | {} |",
         ms(p99(cloak)),
         ms(p99(naive)),
-        ratio(p99(naive) as f64, p99(cloak) as f64)
+        ratio(p99(cloak) as f64, p99(naive) as f64)
     );
     let _ = writeln!(
         s,
         "| server CPU-s per 1k delivered | {ck:.3} | {nk:.3} | {} |",
-        ratio(nk, ck)
+        ratio(ck, nk)
     );
     let _ = writeln!(
         s,
         "| delivered per server CPU-s | {cr:.0} | {nr:.0} | {} |",
-        ratio(nr, cr)
+        ratio(cr, nr)
     );
     s
 }

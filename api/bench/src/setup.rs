@@ -131,7 +131,12 @@ impl Api {
             .await?;
         let id: Uuid = Self::str_field(&v, "id")?.parse()?;
         let challenge = self
-            .post("/v1/auth/challenge", "", Some(json!({"device_id": id})), 200)
+            .post(
+                "/v1/auth/challenge",
+                "",
+                Some(json!({"device_id": id})),
+                200,
+            )
             .await?;
         let nonce: [u8; 32] = STANDARD
             .decode(Self::str_field(&challenge, "nonce")?)?
@@ -184,10 +189,8 @@ impl Api {
 
     /// One sender/receiver pair: two contact users, a device each, a conversation.
     pub async fn pair(&self, i: usize) -> Result<Pair> {
-        let (s, r) = tokio::try_join!(
-            self.create_user(&format!("s{i}")),
-            self.create_user(&format!("r{i}"))
-        )?;
+        let (s_label, r_label) = (format!("s{i}"), format!("r{i}"));
+        let (s, r) = tokio::try_join!(self.create_user(&s_label), self.create_user(&r_label))?;
         self.make_contacts(s, r).await?;
         let (sender, receiver) = tokio::try_join!(self.new_device(s), self.new_device(r))?;
         let conversation = self.conversation(&sender, &receiver).await?;

@@ -103,7 +103,9 @@ pub async fn sender(
         for intended_ns in batch.drain(..) {
             Counters::bump(&shared.counters.sent);
             if shared.measured(intended_ns) {
-                shared.send_lag.record(now.saturating_sub(intended_ns) / 1000);
+                shared
+                    .send_lag
+                    .record(now.saturating_sub(intended_ns) / 1000);
             }
         }
     }
@@ -239,15 +241,13 @@ pub async fn receiver(mut ws: Socket, ack_mode: AckMode, mut cx: TaskContext) {
 /// Keeps an idle connection open (answering pings) until the run stops.
 pub async fn idle(mut ws: Socket, mut cx: TaskContext) {
     loop {
-        tokio::select! {
-            m = ws.next() => match m {
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => {
-                    cx.broken("idle connection closed");
-                    return;
-                }
-            },
+        let msg = tokio::select! {
+            m = ws.next() => m,
             _ = cx.stop.wait_for(|s| *s) => break,
+        };
+        if !matches!(msg, Some(Ok(_))) {
+            cx.broken("idle connection closed");
+            return;
         }
     }
     let _ = ws.close(None).await;

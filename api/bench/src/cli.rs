@@ -1,0 +1,125 @@
+//! Command-line options.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::tasks::AckMode;
+
+/// Open-loop load generator and benchmark for the Cloak delivery service.
+///
+/// Starts `cloak-api` itself (so it can read the server's CPU time and memory from /proc),
+/// creates a tenant, users, devices and conversations over the real API, then drives
+/// device WebSockets on a fixed schedule and reports latency from the intended send time.
+#[derive(Debug, Parser)]
+#[command(name = "cloak-bench", version)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: Common,
+    #[command(subcommand)]
+    pub workload: Workload,
+}
+
+/// Options every workload takes.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// The `cloak-api` binary (default: next to this executable, i.e. a release build).
+    #[arg(long, global = true)]
+    pub server_bin: Option<PathBuf>,
+    /// Use this PostgreSQL database instead of a fresh SQLite file (required by two-nodes).
+    #[arg(long, global = true)]
+    pub postgres_url: Option<String>,
+    /// Use this Redis as the broker (required by two-nodes).
+    #[arg(long, global = true)]
+    pub redis_url: Option<String>,
+    /// Extra server setting, `CLOAK_KEY=VALUE` (repeatable).
+    #[arg(long = "server-env", value_parser = parse_env, global = true)]
+    pub server_env: Vec<(String, String)>,
+    /// Body size in bytes (at least 24).
+    #[arg(long, default_value_t = 256, global = true)]
+    pub body_bytes: usize,
+    /// Seconds of sending before the measured window.
+    #[arg(long, default_value_t = 2.0, global = true)]
+    pub warmup: f64,
+    /// When receivers acknowledge.
+    #[arg(long, value_enum, default_value_t = AckMode::Burst, global = true)]
+    pub ack: AckMode,
+    /// Seconds to wait for in-flight messages after the last send.
+    #[arg(long, default_value_t = 10.0, global = true)]
+    pub drain_timeout: f64,
+    /// Concurrent set-up requests (users, devices, conversations).
+    #[arg(long, default_value_t = 16, global = true)]
+    pub setup_concurrency: usize,
+    /// Concurrent WebSocket handshakes.
+    #[arg(long, default_value_t = 32, global = true)]
+    pub connect_concurrency: usize,
+    /// Worker threads of the client's tokio runtime (the pacer has its own thread).
+    #[arg(long, default_value_t = 1, global = true)]
+    pub client_threads: usize,
+    /// Directory for server logs (default: a temporary directory, removed at exit).
+    #[arg(long, global = true)]
+    pub log_dir: Option<PathBuf>,
+}
+
+/// A load: connections, rate, duration.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct LoadArgs {
+    /// Device WebSocket connections (half senders, half receivers).
+    #[arg(short = 'n', long, default_value_t = 1000)]
+    pub connections: usize,
+    /// Offered total rate, messages per second.
+    #[arg(short = 'r', long, default_value_t = 5000.0)]
+    pub rate: f64,
+    /// Measured seconds (after the warm-up).
+    #[arg(short = 'd', long, default_value_t = 20.0)]
+    pub duration: f64,
+}
+
+/// The workloads.
+#[derive(Debug, Subcommand)]
+pub enum Workload {
+    /// Senders and receivers all online: delivery latency, throughput, CPU per message.
+    Online {
+        #[command(flatten)]
+        load: LoadArgs,
+        /// Then run the same load against the naive Node.js relay and compare.
+        #[arg(long)]
+        compare_naive: bool,
+        /// Directory of the naive relay (relay.js, package.json).
+        #[arg(long)]
+        naive_relay_dir: Option<PathBuf>,
+    },
+    /// Receivers offline: durable store rate and latency, then the drain rate when they
+    /// connect.
+    Offline {
+        #[command(flatten)]
+        load: LoadArgs,
+        /// Longest drain, in seconds.
+        #[arg(long, default_value_t = 60.0)]
+        drain_limit: f64,
+    },
+    /// Idle authenticated connections: server memory per connection.
+    Idle {
+        /// Connections.
+        #[arg(short = 'n', long, default_value_t = 10_000)]
+        connections: usize,
+        /// Seconds to hold them open before measuring.
+        #[arg(long, default_value_t = 10.0)]
+        hold: f64,
+    },
+    /// Two nodes sharing PostgreSQL and Redis: senders on one, receivers on the other.
+    TwoNodes {
+        #[command(flatten)]
+        load: LoadArgs,
+    },
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got `{s}`"))?;
+    if !k.starts_with("CLOAK_") {
+        return Err(format!("`{k}` is not a CLOAK_ setting"));
+    }
+    Ok((k.to_owned(), v.to_owned()))
+}
