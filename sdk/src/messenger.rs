@@ -25,6 +25,7 @@ use crate::realtime::Channel;
 use crate::store::{AppState, LocalStore};
 use crate::{DeviceClient, Error};
 use cloak_proto::delivery::ClientFrame;
+use futures_util::StreamExt as _;
 use secrecy::ExposeSecret as _;
 
 /// Mailbox page size for a sync.
@@ -84,6 +85,9 @@ pub struct Messenger<C: Clock = SystemClock> {
     reconnects: u32,
     verified: HashMap<Uuid, [u8; 32]>,
 }
+
+/// How long [`Messenger::events`] waits per round before asking again.
+const EVENTS_POLL: std::time::Duration = std::time::Duration::from_secs(25);
 
 /// Once events are ready, how long [`Messenger::next_events`] keeps taking frames.
 const DRAIN_WINDOW: std::time::Duration = std::time::Duration::from_millis(50);
@@ -582,6 +586,32 @@ impl<C: Clock> Messenger<C> {
             }
         }
         Ok(events)
+    }
+
+    /// The decrypted events as a stream, delivered in real time over the WebSocket (with
+    /// reconnection and REST fallback). Transient connection errors are retried inside;
+    /// an error that ends access (a revoked device, a suspended user) ends the stream.
+    pub fn events(&mut self) -> impl futures_util::Stream<Item = Result<Event, Error>> + '_ {
+        futures_util::stream::unfold((self, false), |(m, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                match m.next_events(EVENTS_POLL).await {
+                    Ok(events) if events.is_empty() => continue,
+                    Ok(events) => return Some((Ok(events), (m, false))),
+                    Err(Error::Transport(_)) => continue,
+                    Err(e) => return Some((Err(e), (m, true))),
+                }
+            }
+        })
+        .flat_map(|batch| {
+            let items: Vec<Result<Event, Error>> = match batch {
+                Ok(events) => events.into_iter().map(Ok).collect(),
+                Err(e) => vec![Err(e)],
+            };
+            futures_util::stream::iter(items)
+        })
     }
 
     /// Fetches and processes every mailbox entry, in order, acknowledging them.

@@ -88,7 +88,7 @@ fn redis_monitor(env: &ServerEnv) -> Option<(std::process::Child, std::path::Pat
     Some((child, path))
 }
 
-async fn two_users_with_three_devices_talk_both_ways(env: ServerEnv) {
+async fn two_users_with_two_devices_each_talk_both_ways(env: ServerEnv) {
     let mut stack = Stack::start(&env);
     let alice = stack.tenant.create_user("alice", "Alice").await;
     let bob = stack.tenant.create_user("bob", "Bob").await;
@@ -104,6 +104,13 @@ async fn two_users_with_three_devices_talk_both_ways(env: ServerEnv) {
         .unwrap();
     laptop.publish_key_packages(5).await.unwrap();
     let mut bobs = messenger(&stack, bob.id).await;
+    let mut bobs_laptop = messenger(&stack, bob.id).await;
+    let bl_fp = fingerprint(&bobs_laptop.client().identity().public_key());
+    bobs.client()
+        .approve_device_with_fingerprint(device_id(&bobs_laptop), &bl_fp)
+        .await
+        .unwrap();
+    bobs_laptop.publish_key_packages(5).await.unwrap();
 
     let conv = phone.create_conversation(&[bob.id]).await.unwrap();
     let mut members: Vec<Uuid> = phone
@@ -113,14 +120,19 @@ async fn two_users_with_three_devices_talk_both_ways(env: ServerEnv) {
         .map(|m| m.device_id)
         .collect();
     members.sort();
-    let mut expected = vec![device_id(&phone), device_id(&laptop), device_id(&bobs)];
+    let mut expected = vec![
+        device_id(&phone),
+        device_id(&laptop),
+        device_id(&bobs),
+        device_id(&bobs_laptop),
+    ];
     expected.sort();
     assert_eq!(
         members, expected,
         "every approved device of both users is in"
     );
 
-    for m in [&mut laptop, &mut bobs] {
+    for m in [&mut laptop, &mut bobs, &mut bobs_laptop] {
         let events = m.sync().await.unwrap();
         assert!(
             matches!(events.as_slice(), [Event::Joined { conversation_id, .. }] if *conversation_id == conv),
@@ -145,10 +157,15 @@ async fn two_users_with_three_devices_talk_both_ways(env: ServerEnv) {
         got,
         "alice's other device reads it too"
     );
+    assert_eq!(
+        texts(&bobs_laptop.sync().await.unwrap()),
+        got,
+        "and so does bob's"
+    );
 
     bobs.send_text(conv, "hi alice").await.unwrap();
     bobs.send_text(conv, "second").await.unwrap();
-    for m in [&mut phone, &mut laptop] {
+    for m in [&mut phone, &mut laptop, &mut bobs_laptop] {
         let got = texts(&m.sync().await.unwrap());
         assert_eq!(
             got,
@@ -190,7 +207,7 @@ async fn two_users_with_three_devices_talk_both_ways(env: ServerEnv) {
     );
 }
 
-on_both_backends!(two_users_with_three_devices_talk_both_ways);
+on_both_backends!(two_users_with_two_devices_each_talk_both_ways);
 
 async fn an_approved_device_reads_later_messages_and_a_revoked_one_nothing_more(env: ServerEnv) {
     let stack = Stack::start(&env);
@@ -426,6 +443,18 @@ async fn messages_arrive_in_real_time_and_survive_a_server_restart(env: ServerEn
         .await
         .unwrap();
     assert_eq!(texts(&got), vec![(device_id(&a), "live".to_owned())]);
+    // The same through the stream API.
+    a.send_text(conv, "streamed").await.unwrap();
+    {
+        use futures_util::StreamExt as _;
+        let mut events = Box::pin(b.events());
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), events.next())
+            .await
+            .expect("an event within 10 s")
+            .expect("the stream goes on")
+            .unwrap();
+        assert_eq!(texts(&[next]), vec![(device_id(&a), "streamed".to_owned())]);
+    }
     assert!(
         started.elapsed() < std::time::Duration::from_secs(3),
         "took {:?}",
