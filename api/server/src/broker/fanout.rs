@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use tokio::sync::broadcast;
 
 /// How many notifications a slow subscriber may lag behind before it misses some.
-/// Notifications only wake readers (state is in the database), so a lagging reader
-/// re-reads the database instead of the broker buffering without bound.
-const CHANNEL_CAPACITY: usize = 256;
+/// Notifications only wake readers (state is in the database), so a lagging reader gets
+/// [`Notification::Lagged`] and re-reads the database; the broker never buffers without
+/// bound. Kept small: every connected device holds one channel of this many slots.
+pub const CHANNEL_CAPACITY: usize = 16;
 
 #[derive(Default)]
 struct Topics {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use secrecy::SecretString;
 
-pub use fanout::{Notification, Subscription};
+pub use fanout::{CHANNEL_CAPACITY, Notification, Subscription};
 
 /// Errors from a broker backend.
 #[derive(Debug, thiserror::Error)]

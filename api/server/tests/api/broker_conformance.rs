@@ -46,12 +46,34 @@ async fn order_is_kept_per_topic(backend: Backend) {
     let broker = fresh_broker(backend).await;
     let t = topic();
     let mut sub = broker.subscribe(&t).await.unwrap();
-    for i in 0..50u8 {
+    let n = u8::try_from(cloak_api::broker::CHANNEL_CAPACITY).unwrap();
+    for i in 0..n {
         broker.publish(&t, &[i]).await.unwrap();
     }
-    for i in 0..50u8 {
+    for i in 0..n {
         assert_eq!(next(&mut sub).await, Notification::Message(vec![i].into()));
     }
+}
+
+async fn a_subscriber_that_falls_behind_is_told_it_lagged(backend: Backend) {
+    let broker = fresh_broker(backend).await;
+    let t = topic();
+    let mut sub = broker.subscribe(&t).await.unwrap();
+    let total = cloak_api::broker::CHANNEL_CAPACITY + 10;
+    for i in 0..total {
+        broker
+            .publish(&t, &[u8::try_from(i).unwrap()])
+            .await
+            .unwrap();
+    }
+    // Redis delivers asynchronously: wait until everything has reached this node.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        next(&mut sub).await,
+        Notification::Lagged(10),
+        "buffering is bounded"
+    );
+    assert_eq!(next(&mut sub).await, Notification::Message(vec![10].into()));
 }
 
 async fn resubscribing_after_drop_works(backend: Backend) {
@@ -100,6 +122,7 @@ async fn bad_topics_are_refused(backend: Backend) {
 backend_tests!(
     published_payloads_reach_every_subscriber_of_the_topic,
     order_is_kept_per_topic,
+    a_subscriber_that_falls_behind_is_told_it_lagged,
     resubscribing_after_drop_works,
     publish_many_reaches_each_topic,
     bad_topics_are_refused,
