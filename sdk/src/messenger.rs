@@ -557,19 +557,8 @@ impl<C: Clock> Messenger<C> {
             if envelope.seq <= self.cursor {
                 continue; // already processed (a resume can repeat entries)
             }
-            let (seq, conversation_id) = (envelope.seq, envelope.conversation_id);
-            match self
-                .process(envelope.kind, conversation_id, &envelope.body)
-                .await
-            {
-                Ok(Some(event)) => events.push(event),
-                Ok(None) => {}
-                Err(e) => events.push(Event::Rejected {
-                    conversation_id,
-                    seq,
-                    reason: e.to_string(),
-                }),
-            }
+            let seq = envelope.seq;
+            events.extend(self.handle(&envelope).await);
             self.cursor = seq;
             self.persist().await?;
             if let Some(channel) = self.channel.as_mut()
@@ -622,21 +611,8 @@ impl<C: Clock> Messenger<C> {
             let Some(last) = page.items.last().map(|e| e.seq) else {
                 return Ok(events);
             };
-            for envelope in page.items {
-                let seq = envelope.seq;
-                let conversation_id = envelope.conversation_id;
-                match self
-                    .process(envelope.kind, conversation_id, &envelope.body)
-                    .await
-                {
-                    Ok(Some(event)) => events.push(event),
-                    Ok(None) => {}
-                    Err(e) => events.push(Event::Rejected {
-                        conversation_id,
-                        seq,
-                        reason: e.to_string(),
-                    }),
-                }
+            for envelope in &page.items {
+                events.extend(self.handle(envelope).await);
             }
             self.cursor = last;
             if self.seen.len() > SEEN_LIMIT {
@@ -648,6 +624,23 @@ impl<C: Clock> Messenger<C> {
             if !page.more {
                 return Ok(events);
             }
+        }
+    }
+
+    /// Processes one envelope; a refusal becomes an [`Event::Rejected`], never an error, so
+    /// one bad entry cannot stall the mailbox.
+    async fn handle(&mut self, envelope: &cloak_proto::delivery::Envelope) -> Option<Event> {
+        let conversation_id = envelope.conversation_id;
+        match self
+            .process(envelope.kind, conversation_id, &envelope.body)
+            .await
+        {
+            Ok(event) => event,
+            Err(e) => Some(Event::Rejected {
+                conversation_id,
+                seq: envelope.seq,
+                reason: e.to_string(),
+            }),
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use cloak_e2e::{ServerEnv, ServerProcess, Stack, fresh_postgres_url};
-use cloak_sdk::{DeviceClient, DeviceIdentity, SystemClock};
+use cloak_sdk::DeviceClient;
 use futures_util::{SinkExt as _, StreamExt as _};
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
@@ -34,16 +34,9 @@ impl Dev {
 }
 
 async fn device(stack: &Stack, user: Uuid) -> Dev {
-    let token = stack.tenant.user_token(user).await.token;
-    let mut client = DeviceClient::new(
-        reqwest::Client::new(),
-        stack.server.base_url.clone(),
-        DeviceIdentity::generate_os(),
-        SystemClock,
-    );
-    let d = client.register(&token, Some("e2e")).await.unwrap();
-    client.login().await.unwrap();
-    Dev { client, id: d.id }
+    let client = stack.device_client(user).await;
+    let id = client.ids().unwrap().device_id;
+    Dev { client, id }
 }
 
 /// alice and bob (contacts), one device each, in a conversation at epoch 1.

@@ -10,16 +10,7 @@ use cloak_sdk::{
 use uuid::Uuid;
 
 async fn messenger(stack: &Stack, user: Uuid) -> Messenger {
-    let token = stack.tenant.user_token(user).await.token;
-    let mut client = DeviceClient::new(
-        reqwest::Client::new(),
-        stack.server.base_url.clone(),
-        DeviceIdentity::generate_os(),
-        SystemClock,
-    );
-    client.register(&token, Some("e2e")).await.unwrap();
-    client.login().await.unwrap();
-    let mut m = Messenger::new(client);
+    let mut m = Messenger::new(stack.device_client(user).await);
     m.publish_key_packages(5).await.unwrap();
     m
 }

@@ -256,6 +256,21 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// A new device of `user` (fresh identity key), registered with a user token from the
+    /// tenant and logged in.
+    pub async fn device_client(&self, user: uuid::Uuid) -> cloak_sdk::DeviceClient {
+        let token = self.tenant.user_token(user).await.token;
+        let mut client = cloak_sdk::DeviceClient::new(
+            reqwest::Client::new(),
+            self.server.base_url.clone(),
+            cloak_sdk::DeviceIdentity::generate_os(),
+            cloak_sdk::SystemClock,
+        );
+        client.register(&token, Some("e2e")).await.unwrap();
+        client.login().await.unwrap();
+        client
+    }
+
     /// Starts a server on `env` in a new directory and creates the tenant `Acme`.
     pub fn start(env: &ServerEnv) -> Self {
         let dir = tempfile::tempdir().unwrap();

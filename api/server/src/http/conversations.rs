@@ -44,6 +44,15 @@ pub fn receipt(client_msg_id: Uuid, conversation_id: Uuid, s: &StoredSend) -> Se
     }
 }
 
+/// 201 for a newly stored send, 200 when it answers a retry.
+fn receipt_response(r: SendReceipt) -> HttpResponse {
+    if r.duplicate {
+        HttpResponse::Ok().json(r)
+    } else {
+        HttpResponse::Created().json(r)
+    }
+}
+
 /// Creates a conversation (an MLS group at epoch 0) with the calling device as its only
 /// member; others join through commits.
 #[utoipa::path(
@@ -152,12 +161,11 @@ pub async fn send_message(
         s.settings.mailbox_quota,
     )
     .await?;
-    let r = receipt(body.0.client_msg_id, *id, &stored);
-    Ok(if r.duplicate {
-        HttpResponse::Ok().json(r)
-    } else {
-        HttpResponse::Created().json(r)
-    })
+    Ok(receipt_response(receipt(
+        body.0.client_msg_id,
+        *id,
+        &stored,
+    )))
 }
 
 /// Submits an MLS commit created at `epoch`. Accepted only if the conversation is still at
@@ -198,10 +206,9 @@ pub async fn submit_commit(
         s.settings.mailbox_quota,
     )
     .await?;
-    let r = receipt(body.0.client_msg_id, *id, &stored);
-    Ok(if r.duplicate {
-        HttpResponse::Ok().json(r)
-    } else {
-        HttpResponse::Created().json(r)
-    })
+    Ok(receipt_response(receipt(
+        body.0.client_msg_id,
+        *id,
+        &stored,
+    )))
 }
