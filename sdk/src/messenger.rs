@@ -4,6 +4,37 @@
 //! sync fetches the mailbox in order, joins from Welcomes, merges commits, decrypts
 //! application messages, checks membership after every change, and acknowledges.
 //!
+//! ```no_run
+//! use std::time::Duration;
+//! use cloak_sdk::{DeviceClient, DeviceIdentity, Event, LocalStore, Messenger, PayloadKind, StoreKey, SystemClock};
+//!
+//! # async fn run(user_token: &str, bob: uuid::Uuid) -> Result<(), cloak_sdk::Error> {
+//! // The tenant's backend minted `user_token` for this user.
+//! let mut client = DeviceClient::new(
+//!     reqwest::Client::new(),
+//!     "https://chat.example",
+//!     DeviceIdentity::generate_os(),
+//!     SystemClock,
+//! );
+//! client.register(user_token, Some("Alice's phone")).await?;
+//! client.login().await?;
+//! let store = LocalStore::open("alice.db".as_ref(), &StoreKey::from_passphrase("passphrase", &[7; 16])?).await?;
+//! let mut messenger = Messenger::with_store(client, store).await?;
+//! messenger.publish_key_packages(50).await?;
+//!
+//! let conversation = messenger.create_conversation(&[bob]).await?;
+//! messenger.send_text(conversation, "hello").await?;
+//! for event in messenger.next_events(Duration::from_secs(30)).await? {
+//!     if let Event::Message { payload, .. } = event {
+//!         if let PayloadKind::Text { text } = payload.kind {
+//!             println!("{text}");
+//!         }
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! MLS state lives in the OpenMLS provider's storage; with a [`LocalStore`] it is written,
 //! with the app state, to the encrypted local file before every send and every
 //! acknowledgement. The server only ever sees ciphertext.
