@@ -9,6 +9,7 @@ pub mod bytes;
 pub mod delivery;
 pub mod devices;
 pub mod health;
+pub mod invites;
 pub mod key_packages;
 pub mod problem;
 pub mod signing;

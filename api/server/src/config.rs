@@ -31,7 +31,10 @@ pub struct Settings {
     /// Listen address (`CLOAK_BIND`). Port 0 picks a free port.
     pub bind: SocketAddr,
     /// The externally visible base URL (`CLOAK_PUBLIC_URL`), used in links such as invites.
+    /// Defaults to `http://{bind}`, with the real port once bound when the bind port is 0.
     pub public_url: String,
+    /// True when `public_url` was derived from `bind` rather than configured.
+    pub public_url_from_bind: bool,
     /// `postgres://…` or `sqlite:…` (`CLOAK_DATABASE_URL`).
     pub database_url: SecretString,
     /// Redis for several nodes (`CLOAK_REDIS_URL`); none means the in-process broker.
@@ -127,8 +130,9 @@ impl Settings {
             key: "CLOAK_BIND",
             message: format!("{e} (expected host:port, e.g. {DEFAULT_BIND})"),
         })?;
-        let public_url = pick("CLOAK_PUBLIC_URL", file_settings.public_url)
-            .unwrap_or_else(|| format!("http://{bind}"));
+        let configured_public_url = pick("CLOAK_PUBLIC_URL", file_settings.public_url);
+        let public_url_from_bind = configured_public_url.is_none();
+        let public_url = configured_public_url.unwrap_or_else(|| format!("http://{bind}"));
         let public_url = public_url.trim_end_matches('/').to_owned();
         if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
             return Err(ConfigError::Invalid {
@@ -156,6 +160,7 @@ impl Settings {
         Ok(Self {
             bind,
             public_url,
+            public_url_from_bind,
             database_url: SecretString::from(database_url),
             redis_url: redis_url.map(SecretString::from),
             db_max_connections: number(

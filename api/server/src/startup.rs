@@ -64,6 +64,10 @@ impl Application {
         spawn_sweeper(store.clone(), clock.clone());
         let listener = TcpListener::bind(settings.bind)?;
         let port = listener.local_addr()?.port();
+        let mut settings = settings;
+        if settings.public_url_from_bind {
+            settings.public_url = format!("http://{}:{port}", settings.bind.ip());
+        }
         let settings = Arc::new(settings);
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
         let state = web::Data::new(AppState {

@@ -8,7 +8,9 @@ pub mod conversations;
 pub mod devices;
 pub mod extract;
 pub mod health;
+pub mod invites;
 pub mod key_packages;
+pub mod landing;
 pub mod mailbox;
 pub mod meta;
 pub mod metrics;
@@ -41,6 +43,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
         (name = "conversations", description = "MLS groups: application messages and ordered commits"),
         (name = "mailbox", description = "A device's queue of envelopes over REST"),
         (name = "realtime", description = "The WebSocket"),
+        (name = "invites", description = "Invites as links and QR codes, and the landing page"),
     )
 )]
 struct ApiDoc;
@@ -116,7 +119,15 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(conversations::submit_commit)
         .service(mailbox::fetch_mailbox)
         .service(mailbox::ack_mailbox)
-        .service(ws::websocket);
+        .service(ws::websocket)
+        .service(invites::create_invite)
+        .service(invites::get_invite)
+        .service(invites::invite_qr_png)
+        .service(invites::invite_qr_svg)
+        .service(invites::revoke_invite)
+        .service(invites::user_invites)
+        .service(invites::redeem_invite)
+        .service(landing::landing_page);
 }
 
 /// The OpenAPI document generated from the routes.

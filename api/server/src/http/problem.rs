@@ -171,6 +171,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::Invalid { code, detail } => {
                 Self::new(StatusCode::BAD_REQUEST, code, "Invalid request").with_detail(detail)
             }
+            ServiceError::Gone { code, detail } => {
+                Self::new(StatusCode::GONE, code, "Gone").with_detail(detail)
+            }
             ServiceError::StaleEpoch(epoch) => {
                 let mut err = Self::new(StatusCode::CONFLICT, "stale_epoch", "Stale epoch")
                     .with_detail(format!(

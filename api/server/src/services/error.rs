@@ -46,6 +46,14 @@ pub enum ServiceError {
         /// Human-readable explanation.
         detail: String,
     },
+    /// The resource existed but is no longer usable (expired, revoked, used up).
+    #[error("{detail}")]
+    Gone {
+        /// Stable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        detail: String,
+    },
     /// A send or commit was made for an epoch the conversation is no longer at.
     #[error("stale epoch; current is {0}")]
     StaleEpoch(i64),

@@ -8,11 +8,13 @@
 mod delivery;
 mod error;
 mod identity;
+mod invites;
 pub mod postgres;
 mod records;
 mod sql;
 mod sql_delivery;
 mod sql_devices;
+mod sql_invites;
 mod sql_key_packages;
 mod sql_users;
 pub mod sqlite;
@@ -33,6 +35,7 @@ pub use identity::{
     NewDevice, NewKeyPackage, NewUser, RegisterOutcome, TokenKeyStore, UserPatch, UserRecord,
     UserStore,
 };
+pub use invites::{InviteRecord, InviteStore, NewInvite, RedeemOutcome};
 pub use records::{ApiKeyRecord, NewApiKey, NewTenant, RevokeOutcome, Tenant};
 
 /// Tenants (host platforms).
@@ -97,6 +100,7 @@ pub trait Store:
     + KeyPackageStore
     + TokenKeyStore
     + DeliveryStore
+    + InviteStore
     + Send
     + Sync
     + 'static

@@ -8,6 +8,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use super::sql::{Backend, api_key_from_row, impl_tenant_and_key_stores};
 use super::sql_delivery::impl_delivery_store;
 use super::sql_devices::{device_from_row, impl_device_store};
+use super::sql_invites::{impl_invite_store, invite_from_row};
 use super::sql_key_packages::{CLAIM_ONE_TIME_POSTGRES, impl_key_package_store};
 use super::sql_users::{impl_user_stores, user_from_row};
 use super::{PoolOptions, PoolStats, Store, StoreError};
@@ -52,6 +53,7 @@ impl_tenant_and_key_stores!(PgStore);
 impl_user_stores!(PgStore);
 impl_device_store!(PgStore);
 impl_delivery_store!(PgStore);
+impl_invite_store!(PgStore);
 impl_key_package_store!(PgStore, CLAIM_ONE_TIME_POSTGRES);
 
 #[async_trait]

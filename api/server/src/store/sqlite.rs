@@ -11,6 +11,7 @@ use sqlx::sqlite::{
 use super::sql::{Backend, api_key_from_row, impl_tenant_and_key_stores};
 use super::sql_delivery::impl_delivery_store;
 use super::sql_devices::{device_from_row, impl_device_store};
+use super::sql_invites::{impl_invite_store, invite_from_row};
 use super::sql_key_packages::{CLAIM_ONE_TIME_SQLITE, impl_key_package_store};
 use super::sql_users::{impl_user_stores, user_from_row};
 use super::{PoolOptions, PoolStats, Store, StoreError};
@@ -69,6 +70,7 @@ impl_tenant_and_key_stores!(SqliteStore);
 impl_user_stores!(SqliteStore);
 impl_device_store!(SqliteStore);
 impl_delivery_store!(SqliteStore);
+impl_invite_store!(SqliteStore);
 impl_key_package_store!(SqliteStore, CLAIM_ONE_TIME_SQLITE);
 
 #[async_trait]

@@ -15,6 +15,7 @@ mod delivery_conformance;
 mod devices;
 mod errors;
 mod health;
+mod invites;
 mod isolation;
 mod key_packages;
 mod openapi;

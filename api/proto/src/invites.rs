@@ -1,0 +1,70 @@
+//! Invites: tenant-scoped capabilities that make the redeemer a contact of the inviter.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+use validator::Validate;
+
+/// Request body of `POST /v1/invites`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInviteRequest {
+    /// The user who invites.
+    pub inviter_user_id: Uuid,
+    /// How many different users may redeem it (1 to 1,000).
+    #[validate(range(min = 1, max = 1000))]
+    pub max_uses: u32,
+    /// Lifetime in seconds (60 s to 30 days).
+    #[validate(range(min = 60, max = 2592000))]
+    pub expires_in_secs: u32,
+    /// A note for the tenant's own use.
+    #[validate(length(max = 200))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// An invite.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Invite {
+    /// The code: 128 random bits, URL-safe.
+    pub code: String,
+    /// The link to share: `{public_url}/i/{code}#fp={inviter fingerprint}`. The fragment
+    /// never reaches the server; the fingerprint is the inviter's root device key as the
+    /// directory holds it (trust on first use when the server renders it).
+    pub url: String,
+    /// The link as a QR code, PNG.
+    pub qr_png_url: String,
+    /// The link as a QR code, SVG.
+    pub qr_svg_url: String,
+    /// The inviter.
+    pub inviter_user_id: Uuid,
+    /// Redemptions allowed.
+    pub max_uses: u32,
+    /// Redemptions so far.
+    pub uses: u32,
+    /// When it stops working.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Whether it was revoked.
+    pub revoked: bool,
+    /// The tenant's note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A list of invites.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InviteList {
+    /// Newest first.
+    pub items: Vec<Invite>,
+}
+
+/// Response of `POST /v1/invites/{code}/redeem`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Redemption {
+    /// The inviter, now a contact of the redeeming user.
+    pub inviter_user_id: Uuid,
+    /// True when this user had redeemed the invite before (nothing changed).
+    pub already_redeemed: bool,
+}

@@ -1,0 +1,220 @@
+//! `/v1/invites`: tenants mint invites (links and QR codes); devices redeem them.
+
+use actix_web::{HttpResponse, delete, get, post, web};
+use cloak_proto::Problem;
+use cloak_proto::invites::{CreateInviteRequest, Invite, InviteList, Redemption};
+use uuid::Uuid;
+
+use super::auth::{DeviceAuth, TenantAuth};
+use super::extract::ValidatedJson;
+use super::problem::ApiError;
+use crate::clock::to_datetime;
+use crate::services::{ServiceError, invites, qr};
+use crate::state::AppState;
+use crate::store::InviteRecord;
+
+/// The link for an invite: `{public_url}/i/{code}`, plus `#fp=` when the inviter has a root device.
+pub async fn invite_url(state: &AppState, invite: &InviteRecord) -> Result<String, ServiceError> {
+    let base = format!("{}/i/{}", state.settings.public_url, invite.code);
+    let fp = invites::inviter_fingerprint(
+        state.store.as_ref(),
+        invite.tenant_id,
+        invite.inviter_user_id,
+    )
+    .await?;
+    Ok(match fp {
+        Some(fp) => format!("{base}#fp={fp}"),
+        None => base,
+    })
+}
+
+async fn view(state: &AppState, i: &InviteRecord) -> Result<Invite, ServiceError> {
+    let api = format!("{}/v1/invites/{}", state.settings.public_url, i.code);
+    Ok(Invite {
+        code: i.code.clone(),
+        url: invite_url(state, i).await?,
+        qr_png_url: format!("{api}/qr.png"),
+        qr_svg_url: format!("{api}/qr.svg"),
+        inviter_user_id: i.inviter_user_id,
+        max_uses: u32::try_from(i.max_uses).unwrap_or(u32::MAX),
+        uses: u32::try_from(i.uses).unwrap_or(u32::MAX),
+        expires_at: to_datetime(i.expires_at_ms),
+        revoked: i.revoked_at_ms.is_some(),
+        note: i.note.clone(),
+    })
+}
+
+/// Mints an invite for one of the tenant's users.
+#[utoipa::path(
+    tag = "invites",
+    security(("api_key" = [])),
+    request_body = CreateInviteRequest,
+    responses(
+        (status = 201, description = "Created", body = Invite),
+        (status = 400, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such inviter in this tenant", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/invites")]
+pub async fn create_invite(
+    auth: TenantAuth,
+    state: web::Data<AppState>,
+    body: ValidatedJson<CreateInviteRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let invite = invites::create(
+        state.store.as_ref(),
+        auth.0.tenant_id,
+        &body.0,
+        state.clock.now_ms(),
+        &mut rand::rngs::OsRng,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(view(&state, &invite).await?))
+}
+
+/// Reads an invite.
+#[utoipa::path(
+    tag = "invites",
+    security(("api_key" = [])),
+    params(("code" = String, Path, description = "Invite code")),
+    responses(
+        (status = 200, description = "The invite", body = Invite),
+        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such invite in this tenant", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/invites/{code}")]
+pub async fn get_invite(
+    auth: TenantAuth,
+    state: web::Data<AppState>,
+    code: web::Path<String>,
+) -> Result<web::Json<Invite>, ApiError> {
+    let invite = invites::get(state.store.as_ref(), auth.0.tenant_id, &code).await?;
+    Ok(web::Json(view(&state, &invite).await?))
+}
+
+/// The invite's link as a PNG QR code (decodes to exactly `url`).
+#[utoipa::path(
+    tag = "invites",
+    security(("api_key" = [])),
+    params(("code" = String, Path, description = "Invite code")),
+    responses(
+        (status = 200, description = "PNG image", content_type = "image/png", body = Vec<u8>),
+        (status = 404, description = "No such invite in this tenant", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/invites/{code}/qr.png")]
+pub async fn invite_qr_png(
+    auth: TenantAuth,
+    state: web::Data<AppState>,
+    code: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let invite = invites::get(state.store.as_ref(), auth.0.tenant_id, &code).await?;
+    let png = qr::png(&invite_url(&state, &invite).await?)?;
+    Ok(HttpResponse::Ok().content_type("image/png").body(png))
+}
+
+/// The invite's link as an SVG QR code.
+#[utoipa::path(
+    tag = "invites",
+    security(("api_key" = [])),
+    params(("code" = String, Path, description = "Invite code")),
+    responses(
+        (status = 200, description = "SVG image", content_type = "image/svg+xml", body = String),
+        (status = 404, description = "No such invite in this tenant", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/invites/{code}/qr.svg")]
+pub async fn invite_qr_svg(
+    auth: TenantAuth,
+    state: web::Data<AppState>,
+    code: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let invite = invites::get(state.store.as_ref(), auth.0.tenant_id, &code).await?;
+    let svg = qr::svg(&invite_url(&state, &invite).await?)?;
+    Ok(HttpResponse::Ok().content_type("image/svg+xml").body(svg))
+}
+
+/// Revokes an invite (idempotent).
+#[utoipa::path(
+    tag = "invites",
+    security(("api_key" = [])),
+    params(("code" = String, Path, description = "Invite code")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such invite in this tenant", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/v1/invites/{code}")]
+pub async fn revoke_invite(
+    auth: TenantAuth,
+    state: web::Data<AppState>,
+    code: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    if !state
+        .store
+        .revoke_invite(auth.0.tenant_id, &code, state.clock.now_ms())
+        .await?
+    {
+        return Err(ServiceError::NotFound("invite").into());
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A user's invites, newest first.
+#[utoipa::path(
+    tag = "invites",
+    security(("api_key" = [])),
+    params(("id" = Uuid, Path, description = "User id")),
+    responses(
+        (status = 200, description = "Invites", body = InviteList),
+        (status = 404, description = "No such user in this tenant", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/users/{id}/invites")]
+pub async fn user_invites(
+    auth: TenantAuth,
+    state: web::Data<AppState>,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<InviteList>, ApiError> {
+    state
+        .store
+        .get_user(auth.0.tenant_id, *id)
+        .await?
+        .ok_or(ServiceError::NotFound("user"))?;
+    let mut items = Vec::new();
+    for i in state.store.list_invites(auth.0.tenant_id, *id).await? {
+        items.push(view(&state, &i).await?);
+    }
+    Ok(web::Json(InviteList { items }))
+}
+
+/// Redeems an invite for the calling device's user: the inviter and the user become
+/// contacts. Redeeming again is idempotent. Expired, revoked or used-up invites get 410
+/// (`invite_expired`, `invite_revoked`, `invite_used_up`).
+#[utoipa::path(
+    tag = "invites",
+    security(("device_token" = [])),
+    params(("code" = String, Path, description = "Invite code")),
+    responses(
+        (status = 200, description = "Redeemed", body = Redemption),
+        (status = 400, description = "`own_invite`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such invite", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "`invite_expired`, `invite_revoked` or `invite_used_up`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/invites/{code}/redeem")]
+pub async fn redeem_invite(
+    auth: DeviceAuth,
+    state: web::Data<AppState>,
+    code: web::Path<String>,
+) -> Result<web::Json<Redemption>, ApiError> {
+    let (invite, already) =
+        invites::redeem(state.store.as_ref(), &auth.0, &code, state.clock.now_ms()).await?;
+    Ok(web::Json(Redemption {
+        inviter_user_id: invite.inviter_user_id,
+        already_redeemed: already,
+    }))
+}
