@@ -314,6 +314,23 @@ impl<C: Clock> DeviceClient<C> {
         self.authed(Method::POST, &path, Some(message)).await
     }
 
+    /// Redeems an invite code (`POST /v1/invites/{code}/redeem`): the inviter and this
+    /// device's user become contacts.
+    pub async fn redeem_invite(
+        &self,
+        code: &str,
+    ) -> Result<cloak_proto::invites::Redemption, Error> {
+        if code.is_empty()
+            || !code
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(Error::Malformed("not an invite code".into()));
+        }
+        let path = format!("/v1/invites/{code}/redeem");
+        self.authed(Method::POST, &path, None::<&()>).await
+    }
+
     /// Mailbox entries after `after` (`GET /v1/mailbox`).
     pub async fn fetch_mailbox(&self, after: u64, limit: u32) -> Result<MailboxPage, Error> {
         let path = format!("/v1/mailbox?after={after}&limit={limit}");

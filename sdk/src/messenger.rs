@@ -467,6 +467,34 @@ impl<C: Clock> Messenger<C> {
         ))
     }
 
+    /// Joins through an invite link (`…/i/{code}#fp={fingerprint}`, as scanned from a QR
+    /// code): redeems it, then checks the fingerprint in the link against the inviter's
+    /// root key in the verified directory. On a match the inviter is marked verified (the
+    /// scan was the comparison); on a mismatch the join is refused with
+    /// [`Error::Verification`] — someone substituted a key. Returns the inviter's user id.
+    pub async fn join_invite(&mut self, link: &str) -> Result<Uuid, Error> {
+        let (path, fragment) = link.split_once('#').unwrap_or((link, ""));
+        let code = path
+            .trim_end_matches('/')
+            .rsplit_once("/i/")
+            .map(|(_, code)| code)
+            .ok_or_else(|| Error::Malformed("not an invite link".into()))?;
+        let expected = fragment.strip_prefix("fp=").map(str::to_ascii_lowercase);
+        let redemption = self.client.redeem_invite(code).await?;
+        let inviter = redemption.inviter_user_id;
+        if let Some(expected) = expected {
+            let root = crate::safety::root_key(&self.client.verified_user_devices(inviter).await?)?;
+            if crate::fingerprint(&root) != expected {
+                return Err(Error::Verification(
+                    "the inviter's key does not match the fingerprint in the invite".into(),
+                ));
+            }
+            self.verified.insert(inviter, root);
+            self.persist().await?;
+        }
+        Ok(inviter)
+    }
+
     /// Records that the safety number with `contact` was compared and matched.
     pub async fn mark_verified(&mut self, contact: Uuid) -> Result<(), Error> {
         let root = crate::safety::root_key(&self.client.verified_user_devices(contact).await?)?;

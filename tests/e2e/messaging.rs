@@ -506,3 +506,64 @@ async fn safety_numbers_match_on_both_sides_and_verification_is_remembered(env: 
     a.mark_verified(bob.id).await.unwrap();
     assert!(a.is_verified(bob.id).await.unwrap());
 }
+
+/// Scanning an invite joins and verifies at once; a substituted fingerprint is refused.
+async fn joining_by_invite_link_verifies_the_inviter(env: ServerEnv) {
+    let stack = Stack::start(&env);
+    let alice = stack.tenant.create_user("alice", "Alice").await;
+    let bob = stack.tenant.create_user("bob", "Bob").await;
+    let carol = stack.tenant.create_user("carol", "Carol").await;
+    let mut a = messenger(&stack, alice.id).await;
+    let mut b = messenger(&stack, bob.id).await;
+    let mut c = messenger(&stack, carol.id).await;
+    let mint = |max_uses: u32| {
+        let tenant = &stack.tenant;
+        async move {
+            let resp = tenant
+                .http
+                .post(format!("{}/v1/invites", tenant.base_url))
+                .bearer_auth(&tenant.api_key)
+                .json(&serde_json::json!({"inviter_user_id": alice.id, "max_uses": max_uses, "expires_in_secs": 600}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 201);
+            resp.json::<serde_json::Value>().await.unwrap()["url"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let link = mint(5).await;
+    assert!(link.contains("#fp="), "{link}");
+    assert_eq!(b.join_invite(&link).await.unwrap(), alice.id);
+    assert!(
+        b.is_verified(alice.id).await.unwrap(),
+        "the scan verified alice"
+    );
+    // Now contacts: bob can start a conversation with alice.
+    let conv = b.create_conversation(&[alice.id]).await.unwrap();
+    b.send_text(conv, "joined by QR").await.unwrap();
+    assert_eq!(
+        texts(&a.sync().await.unwrap()),
+        vec![(device_id(&b), "joined by QR".to_owned())]
+    );
+
+    // A link whose fingerprint was swapped (a substituted key) is refused.
+    let (head, _) = link.split_once("#fp=").unwrap();
+    let forged = format!("{head}#fp={}", "ab".repeat(32));
+    match c.join_invite(&forged).await {
+        Err(cloak_sdk::Error::Verification(_)) => {}
+        other => panic!("a fingerprint mismatch must abort the join: {other:?}"),
+    }
+    assert!(!c.is_verified(alice.id).await.unwrap());
+    match c.join_invite("https://example.test/not-an-invite").await {
+        Err(cloak_sdk::Error::Malformed(_)) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+mod invites {
+    use super::*;
+    on_both_backends!(joining_by_invite_link_verifies_the_inviter);
+}
