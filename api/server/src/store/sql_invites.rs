@@ -151,18 +151,7 @@ macro_rules! impl_invite_store {
                     .bind(now_ms)
                     .execute(&mut *tx)
                     .await?;
-                for (x, y) in [(invite.inviter_user_id, user_id), (user_id, invite.inviter_user_id)] {
-                    sqlx::query(
-                        "INSERT INTO contacts (tenant_id, user_id, contact_user_id, created_at) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, contact_user_id) DO NOTHING",
-                    )
-                    .bind(tenant_id)
-                    .bind(x)
-                    .bind(y)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                insert_contacts(&mut tx, tenant_id, invite.inviter_user_id, user_id, now_ms).await?;
                 tx.commit().await?;
                 let mut invite = invite;
                 invite.uses += 1;

@@ -20,6 +20,29 @@ macro_rules! user_from_row {
 
 macro_rules! impl_user_stores {
     ($store:ty) => {
+        /// Makes `a` and `b` contacts of each other (both directions; idempotent).
+        async fn insert_contacts(
+            tx: &mut sqlx::Transaction<'_, <$store as $crate::store::sql::Backend>::Db>,
+            tenant_id: uuid::Uuid,
+            a: uuid::Uuid,
+            b: uuid::Uuid,
+            now_ms: i64,
+        ) -> Result<(), $crate::store::StoreError> {
+            for (x, y) in [(a, b), (b, a)] {
+                sqlx::query(
+                    "INSERT INTO contacts (tenant_id, user_id, contact_user_id, created_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, contact_user_id) DO NOTHING",
+                )
+                .bind(tenant_id)
+                .bind(x)
+                .bind(y)
+                .bind(now_ms)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Ok(())
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::UserStore for $store {
             async fn create_user(&self, user: &$crate::store::NewUser) -> Result<(), $crate::store::StoreError> {
@@ -128,18 +151,7 @@ macro_rules! impl_user_stores {
                 if found != 2 {
                     return Ok(false);
                 }
-                for (x, y) in [(a, b), (b, a)] {
-                    sqlx::query(
-                        "INSERT INTO contacts (tenant_id, user_id, contact_user_id, created_at) \
-                         VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, contact_user_id) DO NOTHING",
-                    )
-                    .bind(tenant_id)
-                    .bind(x)
-                    .bind(y)
-                    .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                insert_contacts(&mut tx, tenant_id, a, b, now_ms).await?;
                 tx.commit().await?;
                 Ok(true)
             }
