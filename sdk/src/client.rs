@@ -331,6 +331,31 @@ impl<C: Clock> DeviceClient<C> {
         self.authed(Method::POST, &path, None::<&()>).await
     }
 
+    /// Mints an invite as this device's user (`POST /v1/invites`). The `url` carries the
+    /// fingerprint the server's directory holds; [`crate::Messenger::create_invite`] puts in
+    /// the one this device knows.
+    pub async fn create_invite(
+        &self,
+        max_uses: u32,
+        expires_in_secs: u32,
+    ) -> Result<cloak_proto::invites::Invite, Error> {
+        let body = cloak_proto::invites::CreateInviteRequest {
+            inviter_user_id: None,
+            max_uses,
+            expires_in_secs,
+            note: None,
+        };
+        self.authed(Method::POST, "/v1/invites", Some(&body)).await
+    }
+
+    /// This device's user's contacts (`GET /v1/contacts`), by display name.
+    pub async fn contacts(&self) -> Result<Vec<cloak_proto::invites::Contact>, Error> {
+        let list: cloak_proto::invites::ContactList = self
+            .authed(Method::GET, "/v1/contacts", None::<&()>)
+            .await?;
+        Ok(list.items)
+    }
+
     /// Mailbox entries after `after` (`GET /v1/mailbox`).
     pub async fn fetch_mailbox(&self, after: u64, limit: u32) -> Result<MailboxPage, Error> {
         let path = format!("/v1/mailbox?after={after}&limit={limit}");

@@ -32,14 +32,14 @@ pub use conversation::{Conversation, Incoming, PendingCommit};
 pub use directory::verify_device_directory;
 pub use identity::{DeviceIdentity, fingerprint, verify_approval, verify_login};
 pub use ids::DeviceIds;
-pub use messenger::{Event, Messenger};
+pub use messenger::{Event, Joined, Messenger};
 pub use mls::{
     CIPHERSUITE, MlsSigner, decode_credential_identity, encode_credential_identity,
     generate_key_packages,
 };
 pub use payload::{Attachment, AttachmentKey, Payload, PayloadKind};
 pub use safety::SafetyNumber;
-pub use store::{AppState, LocalStore, StoreKey};
+pub use store::{AppState, InboxMessage, LocalStore, StoreKey};
 
 use cloak_proto::Problem;
 use cloak_proto::health::Health;

@@ -59,6 +59,11 @@ use cloak_proto::delivery::ClientFrame;
 use futures_util::StreamExt as _;
 use secrecy::ExposeSecret as _;
 
+mod contacts;
+mod inbox;
+
+pub use contacts::Joined;
+
 /// Mailbox page size for a sync.
 const PAGE: u32 = 100;
 /// How often a commit or send is retried after `stale_epoch` (each time after a sync).
@@ -115,6 +120,8 @@ pub struct Messenger<C: Clock = SystemClock> {
     channel: Option<Channel>,
     reconnects: u32,
     verified: HashMap<Uuid, [u8; 32]>,
+    /// Received messages kept for the app, when it asked for an inbox.
+    inbox: Option<Vec<crate::InboxMessage>>,
 }
 
 /// How long [`Messenger::events`] waits per round before asking again.
@@ -164,6 +171,7 @@ impl<C: Clock> Messenger<C> {
             channel: None,
             reconnects: 0,
             verified: HashMap::new(),
+            inbox: None,
         }
     }
 
@@ -213,6 +221,7 @@ impl<C: Clock> Messenger<C> {
             channel: None,
             reconnects: 0,
             verified: app.verified.into_iter().collect(),
+            inbox: app.inbox,
         }))
     }
 
@@ -235,6 +244,7 @@ impl<C: Clock> Messenger<C> {
             conversations: self.conversations.keys().copied().collect(),
             seen: self.seen.iter().copied().collect(),
             verified: self.verified.iter().map(|(u, k)| (*u, *k)).collect(),
+            inbox: self.inbox.clone(),
         };
         store.persist(&mls, &app).await
     }
@@ -467,34 +477,6 @@ impl<C: Clock> Messenger<C> {
         ))
     }
 
-    /// Joins through an invite link (`…/i/{code}#fp={fingerprint}`, as scanned from a QR
-    /// code): redeems it, then checks the fingerprint in the link against the inviter's
-    /// root key in the verified directory. On a match the inviter is marked verified (the
-    /// scan was the comparison); on a mismatch the join is refused with
-    /// [`Error::Verification`] — someone substituted a key. Returns the inviter's user id.
-    pub async fn join_invite(&mut self, link: &str) -> Result<Uuid, Error> {
-        let (path, fragment) = link.split_once('#').unwrap_or((link, ""));
-        let code = path
-            .trim_end_matches('/')
-            .rsplit_once("/i/")
-            .map(|(_, code)| code)
-            .ok_or_else(|| Error::Malformed("not an invite link".into()))?;
-        let expected = fragment.strip_prefix("fp=").map(str::to_ascii_lowercase);
-        let redemption = self.client.redeem_invite(code).await?;
-        let inviter = redemption.inviter_user_id;
-        if let Some(expected) = expected {
-            let root = crate::safety::root_key(&self.client.verified_user_devices(inviter).await?)?;
-            if crate::fingerprint(&root) != expected {
-                return Err(Error::Verification(
-                    "the inviter's key does not match the fingerprint in the invite".into(),
-                ));
-            }
-            self.verified.insert(inviter, root);
-            self.persist().await?;
-        }
-        Ok(inviter)
-    }
-
     /// Records that the safety number with `contact` was compared and matched.
     pub async fn mark_verified(&mut self, contact: Uuid) -> Result<(), Error> {
         let root = crate::safety::root_key(&self.client.verified_user_devices(contact).await?)?;
@@ -690,7 +672,7 @@ impl<C: Clock> Messenger<C> {
     /// one bad entry cannot stall the mailbox.
     async fn handle(&mut self, envelope: &cloak_proto::delivery::Envelope) -> Option<Event> {
         let conversation_id = envelope.conversation_id;
-        match self
+        let event = match self
             .process(envelope.kind, conversation_id, &envelope.body)
             .await
         {
@@ -700,7 +682,12 @@ impl<C: Clock> Messenger<C> {
                 seq: envelope.seq,
                 reason: e.to_string(),
             }),
+        };
+        // Kept before the caller persists and acknowledges, so the inbox loses nothing.
+        if let Some(event) = &event {
+            self.stash(event);
         }
+        event
     }
 
     async fn process(

@@ -81,6 +81,27 @@ pub struct AppState {
     /// Users whose safety number was verified, with the root key verified then.
     #[serde(default)]
     pub verified: Vec<(Uuid, [u8; 32])>,
+    /// Received messages the app has not taken yet (when it keeps an inbox).
+    #[serde(default)]
+    pub inbox: Option<Vec<InboxMessage>>,
+}
+
+/// A received message kept in the encrypted store until the app takes it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InboxMessage {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The sending device.
+    pub sender: crate::DeviceIds,
+    /// The payload, encoded.
+    pub payload: Vec<u8>,
+}
+
+impl InboxMessage {
+    /// The decoded payload.
+    pub fn payload(&self) -> Result<crate::Payload, Error> {
+        crate::Payload::decode(&self.payload)
+    }
 }
 
 /// The encrypted store file.

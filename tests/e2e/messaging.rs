@@ -536,17 +536,38 @@ async fn joining_by_invite_link_verifies_the_inviter(env: ServerEnv) {
     };
     let link = mint(5).await;
     assert!(link.contains("#fp="), "{link}");
-    assert_eq!(b.join_invite(&link).await.unwrap(), alice.id);
+    let joined = b.join_invite(&link).await.unwrap();
+    assert_eq!(joined.inviter, alice.id);
     assert!(
         b.is_verified(alice.id).await.unwrap(),
         "the scan verified alice"
     );
-    // Now contacts: bob can start a conversation with alice.
-    let conv = b.create_conversation(&[alice.id]).await.unwrap();
-    b.send_text(conv, "joined by QR").await.unwrap();
+    // The join opened the one-to-one conversation; joining again reuses it.
+    assert_eq!(b.conversation_with(alice.id), Some(joined.conversation_id));
+    assert_eq!(b.join_invite(&link).await.unwrap(), joined);
+    b.send_text(joined.conversation_id, "joined by QR")
+        .await
+        .unwrap();
     assert_eq!(
         texts(&a.sync().await.unwrap()),
         vec![(device_id(&b), "joined by QR".to_owned())]
+    );
+    assert_eq!(a.conversation_with(bob.id), Some(joined.conversation_id));
+    let names: Vec<String> = a
+        .contacts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.external_id)
+        .collect();
+    assert_eq!(names, vec!["bob".to_owned()]);
+
+    // A device shows its own invite: the fingerprint is the one it knows, and a scan
+    // verifies it the same way.
+    let own = a.create_invite(1, 600).await.unwrap();
+    assert_eq!(
+        own.split_once("#fp=").map(|(_, fp)| fp.to_owned()),
+        Some(cloak_sdk::fingerprint(&a.client().identity().public_key()))
     );
 
     // A link whose fingerprint was swapped (a substituted key) is refused.
@@ -557,6 +578,20 @@ async fn joining_by_invite_link_verifies_the_inviter(env: ServerEnv) {
         other => panic!("a fingerprint mismatch must abort the join: {other:?}"),
     }
     assert!(!c.is_verified(alice.id).await.unwrap());
+    assert_eq!(
+        c.conversation_with(alice.id),
+        None,
+        "no conversation on a mismatch"
+    );
+    let joined = c.join_invite(&own).await.unwrap();
+    assert!(c.is_verified(alice.id).await.unwrap());
+    c.send_text(joined.conversation_id, "hi from carol")
+        .await
+        .unwrap();
+    assert_eq!(
+        texts(&a.sync().await.unwrap()),
+        vec![(device_id(&c), "hi from carol".to_owned())]
+    );
     match c.join_invite("https://example.test/not-an-invite").await {
         Err(cloak_sdk::Error::Malformed(_)) => {}
         other => panic!("{other:?}"),

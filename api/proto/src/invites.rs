@@ -6,12 +6,15 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use validator::Validate;
 
-/// Request body of `POST /v1/invites`.
+/// Request body of `POST /v1/invites` (by a tenant for one of its users, or by an
+/// approved device for its own user).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct CreateInviteRequest {
-    /// The user who invites.
-    pub inviter_user_id: Uuid,
+    /// The user who invites. Required from a tenant; a device leaves it out (or names its
+    /// own user) and invites as its user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inviter_user_id: Option<Uuid>,
     /// How many different users may redeem it (1 to 1,000).
     #[validate(range(min = 1, max = 1000))]
     pub max_uses: u32,
@@ -67,4 +70,25 @@ pub struct Redemption {
     pub inviter_user_id: Uuid,
     /// True when this user had redeemed the invite before (nothing changed).
     pub already_redeemed: bool,
+}
+
+/// One of the calling user's contacts (`GET /v1/contacts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Contact {
+    /// The contact's user id.
+    pub user_id: Uuid,
+    /// The tenant's id for the contact.
+    pub external_id: String,
+    /// The contact's display name.
+    pub display_name: String,
+    /// When they became contacts.
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+}
+
+/// Response of `GET /v1/contacts`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ContactList {
+    /// Contacts, by display name.
+    pub items: Vec<Contact>,
 }

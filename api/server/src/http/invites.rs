@@ -2,13 +2,16 @@
 
 use actix_web::{HttpResponse, delete, get, post, web};
 use cloak_proto::Problem;
-use cloak_proto::invites::{CreateInviteRequest, Invite, InviteList, Redemption};
+use cloak_proto::invites::{
+    Contact, ContactList, CreateInviteRequest, Invite, InviteList, Redemption,
+};
 use uuid::Uuid;
 
-use super::auth::{DeviceAuth, TenantAuth};
+use super::auth::{CallerAuth, DeviceAuth, TenantAuth};
 use super::extract::ValidatedJson;
 use super::problem::ApiError;
 use crate::clock::to_datetime;
+use crate::services::devices::require_approved;
 use crate::services::{ServiceError, invites, qr};
 use crate::state::AppState;
 use crate::store::InviteRecord;
@@ -44,27 +47,30 @@ async fn view(state: &AppState, i: &InviteRecord) -> Result<Invite, ServiceError
     })
 }
 
-/// Mints an invite for one of the tenant's users.
+/// Mints an invite: a tenant for one of its users (`inviter_user_id`), or an approved
+/// device for its own user (the SDK then replaces the link's fingerprint with the one it
+/// knows, so a scan verifies the key the device itself holds).
 #[utoipa::path(
     tag = "invites",
-    security(("api_key" = [])),
+    security(("api_key" = []), ("device_token" = [])),
     request_body = CreateInviteRequest,
     responses(
         (status = 201, description = "Created", body = Invite),
         (status = 400, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`device_pending` or `not_own_user`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such inviter in this tenant", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/invites")]
 pub async fn create_invite(
-    auth: TenantAuth,
+    auth: CallerAuth,
     state: web::Data<AppState>,
     body: ValidatedJson<CreateInviteRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let invite = invites::create(
         state.store.as_ref(),
-        auth.0.tenant_id,
+        &auth.0,
         &body.0,
         state.clock.now_ms(),
         &mut rand::rngs::OsRng,
@@ -217,4 +223,35 @@ pub async fn redeem_invite(
         inviter_user_id: invite.inviter_user_id,
         already_redeemed: already,
     }))
+}
+
+/// The calling device's user's contacts, by display name.
+#[utoipa::path(
+    tag = "invites",
+    security(("device_token" = [])),
+    responses(
+        (status = 200, description = "Contacts", body = ContactList),
+        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/contacts")]
+pub async fn list_contacts(
+    auth: DeviceAuth,
+    state: web::Data<AppState>,
+) -> Result<web::Json<ContactList>, ApiError> {
+    require_approved(&auth.0)?;
+    let items = state
+        .store
+        .list_contacts(auth.0.tenant_id, auth.0.user_id)
+        .await?
+        .into_iter()
+        .map(|(u, since)| Contact {
+            user_id: u.id,
+            external_id: u.external_id,
+            display_name: u.display_name,
+            since: to_datetime(since),
+        })
+        .collect();
+    Ok(web::Json(ContactList { items }))
 }

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, get, web};
 
 use super::invites::invite_url;
 use super::problem::ApiError;
-use crate::services::{ServiceError, invites, qr};
+use crate::services::{ServiceError, invites, qr, tenants};
 use crate::state::AppState;
 
 fn escape(text: &str) -> String {
@@ -87,14 +87,25 @@ pub async fn landing_page(
     }
     let url = invite_url(&state, &invite).await?;
     let svg = qr::svg(&url)?;
+    let open = match tenants::get(state.store.as_ref(), invite.tenant_id)
+        .await?
+        .open_in_app_template
+    {
+        Some(template) => {
+            let fp = url.split_once("#fp=").map(|(_, fp)| fp);
+            tenants::render_template(&template, &invite.code, &url, fp)
+        }
+        None => url.clone(),
+    };
     Ok(html(
         actix_web::http::StatusCode::OK,
         "You're invited",
         format!(
             "<h1 data-state=\"valid\">{} invites you to chat</h1><p>Scan the code with the app, or open the link on this device.</p>\
-             <div class=\"qr\">{svg}</div><a class=\"open\" href=\"{}\">Open in app</a>",
+             <div class=\"qr\">{svg}</div><a class=\"open\" href=\"{}\">Open in app</a>\
+             <p class=\"fp\">Key fingerprint as the server's directory holds it (trust on first use).</p>",
             escape(&inviter),
-            escape(&url)
+            escape(&open)
         ),
     ))
 }

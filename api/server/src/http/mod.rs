@@ -15,6 +15,7 @@ pub mod mailbox;
 pub mod meta;
 pub mod metrics;
 pub mod problem;
+pub mod tenant;
 pub mod users;
 pub mod ws;
 pub mod ws_session;
@@ -37,6 +38,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
     tags(
         (name = "operations", description = "Health, readiness, metrics and this document"),
         (name = "api-keys", description = "A tenant's API keys"),
+        (name = "tenant", description = "A tenant's own settings"),
         (name = "users", description = "End users, their tokens and contacts (tenant backend)"),
         (name = "devices", description = "Device registration, challenge login, approval and directory"),
         (name = "key-packages", description = "The MLS KeyPackage directory"),
@@ -95,6 +97,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(api_keys::list_api_keys)
         .service(api_keys::create_api_key)
         .service(api_keys::revoke_api_key)
+        .service(tenant::get_tenant)
+        .service(tenant::update_tenant)
         .service(users::create_user)
         .service(users::find_users)
         .service(users::get_user)
@@ -127,6 +131,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(invites::revoke_invite)
         .service(invites::user_invites)
         .service(invites::redeem_invite)
+        .service(invites::list_contacts)
         .service(landing::landing_page);
 }
 

@@ -1,5 +1,5 @@
-//! Invites: a tenant mints them for a user; a device of another user redeems one and the
-//! two users become contacts.
+//! Invites: a tenant mints them for a user (or a device for its own user); a device of
+//! another user redeems one and the two users become contacts.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -11,22 +11,44 @@ use uuid::Uuid;
 
 use super::ServiceError;
 use super::devices::require_approved;
-use super::principals::DevicePrincipal;
+use super::principals::{Caller, DevicePrincipal};
 use crate::store::{InviteRecord, NewInvite, RedeemOutcome, Store};
 
 fn not_found() -> ServiceError {
     ServiceError::NotFound("invite")
 }
 
+/// Who invites: a tenant names the user; a device invites as its own (approved) user.
+pub fn inviter(caller: &Caller, request: &CreateInviteRequest) -> Result<Uuid, ServiceError> {
+    match (caller, request.inviter_user_id) {
+        (Caller::Tenant(_), Some(user)) => Ok(user),
+        (Caller::Tenant(_), None) => Err(ServiceError::invalid(
+            "inviter_required",
+            "a tenant must name the inviter_user_id",
+        )),
+        (Caller::Device(d), named) => {
+            require_approved(d)?;
+            match named {
+                Some(user) if user != d.user_id => Err(ServiceError::forbidden(
+                    "not_own_user",
+                    "a device can only invite as its own user",
+                )),
+                _ => Ok(d.user_id),
+            }
+        }
+    }
+}
+
 /// Creates an invite with a 128-bit URL-safe code.
 pub async fn create(
     store: &dyn Store,
-    tenant_id: Uuid,
+    caller: &Caller,
     request: &CreateInviteRequest,
     now_ms: i64,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<InviteRecord, ServiceError> {
-    let inviter_user_id = request.inviter_user_id;
+    let tenant_id = caller.tenant_id();
+    let inviter_user_id = inviter(caller, request)?;
     store
         .get_user(tenant_id, inviter_user_id)
         .await?

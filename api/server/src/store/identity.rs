@@ -141,6 +141,12 @@ pub trait UserStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Whether `b` is a contact of `a`.
     async fn are_contacts(&self, tenant_id: Uuid, a: Uuid, b: Uuid) -> Result<bool, StoreError>;
+    /// The contacts of `user_id` with the time each became one, by display name.
+    async fn list_contacts(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<Vec<(UserRecord, i64)>, StoreError>;
 }
 
 /// Devices and login challenges.

@@ -36,7 +36,9 @@ pub use identity::{
     UserStore,
 };
 pub use invites::{InviteRecord, InviteStore, NewInvite, RedeemOutcome};
-pub use records::{ApiKeyRecord, NewApiKey, NewTenant, RevokeOutcome, Tenant};
+pub use records::{
+    ApiKeyRecord, NewApiKey, NewTenant, RevokeOutcome, Tenant, TenantSettingsUpdate,
+};
 
 /// Tenants (host platforms).
 #[async_trait]
@@ -49,6 +51,12 @@ pub trait TenantStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// A tenant by id.
     async fn get_tenant(&self, tenant_id: Uuid) -> Result<Option<Tenant>, StoreError>;
+    /// Changes the given settings; false when there is no such tenant.
+    async fn update_tenant_settings(
+        &self,
+        tenant_id: Uuid,
+        update: &TenantSettingsUpdate,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Tenant API keys (stored as SHA-256 of the secret).

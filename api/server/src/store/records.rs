@@ -22,6 +22,19 @@ pub struct Tenant {
     pub name: String,
     /// Creation time, Unix ms.
     pub created_at_ms: i64,
+    /// Retention of undelivered messages, ms.
+    pub retention_ms: i64,
+    /// The landing page's "Open in app" link template.
+    pub open_in_app_template: Option<String>,
+}
+
+/// Settings to change; `None` keeps a value.
+#[derive(Debug, Clone, Default)]
+pub struct TenantSettingsUpdate {
+    /// `Some(None)` removes the template.
+    pub open_in_app_template: Option<Option<String>>,
+    /// New retention, ms.
+    pub retention_ms: Option<i64>,
 }
 
 /// An API key to store. Holds only the secret's hash.

@@ -53,18 +53,42 @@ macro_rules! impl_tenant_and_key_stores {
                 tenant_id: uuid::Uuid,
             ) -> Result<Option<$crate::store::Tenant>, $crate::store::StoreError> {
                 use sqlx::Row as _;
-                let row = sqlx::query("SELECT id, name, created_at FROM tenants WHERE id = $1")
-                    .bind(tenant_id)
-                    .fetch_optional(&self.pool)
-                    .await?;
+                let row = sqlx::query(
+                    "SELECT id, name, created_at, retention_ms, open_in_app_template FROM tenants WHERE id = $1",
+                )
+                .bind(tenant_id)
+                .fetch_optional(&self.pool)
+                .await?;
                 match row {
                     None => Ok(None),
                     Some(row) => Ok(Some($crate::store::Tenant {
                         id: row.try_get("id")?,
                         name: row.try_get("name")?,
                         created_at_ms: row.try_get("created_at")?,
+                        retention_ms: row.try_get("retention_ms")?,
+                        open_in_app_template: row.try_get("open_in_app_template")?,
                     })),
                 }
+            }
+
+            async fn update_tenant_settings(
+                &self,
+                tenant_id: uuid::Uuid,
+                update: &$crate::store::TenantSettingsUpdate,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let template = update.open_in_app_template.as_ref();
+                let done = sqlx::query(
+                    "UPDATE tenants SET \
+                     open_in_app_template = CASE WHEN $2 THEN $3 ELSE open_in_app_template END, \
+                     retention_ms = COALESCE($4, retention_ms) WHERE id = $1",
+                )
+                .bind(tenant_id)
+                .bind(template.is_some())
+                .bind(template.cloned().flatten())
+                .bind(update.retention_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
             }
         }
 

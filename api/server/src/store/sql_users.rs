@@ -2,6 +2,9 @@
 
 pub(crate) const USER_COLUMNS: &str =
     "id, tenant_id, external_id, display_name, trust_level, suspended, created_at";
+/// [`USER_COLUMNS`] of a table aliased `u`.
+pub(crate) const USER_COLUMNS_U: &str =
+    "u.id, u.tenant_id, u.external_id, u.display_name, u.trust_level, u.suspended, u.created_at";
 
 macro_rules! user_from_row {
     ($row:expr) => {{
@@ -164,6 +167,25 @@ macro_rules! impl_user_stores {
                     .fetch_optional(&self.pool)
                     .await?;
                 Ok(row.is_some())
+            }
+
+            async fn list_contacts(
+                &self,
+                tenant_id: uuid::Uuid,
+                user_id: uuid::Uuid,
+            ) -> Result<Vec<($crate::store::UserRecord, i64)>, $crate::store::StoreError> {
+                use sqlx::Row as _;
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "SELECT {}, c.created_at AS since FROM contacts c JOIN users u ON u.id = c.contact_user_id \
+                     WHERE c.tenant_id = $1 AND u.tenant_id = $1 AND c.user_id = $2 ORDER BY u.display_name, u.id",
+                    $crate::store::sql_users::USER_COLUMNS_U
+                ));
+                let rows = sqlx::query(sql).bind(tenant_id).bind(user_id).fetch_all(&self.pool).await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    out.push((user_from_row!(row), row.try_get("since")?));
+                }
+                Ok(out)
             }
         }
 

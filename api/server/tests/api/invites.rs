@@ -308,7 +308,164 @@ async fn other_tenants_cannot_touch_invites(backend: Backend) {
     assert_eq!(got["revoked"], false);
 }
 
+async fn a_device_invites_as_its_own_user_and_lists_contacts(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_user("alice").await;
+    let bob = app.create_user("bob").await;
+    let a = app.new_device(alice).await;
+    let b = app.new_device(bob).await;
+    let body = json!({"max_uses": 1, "expires_in_secs": 600});
+    let resp = app.post_json("/v1/invites", &a.token, &body).await;
+    assert_eq!(resp.status(), 201);
+    let inv: Value = resp.json().await.unwrap();
+    assert_eq!(inv["inviter_user_id"], json!(alice));
+    // A device cannot invite as someone else; a tenant must name the inviter.
+    assert_problem(
+        app.post_json(
+            "/v1/invites",
+            &a.token,
+            &json!({"inviter_user_id": bob, "max_uses": 1, "expires_in_secs": 600}),
+        )
+        .await,
+        403,
+        "not_own_user",
+    )
+    .await;
+    assert_problem(
+        app.post_json("/v1/invites", &app.api_key, &body).await,
+        400,
+        "inviter_required",
+    )
+    .await;
+    // A pending device cannot invite.
+    let second = app.new_device(alice).await;
+    assert_eq!(second.status, "pending");
+    assert_problem(
+        app.post_json("/v1/invites", &second.token, &body).await,
+        403,
+        "device_pending",
+    )
+    .await;
+
+    let none: Value = app
+        .get("/v1/contacts", &b.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none["items"], json!([]));
+    let code = inv["code"].as_str().unwrap();
+    let r = app
+        .post_json(&format!("/v1/invites/{code}/redeem"), &b.token, &json!({}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let contacts: Value = app
+        .get("/v1/contacts", &b.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(contacts["items"].as_array().unwrap().len(), 1, "{contacts}");
+    assert_eq!(contacts["items"][0]["user_id"], json!(alice));
+    assert_eq!(contacts["items"][0]["external_id"], "alice");
+    let theirs: Value = app
+        .get("/v1/contacts", &a.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["items"][0]["user_id"], json!(bob));
+    assert_problem(
+        app.get("/v1/contacts", &app.api_key).await,
+        401,
+        "invalid_token",
+    )
+    .await;
+}
+
+async fn tenant_settings_shape_the_landing_page(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let settings: Value = app
+        .get("/v1/tenant", &app.api_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(settings["message_retention_secs"], 30 * 24 * 3600);
+    assert!(settings.get("open_in_app_template").is_none(), "{settings}");
+    for bad in [
+        "javascript:alert({code})",
+        "myapp://join",
+        "not a url {code}",
+    ] {
+        let resp = app
+            .client
+            .patch(app.url("/v1/tenant"))
+            .bearer_auth(&app.api_key)
+            .json(&json!({"open_in_app_template": bad}))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(resp, 400, "invalid_template").await;
+    }
+    let resp = app
+        .client
+        .patch(app.url("/v1/tenant"))
+        .bearer_auth(&app.api_key)
+        .json(&json!({"open_in_app_template": "myapp://join?invite={link}&c={code}", "message_retention_secs": 86400}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let settings: Value = resp.json().await.unwrap();
+    assert_eq!(settings["message_retention_secs"], 86400);
+
+    let alice = app.create_user("alice").await;
+    app.new_device(alice).await;
+    let inv = invite(&app, alice, 1).await;
+    let code = inv["code"].as_str().unwrap();
+    let html = app
+        .client
+        .get(app.url(&format!("/i/{code}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let link = inv["url"].as_str().unwrap();
+    let encoded: String =
+        percent_encoding::utf8_percent_encode(link, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let expected = format!("href=\"myapp://join?invite={encoded}&amp;c={code}\"");
+    assert!(html.contains(&expected), "{expected} in {html}");
+
+    // An empty template removes it: the button opens the invite link again.
+    let resp = app
+        .client
+        .patch(app.url("/v1/tenant"))
+        .bearer_auth(&app.api_key)
+        .json(&json!({"open_in_app_template": ""}))
+        .send()
+        .await
+        .unwrap();
+    let settings: Value = resp.json().await.unwrap();
+    assert!(settings.get("open_in_app_template").is_none(), "{settings}");
+    assert_eq!(settings["message_retention_secs"], 86400, "kept");
+    let html = app
+        .client
+        .get(app.url(&format!("/i/{code}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(&format!("href=\"{link}\"")), "{html}");
+}
+
 backend_tests!(
+    a_device_invites_as_its_own_user_and_lists_contacts,
+    tenant_settings_shape_the_landing_page,
     invites_carry_the_link_with_fingerprint_as_qr_codes,
     redeeming_makes_contacts_once_and_refuses_dead_invites,
     two_users_racing_for_the_last_use_one_wins,
