@@ -331,6 +331,15 @@ mod tests {
             conversations: vec![Uuid::from_u128(1)],
             seen: vec![],
             verified: vec![],
+            inbox: Some(vec![InboxMessage {
+                conversation_id: Uuid::from_u128(1),
+                sender: crate::DeviceIds {
+                    tenant_id: Uuid::from_u128(2),
+                    user_id: Uuid::from_u128(3),
+                    device_id: Uuid::from_u128(4),
+                },
+                payload: vec![1, 2, 3],
+            }]),
         }
     }
 

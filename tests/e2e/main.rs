@@ -1,7 +1,9 @@
 //! End-to-end tests over real `cloak-api` processes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod chat_cli;
 mod delivery;
 mod foundation;
 mod identity;
+mod landing;
 mod messaging;

@@ -12,13 +12,19 @@ use sqlx::Connection;
 
 /// The `cloak-api` binary built next to this test executable.
 pub fn server_binary() -> PathBuf {
+    binary("cloak-api")
+}
+
+/// A workspace binary (`cloak-api`, `cloak-chat`, `cloak-platform`) built next to this
+/// test executable.
+pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/e2e-<hash> → target/<profile>/cloak-api
+    // target/<profile>/deps/e2e-<hash> → target/<profile>/<name>
     let profile_dir = exe.parent().and_then(Path::parent).unwrap();
-    let bin = profile_dir.join(format!("cloak-api{}", std::env::consts::EXE_SUFFIX));
+    let bin = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.exists(),
-        "{} is missing: build it first (cargo build -p cloak-api; scripts/test does)",
+        "{} is missing: build it first (cargo build --workspace --bins; scripts/test does)",
         bin.display()
     );
     bin
@@ -252,6 +258,7 @@ pub fn create_tenant(cwd: &Path, env: &ServerEnv, name: &str) -> (String, String
 pub struct Stack {
     pub server: ServerProcess,
     pub tenant: Tenant,
+    pub env: ServerEnv,
     pub dir: tempfile::TempDir,
 }
 
@@ -285,7 +292,31 @@ impl Stack {
         Self {
             server,
             tenant,
+            env: env.clone(),
             dir,
+        }
+    }
+
+    /// Runs one SQL statement on the server's database (SQLite file or PostgreSQL), for
+    /// states a test cannot wait for, such as an invite past its expiry.
+    pub async fn execute_sql(&self, statement: &'static str) {
+        let url = self
+            .env
+            .vars
+            .iter()
+            .find(|(k, _)| k == "CLOAK_DATABASE_URL")
+            .map(|(_, v)| v.clone());
+        match url {
+            Some(url) => {
+                let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::query(statement).execute(&mut c).await.unwrap();
+            }
+            None => {
+                let path = self.dir.path().join("cloak-data/cloak.db");
+                let url = format!("sqlite://{}", path.display());
+                let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query(statement).execute(&mut c).await.unwrap();
+            }
         }
     }
 }

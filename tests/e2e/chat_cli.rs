@@ -1,0 +1,311 @@
+//! The terminal chat example end to end: a host platform (`cloak-platform`) creates users
+//! and mints an invite; people chat through `cloak-chat` processes, each with its own
+//! encrypted profile.
+
+use std::path::{Path, PathBuf};
+
+use cloak_e2e::{ServerEnv, Stack, binary, on_both_backends};
+use serde_json::Value;
+
+/// Output of one CLI run.
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        assert!(self.ok, "command failed: {}", self.stderr);
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
+    }
+
+    fn lines(&self) -> Vec<Value> {
+        assert!(self.ok, "command failed: {}", self.stderr);
+        self.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+async fn run(bin: &str, envs: &[(&str, &str)], args: &[&str]) -> Run {
+    let mut cmd = tokio::process::Command::new(binary(bin));
+    cmd.args(args).kill_on_drop(true);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CLOAK_") {
+            cmd.env_remove(key);
+        }
+    }
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), cmd.output())
+        .await
+        .expect("the command finished within a minute")
+        .unwrap();
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `cloak-platform …` as the tenant's backend.
+async fn platform(stack: &Stack, args: &[&str]) -> Run {
+    let env = [
+        ("CLOAK_SERVER", stack.server.base_url.as_str()),
+        ("CLOAK_API_KEY", stack.tenant.api_key.as_str()),
+    ];
+    run("cloak-platform", &env, args).await
+}
+
+/// `cloak-chat --json --profile DIR …` (the server comes from the profile after login).
+async fn chat(stack: &Stack, profile: &Path, args: &[&str]) -> Run {
+    let profile = profile.to_str().unwrap();
+    let mut all = vec![
+        "--json",
+        "--profile",
+        profile,
+        "--server",
+        &stack.server.base_url,
+    ];
+    all.extend_from_slice(args);
+    run("cloak-chat", &[], &all).await
+}
+
+/// Creates the user on the platform and logs a new `cloak-chat` device in for them.
+async fn person(stack: &Stack, id: &str, name: &str) -> PathBuf {
+    let user = platform(stack, &["user", "create", id, name]).await.json();
+    assert_eq!(user["external_id"], id);
+    let token = platform(stack, &["user", "token", id]).await;
+    assert!(token.ok, "{}", token.stderr);
+    let profile = stack.dir.path().join(format!("profile-{id}"));
+    let login = chat(
+        stack,
+        &profile,
+        &["login", "--user-token", token.stdout.trim()],
+    )
+    .await
+    .json();
+    assert_eq!(login["status"], "approved", "{login}");
+    profile
+}
+
+/// Received messages as (from, text), waiting up to 15 s for the first.
+async fn received(stack: &Stack, profile: &Path) -> Vec<(String, String)> {
+    chat(stack, profile, &["recv", "--wait", "15"])
+        .await
+        .lines()
+        .into_iter()
+        .filter(|m| m["kind"] == "text")
+        .map(|m| {
+            (
+                m["from"].as_str().unwrap().to_owned(),
+                m["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn chatting_through_the_terminal_client(env: ServerEnv) {
+    let stack = Stack::start(&env);
+    let alice = person(&stack, "alice", "Alice").await;
+    let bob = person(&stack, "bob", "Bob").await;
+    let carol = person(&stack, "carol", "Carol").await;
+
+    // The platform mints a one-use invite for alice; bob joins by its QR code (PNG).
+    let png = stack.dir.path().join("alice-invite.png");
+    let invite = platform(
+        &stack,
+        &["invite", "create", "alice", "--png", png.to_str().unwrap()],
+    )
+    .await
+    .json();
+    assert!(invite["url"].as_str().unwrap().contains("#fp="), "{invite}");
+    let joined = chat(&stack, &bob, &["join", png.to_str().unwrap()])
+        .await
+        .json();
+    assert_eq!(
+        (&joined["contact"], &joined["verified"]),
+        (&Value::from("alice"), &Value::from(true)),
+        "{joined}"
+    );
+
+    // They chat: bob by external id, alice by display name.
+    let sent = chat(&stack, &bob, &["send", "alice", "hello alice"]).await;
+    assert!(sent.ok, "{}", sent.stderr);
+    assert_eq!(
+        received(&stack, &alice).await,
+        vec![("bob".to_owned(), "hello alice".to_owned())]
+    );
+    let sent = chat(&stack, &alice, &["send", "Bob", "hi bob"]).await;
+    assert!(sent.ok, "{}", sent.stderr);
+    assert_eq!(
+        received(&stack, &bob).await,
+        vec![("alice".to_owned(), "hi bob".to_owned())]
+    );
+    // Nothing is printed twice.
+    assert!(chat(&stack, &bob, &["recv"]).await.lines().is_empty());
+
+    // Contacts with verification state; both sides compute the same safety number.
+    let contacts = chat(&stack, &bob, &["contacts"]).await.json();
+    assert_eq!(contacts["contacts"][0]["external_id"], "alice");
+    assert_eq!(
+        contacts["contacts"][0]["verified"], true,
+        "verified by the scan"
+    );
+    let theirs = chat(&stack, &alice, &["contacts"]).await.json();
+    assert_eq!(theirs["contacts"][0]["verified"], false);
+    let a = chat(&stack, &alice, &["safety-number", "bob", "--confirm"])
+        .await
+        .json();
+    let b = chat(&stack, &bob, &["safety-number", "alice"]).await.json();
+    assert_eq!(a["safety_number"], b["safety_number"]);
+    assert_eq!(a["verified"], true);
+
+    // The invite is used up: carol is refused with the server's reason.
+    let used = chat(&stack, &carol, &["join", png.to_str().unwrap()]).await;
+    assert!(!used.ok);
+    assert!(used.stderr.contains("invite_used_up"), "{}", used.stderr);
+
+    // An expired invite is refused.
+    let old = platform(&stack, &["invite", "create", "alice", "--max-uses", "5"])
+        .await
+        .json();
+    stack
+        .execute_sql("UPDATE invites SET expires_at = 1 WHERE max_uses = 5")
+        .await;
+    let expired = chat(&stack, &carol, &["join", old["url"].as_str().unwrap()]).await;
+    assert!(!expired.ok);
+    assert!(
+        expired.stderr.contains("invite_expired"),
+        "{}",
+        expired.stderr
+    );
+
+    // alice's device shows its own invite; a link with a substituted fingerprint is
+    // refused, the true one joins and verifies.
+    let shown = chat(&stack, &alice, &["invite", "show", "--max-uses", "2"])
+        .await
+        .json();
+    let link = shown["link"].as_str().unwrap();
+    let (head, _) = link.split_once("#fp=").unwrap();
+    let forged = format!("{head}#fp={}", "0".repeat(64));
+    let refused = chat(&stack, &carol, &["join", &forged]).await;
+    assert!(!refused.ok);
+    assert!(
+        refused.stderr.contains("does not match"),
+        "{}",
+        refused.stderr
+    );
+    let joined = chat(&stack, &carol, &["join", link]).await.json();
+    assert_eq!(joined["verified"], true);
+    let sent = chat(&stack, &carol, &["send", "alice", "carol here"]).await;
+    assert!(sent.ok, "{}", sent.stderr);
+    assert_eq!(
+        received(&stack, &alice).await,
+        vec![("carol".to_owned(), "carol here".to_owned())]
+    );
+
+    // A second device of alice waits for approval from the first, then reads new messages.
+    let token = platform(&stack, &["user", "token", "alice"]).await;
+    let laptop = stack.dir.path().join("profile-alice-laptop");
+    let login = chat(
+        &stack,
+        &laptop,
+        &["login", "--user-token", token.stdout.trim()],
+    )
+    .await
+    .json();
+    assert_eq!(login["status"], "pending");
+    let pending = chat(&stack, &laptop, &["recv"]).await;
+    assert!(
+        !pending.ok && pending.stderr.contains("device_pending"),
+        "{}",
+        pending.stderr
+    );
+    let id = login["device_id"].as_str().unwrap();
+    let approved = chat(
+        &stack,
+        &alice,
+        &[
+            "devices",
+            "approve",
+            id,
+            "--fingerprint",
+            login["fingerprint"].as_str().unwrap(),
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(approved["status"], "approved");
+    let list = chat(&stack, &alice, &["devices", "list"]).await.json();
+    assert_eq!(list["devices"].as_array().unwrap().len(), 2, "{list}");
+    let sent = chat(&stack, &bob, &["send", "alice", "to both devices"]).await;
+    assert!(sent.ok, "{}", sent.stderr);
+    assert_eq!(
+        received(&stack, &laptop).await,
+        vec![("bob".to_owned(), "to both devices".to_owned())]
+    );
+
+    // The interactive chat: lines typed are sent, arriving messages are printed, and
+    // end of input leaves.
+    let sent = chat(&stack, &bob, &["send", "alice", "are you there?"]).await;
+    assert!(sent.ok, "{}", sent.stderr);
+    let mut session = tokio::process::Command::new(binary("cloak-chat"))
+        .args([
+            "--json",
+            "--profile",
+            alice.to_str().unwrap(),
+            "chat",
+            "bob",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    {
+        use tokio::io::AsyncWriteExt as _;
+        let mut stdin = session.stdin.take().unwrap();
+        stdin.write_all(b"typed in the chat\n").await.unwrap();
+        stdin.flush().await.unwrap();
+        assert_eq!(
+            received(&stack, &bob).await,
+            vec![("alice".to_owned(), "typed in the chat".to_owned())]
+        );
+    } // stdin closes: the chat ends
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        session.wait_with_output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("are you there?"), "{printed}");
+
+    // Unknown contacts and bad input get clear errors, not panics.
+    let unknown = chat(&stack, &bob, &["send", "mallory", "hi"]).await;
+    assert!(
+        !unknown.ok && unknown.stderr.contains("no contact named"),
+        "{}",
+        unknown.stderr
+    );
+    let bad = chat(&stack, &bob, &["join", "not a link"]).await;
+    assert!(
+        !bad.ok && bad.stderr.contains("not an invite link"),
+        "{}",
+        bad.stderr
+    );
+}
+
+on_both_backends!(chatting_through_the_terminal_client);
