@@ -536,6 +536,7 @@ impl<C: Clock> Messenger<C> {
                 client_msg_id: payload.message_id,
                 epoch: conversation.epoch(),
                 body,
+                class: payload.class(),
             };
             // The ratchet moved: store it before the ciphertext leaves, so a restart never
             // reuses a message key.

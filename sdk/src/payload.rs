@@ -250,6 +250,24 @@ impl Payload {
         }
     }
 
+    /// What the message is, as declared to the server for pricing and limits (the server
+    /// cannot read the payload).
+    pub fn class(&self) -> cloak_proto::delivery::MessageClass {
+        use cloak_proto::delivery::MessageClass;
+        match &self.kind {
+            // Call signalling is priced as a message; call minutes are metered by the app.
+            PayloadKind::Text { .. } | PayloadKind::CallSignal { .. } | PayloadKind::Unknown => {
+                MessageClass::Text
+            }
+            PayloadKind::Edit { .. } => MessageClass::Edit,
+            PayloadKind::Delete { .. } => MessageClass::Delete,
+            PayloadKind::Receipt { .. } | PayloadKind::Typing { .. } => MessageClass::Control,
+            PayloadKind::Attachment(a) if a.size <= 1 << 20 => MessageClass::AttachmentSmall,
+            PayloadKind::Attachment(a) if a.size <= 25 << 20 => MessageClass::AttachmentMedium,
+            PayloadKind::Attachment(_) => MessageClass::AttachmentLarge,
+        }
+    }
+
     /// Encodes the payload (see the module documentation). Fails on a version other than
     /// [`VERSION`], on [`PayloadKind::Unknown`] and when a limit is exceeded.
     pub fn encode(&self) -> Result<Vec<u8>, Error> {

@@ -64,6 +64,7 @@ fn send_frame(conversation_id: Uuid, stamp: Stamp, body_len: usize) -> Option<Me
             client_msg_id: stamp.client_msg_id(),
             epoch: 1,
             body: stamp.body(body_len),
+            class: Default::default(),
         },
     };
     serde_json::to_string(&frame).ok().map(Message::text)

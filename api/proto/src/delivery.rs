@@ -59,6 +59,33 @@ pub struct SendMessageRequest {
     #[schema(value_type = String, format = Byte)]
     #[validate(length(min = 1, max = 262144))]
     pub body: Vec<u8>,
+    /// What the message is, for pricing (the server cannot read it): the SDK sets it from
+    /// the payload. Defaults to `text`.
+    #[serde(default)]
+    pub class: MessageClass,
+}
+
+/// What an encrypted message is, as its sender declares for pricing and limits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageClass {
+    /// A text message.
+    #[default]
+    Text,
+    /// An edit of an earlier message.
+    Edit,
+    /// A deletion of an earlier message.
+    Delete,
+    /// A file up to 1 MiB.
+    AttachmentSmall,
+    /// A file up to 25 MiB.
+    AttachmentMedium,
+    /// A larger file.
+    AttachmentLarge,
+    /// A minute of a call.
+    CallMinute,
+    /// Receipts and typing indicators: free, and at most 1 KiB.
+    Control,
 }
 
 /// Request body of `POST /v1/conversations/{id}/commits`: an MLS commit, accepted only if

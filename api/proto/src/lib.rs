@@ -5,7 +5,9 @@
 //! types, the server and the SDK cannot drift apart.
 
 pub mod api_keys;
+pub mod billing;
 pub mod bytes;
+pub mod console;
 pub mod delivery;
 pub mod devices;
 pub mod health;

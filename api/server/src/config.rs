@@ -51,6 +51,16 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Most entries one device's mailbox may hold (`CLOAK_MAILBOX_QUOTA`).
     pub mailbox_quota: i64,
+    /// Stripe's API base URL (`CLOAK_STRIPE_API_BASE`, default `https://api.stripe.com`).
+    pub stripe_api_base: String,
+    /// Stripe secret key (`CLOAK_STRIPE_SECRET_KEY`); without it Checkout and meter events
+    /// are unavailable.
+    pub stripe_secret_key: Option<SecretString>,
+    /// Stripe webhook signing secret (`CLOAK_STRIPE_WEBHOOK_SECRET`, `whsec_…`).
+    pub stripe_webhook_secret: Option<SecretString>,
+    /// How often background workers (webhooks, meter events) look for work, in ms
+    /// (`CLOAK_WORKER_POLL_MS`).
+    pub worker_poll_ms: u64,
 }
 
 /// The TOML file's shape: every key optional, same names as the variables without `CLOAK_`.
@@ -67,6 +77,10 @@ struct FileSettings {
     shutdown_timeout_secs: Option<u64>,
     log_format: Option<LogFormat>,
     mailbox_quota: Option<i64>,
+    stripe_api_base: Option<String>,
+    stripe_secret_key: Option<String>,
+    stripe_webhook_secret: Option<String>,
+    worker_poll_ms: Option<u64>,
 }
 
 /// Why settings could not be loaded.
@@ -188,6 +202,25 @@ impl Settings {
                 "CLOAK_MAILBOX_QUOTA",
                 file_settings.mailbox_quota,
                 10_000,
+            )?,
+            stripe_api_base: pick("CLOAK_STRIPE_API_BASE", file_settings.stripe_api_base)
+                .unwrap_or_else(|| "https://api.stripe.com".to_owned())
+                .trim_end_matches('/')
+                .to_owned(),
+            stripe_secret_key: pick("CLOAK_STRIPE_SECRET_KEY", file_settings.stripe_secret_key)
+                .filter(|s| !s.is_empty())
+                .map(SecretString::from),
+            stripe_webhook_secret: pick(
+                "CLOAK_STRIPE_WEBHOOK_SECRET",
+                file_settings.stripe_webhook_secret,
+            )
+            .filter(|s| !s.is_empty())
+            .map(SecretString::from),
+            worker_poll_ms: number(
+                &env,
+                "CLOAK_WORKER_POLL_MS",
+                file_settings.worker_poll_ms,
+                1000,
             )?,
         })
     }

@@ -14,6 +14,7 @@ use crate::broker::{self, BrokerError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::http::{self, extract, problem::ApiError};
+use crate::services::stripe_api::StripeApi;
 use crate::services::tokens::TokenSigner;
 use crate::state::AppState;
 use crate::store::{self, PoolOptions, Store, StoreError};
@@ -29,6 +30,9 @@ pub enum StartupError {
     /// The broker failed to connect.
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    /// The Stripe client could not be configured.
+    #[error("Stripe: {0}")]
+    Stripe(String),
     /// The listen address could not be bound.
     #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),
@@ -61,7 +65,18 @@ impl Application {
         store.migrate().await?;
         let broker = broker::connect(settings.redis_url.as_ref()).await?;
         let tokens = Arc::new(token_signer(store.as_ref(), clock.as_ref()).await?);
-        spawn_sweeper(store.clone(), clock.clone());
+        let stripe = match settings.stripe_secret_key.as_ref() {
+            Some(key) => Some(Arc::new(
+                StripeApi::new(key, &settings.stripe_api_base).map_err(StartupError::Stripe)?,
+            )),
+            None => None,
+        };
+        crate::workers::spawn_all(
+            &store,
+            &clock,
+            Duration::from_millis(settings.worker_poll_ms.max(10)),
+            stripe.clone(),
+        );
         let listener = TcpListener::bind(settings.bind)?;
         let port = listener.local_addr()?.port();
         let mut settings = settings;
@@ -78,6 +93,7 @@ impl Application {
             settings: settings.clone(),
             metrics: http::metrics::recorder(),
             openapi_json: Arc::new(http::openapi_json()),
+            stripe,
             shutdown: shutdown_rx,
         });
 
@@ -196,34 +212,4 @@ async fn token_signer(store: &dyn Store, clock: &dyn Clock) -> Result<TokenSigne
     candidate.zeroize();
     TokenSigner::new(&secret)
         .ok_or_else(|| StoreError::Corrupt("token key has the wrong length".to_owned()).into())
-}
-
-/// How often expired key packages and login challenges are deleted.
-const SWEEP_PERIOD: Duration = Duration::from_secs(300);
-
-/// Deletes expired key packages, challenges and mailbox entries (past the tenant's
-/// retention) in the background for as long as the store lives.
-fn spawn_sweeper(store: Arc<dyn Store>, clock: Arc<dyn Clock>) {
-    let store = Arc::downgrade(&store);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(SWEEP_PERIOD);
-        loop {
-            tick.tick().await;
-            let Some(store) = store.upgrade() else { return };
-            let now = clock.now_ms();
-            match store.purge_expired(now).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(rows = n, "expired key packages and challenges purged"),
-                Err(e) => tracing::warn!(error = %e, "purge of expired rows failed"),
-            }
-            match store
-                .purge_mailboxes(now, now - crate::services::delivery::DEDUP_WINDOW_MS)
-                .await
-            {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(entries = n, "expired mailbox entries purged"),
-                Err(e) => tracing::warn!(error = %e, "purge of expired mailbox entries failed"),
-            }
-        }
-    });
 }

@@ -26,6 +26,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The OpenAPI document, serialised once at start-up.
     pub openapi_json: Arc<String>,
+    /// Stripe, when a secret key is configured.
+    pub stripe: Option<Arc<crate::services::stripe_api::StripeApi>>,
     /// Becomes `true` when the server starts shutting down: sockets close with "going away".
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

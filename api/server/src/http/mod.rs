@@ -4,6 +4,10 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod billing;
+pub mod console;
+pub mod console_accounts;
+pub mod console_html;
 pub mod conversations;
 pub mod devices;
 pub mod extract;
@@ -15,8 +19,10 @@ pub mod mailbox;
 pub mod meta;
 pub mod metrics;
 pub mod problem;
+pub mod stripe;
 pub mod tenant;
 pub mod users;
+pub mod webhooks;
 pub mod ws;
 pub mod ws_session;
 
@@ -46,6 +52,9 @@ use utoipa_actix_web::service_config::ServiceConfig;
         (name = "mailbox", description = "A device's queue of envelopes over REST"),
         (name = "realtime", description = "The WebSocket"),
         (name = "invites", description = "Invites as links and QR codes, and the landing page"),
+        (name = "billing", description = "Credits: prices, wallets, the ledger, Stripe Checkout and webhooks"),
+        (name = "webhooks", description = "Signed events to the tenant, and their delivery log"),
+        (name = "console", description = "The billing-admin web console and its accounts"),
     )
 )]
 struct ApiDoc;
@@ -132,7 +141,36 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(invites::user_invites)
         .service(invites::redeem_invite)
         .service(invites::list_contacts)
-        .service(landing::landing_page);
+        .service(landing::landing_page)
+        .service(billing::get_prices)
+        .service(billing::put_prices)
+        .service(billing::get_billing_settings)
+        .service(billing::put_billing_settings)
+        .service(billing::list_wallets)
+        .service(billing::get_wallet)
+        .service(billing::grant)
+        .service(billing::adjust)
+        .service(billing::ledger)
+        .service(billing::ledger_csv)
+        .service(stripe::create_checkout_session)
+        .service(stripe::stripe_webhook)
+        .service(webhooks::put_webhook)
+        .service(webhooks::get_webhook)
+        .service(webhooks::list_deliveries)
+        .service(console_accounts::create_account)
+        .service(console_accounts::list_accounts)
+        .service(console_accounts::delete_account)
+        .service(console::login_page)
+        .service(console::login)
+        .service(console::setup_page)
+        .service(console::setup)
+        .service(console::dashboard)
+        .service(console::grant)
+        .service(console::buy)
+        .service(console::ledger)
+        .service(console::prices_page)
+        .service(console::save_prices)
+        .service(console::logout);
 }
 
 /// The OpenAPI document generated from the routes.

@@ -174,6 +174,18 @@ impl From<ServiceError> for ApiError {
             ServiceError::Gone { code, detail } => {
                 Self::new(StatusCode::GONE, code, "Gone").with_detail(detail)
             }
+            ServiceError::PaymentRequired { code, detail } => {
+                Self::new(StatusCode::PAYMENT_REQUIRED, code, "Payment required")
+                    .with_detail(detail)
+            }
+            ServiceError::Unavailable { code, detail } => {
+                let status = if code.ends_with("not_configured") {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::BAD_GATEWAY
+                };
+                Self::new(status, code, "Upstream unavailable").with_detail(detail)
+            }
             ServiceError::StaleEpoch(epoch) => {
                 let mut err = Self::new(StatusCode::CONFLICT, "stale_epoch", "Stale epoch")
                     .with_detail(format!(

@@ -3,11 +3,12 @@
 //! device's mailbox before acknowledging the sender, and wakes the node holding each
 //! recipient's socket. Bodies are opaque ciphertext; nothing here reads them.
 
-use cloak_proto::delivery::{CommitRequest, SendMessageRequest};
+use cloak_proto::delivery::{CommitRequest, MessageClass, SendMessageRequest};
 use cloak_proto::devices::DeviceStatus;
 use uuid::Uuid;
 
 use super::ServiceError;
+use super::billing::{self, Billable};
 use super::devices::require_approved;
 use super::principals::DevicePrincipal;
 use crate::broker::Broker;
@@ -18,6 +19,9 @@ use crate::store::{
 
 /// How long a client message id is remembered for deduplication.
 pub const DEDUP_WINDOW_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+
+/// Largest control message (receipt, typing indicator), which is free.
+pub const MAX_CONTROL_BYTES: usize = 1024;
 
 /// The broker topic that wakes a device's socket.
 pub fn device_topic(device_id: Uuid) -> String {
@@ -99,6 +103,7 @@ fn outcome(result: SendOutcome) -> Result<StoredSend, ServiceError> {
                 "the mailbox of recipient device {device} is full; it must fetch and acknowledge first"
             ),
         )),
+        SendOutcome::InsufficientCredits(balance) => Err(billing::insufficient(balance, "message")),
         SendOutcome::BadMembership(device) => Err(ServiceError::conflict(
             "membership_conflict",
             format!("device {device} is already a member (add) or is not a member (remove)"),
@@ -126,6 +131,20 @@ pub async fn send(
     mailbox_quota: i64,
 ) -> Result<StoredSend, ServiceError> {
     require_approved(device)?;
+    if request.class == MessageClass::Control && request.body.len() > MAX_CONTROL_BYTES {
+        return Err(ServiceError::invalid(
+            "control_too_large",
+            format!("control messages (receipts, typing) are at most {MAX_CONTROL_BYTES} bytes"),
+        ));
+    }
+    let plan = store.billing_plan(device.tenant_id).await?;
+    let charge = billing::charge_for(
+        &plan,
+        device.tenant_id,
+        device.user_id,
+        format!("device:{}", device.device_id),
+        Billable::Message(request.class),
+    )?;
     let send = NewSend {
         tenant_id: device.tenant_id,
         conversation_id,
@@ -135,6 +154,7 @@ pub async fn send(
         body: request.body.clone(),
         now_ms,
         mailbox_quota,
+        charge,
     };
     let stored = outcome(store.store_application(&send).await?)?;
     if !stored.duplicate {
@@ -190,6 +210,7 @@ pub async fn commit(
         body: request.commit.clone(),
         now_ms,
         mailbox_quota,
+        charge: None,
     };
     let changes = CommitChanges {
         add,

@@ -54,6 +54,22 @@ pub enum ServiceError {
         /// Human-readable explanation.
         detail: String,
     },
+    /// The payer cannot afford the action (402).
+    #[error("{detail}")]
+    PaymentRequired {
+        /// Stable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        detail: String,
+    },
+    /// A dependency (Stripe) is not configured or failed: 503 / 502.
+    #[error("{detail}")]
+    Unavailable {
+        /// Stable code (`stripe_not_configured` → 503, others → 502).
+        code: &'static str,
+        /// Human-readable explanation.
+        detail: String,
+    },
     /// A send or commit was made for an epoch the conversation is no longer at.
     #[error("stale epoch; current is {0}")]
     StaleEpoch(i64),

@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::ServiceError;
+use super::billing::{self, Billable};
 use super::devices::require_approved;
 use super::principals::{Caller, DevicePrincipal};
 use crate::store::{InviteRecord, NewInvite, RedeemOutcome, Store};
@@ -150,8 +151,22 @@ pub async fn redeem(
         code,
         detail: detail.to_owned(),
     };
+    let plan = store.billing_plan(device.tenant_id).await?;
+    let charge = billing::charge_for(
+        &plan,
+        device.tenant_id,
+        device.user_id,
+        format!("device:{}", device.device_id),
+        Billable::InviteRedemption,
+    )?;
     match store
-        .redeem_invite(device.tenant_id, code, device.user_id, now_ms)
+        .redeem_invite(
+            device.tenant_id,
+            code,
+            device.user_id,
+            now_ms,
+            charge.as_ref(),
+        )
         .await?
     {
         RedeemOutcome::Redeemed(i) => Ok((i, false)),
@@ -159,6 +174,9 @@ pub async fn redeem(
         RedeemOutcome::NotFound => Err(not_found()),
         RedeemOutcome::Expired => Err(gone("invite_expired", "the invite has expired")),
         RedeemOutcome::Revoked => Err(gone("invite_revoked", "the invite was revoked")),
+        RedeemOutcome::InsufficientCredits(balance) => {
+            Err(billing::insufficient(balance, "invite redemption"))
+        }
         RedeemOutcome::UsedUp => Err(gone(
             "invite_used_up",
             "the invite has been used as often as allowed",

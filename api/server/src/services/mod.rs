@@ -2,16 +2,24 @@
 //! parameters, so they are deterministic under test and know nothing of HTTP.
 
 pub mod api_keys;
+pub mod billing;
+pub mod checkout;
+pub mod console;
 pub mod delivery;
 pub mod devices;
 pub mod error;
 pub mod ids;
 pub mod invites;
 pub mod key_packages;
+pub mod meter;
 pub mod principals;
 pub mod qr;
+pub mod stripe_api;
+pub mod stripe_events;
+pub mod stripe_signature;
 pub mod tenants;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 pub use error::ServiceError;

@@ -35,6 +35,8 @@ pub struct NewSend {
     pub now_ms: i64,
     /// Most entries a mailbox may hold.
     pub mailbox_quota: i64,
+    /// How the send is paid for, if it costs anything.
+    pub charge: Option<super::Charge>,
 }
 
 /// The membership change and Welcome of a commit.
@@ -71,6 +73,8 @@ pub enum SendOutcome {
     MailboxFull(Uuid),
     /// A device to add is already a member, or one to remove is not.
     BadMembership(Uuid),
+    /// The payer cannot afford the send (its balance given); nothing was stored.
+    InsufficientCredits(i64),
 }
 
 /// One stored mailbox entry.

@@ -42,6 +42,8 @@ pub enum RedeemOutcome {
     Expired,
     Revoked,
     UsedUp,
+    /// The redeemer's payer cannot afford the redemption price (its balance given).
+    InsufficientCredits(i64),
 }
 
 /// Invites.
@@ -69,12 +71,14 @@ pub trait InviteStore: Send + Sync {
         now_ms: i64,
     ) -> Result<bool, StoreError>;
     /// Counts a use atomically (of two users racing for the last use, one wins) and makes
-    /// the redeemer and the inviter contacts, in one transaction. Idempotent per user.
+    /// the redeemer and the inviter contacts, in one transaction, charging the redemption
+    /// price when there is one. Idempotent per user.
     async fn redeem_invite(
         &self,
         tenant_id: Uuid,
         code: &str,
         user_id: Uuid,
         now_ms: i64,
+        charge: Option<&super::Charge>,
     ) -> Result<RedeemOutcome, StoreError>;
 }

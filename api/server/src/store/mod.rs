@@ -5,6 +5,8 @@
 //! Times are Unix milliseconds (`i64`) in both backends so comparisons behave identically.
 //! Both implementations run the same conformance suite (`tests/api/store_conformance.rs`).
 
+mod billing;
+mod console;
 mod delivery;
 mod error;
 mod identity;
@@ -12,6 +14,8 @@ mod invites;
 pub mod postgres;
 mod records;
 mod sql;
+mod sql_billing;
+mod sql_console;
 mod sql_delivery;
 mod sql_devices;
 mod sql_invites;
@@ -25,6 +29,12 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
+pub use billing::{
+    BillingPlan, BillingSettingsUpdate, BillingStore, Charge, CheckoutRecord, CreditPack,
+    LedgerEntry, LedgerOutcome, MeterBatch, NewLedgerEntry, Prices, StripeEventMeta, StripeOutcome,
+    WalletRecord, WebhookDelivery, WebhookEndpoint,
+};
+pub use console::{ConsoleAccount, ConsoleSession, ConsoleStore};
 pub use delivery::{
     CommitChanges, ConversationRecord, DeliveryStore, MailboxEntry, Member, NewSend, SendOutcome,
     StoredSend,
@@ -109,6 +119,8 @@ pub trait Store:
     + TokenKeyStore
     + DeliveryStore
     + InviteStore
+    + BillingStore
+    + ConsoleStore
     + Send
     + Sync
     + 'static

@@ -6,6 +6,8 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::sql::{Backend, api_key_from_row, impl_tenant_and_key_stores};
+use super::sql_billing::{delivery_from_row, impl_billing_store, ledger_from_row};
+use super::sql_console::{console_account_from_row, impl_console_store};
 use super::sql_delivery::impl_delivery_store;
 use super::sql_devices::{device_from_row, impl_device_store};
 use super::sql_invites::{impl_invite_store, invite_from_row};
@@ -54,6 +56,8 @@ impl_user_stores!(PgStore);
 impl_device_store!(PgStore);
 impl_delivery_store!(PgStore);
 impl_invite_store!(PgStore);
+impl_billing_store!(PgStore);
+impl_console_store!(PgStore);
 impl_key_package_store!(PgStore, CLAIM_ONE_TIME_POSTGRES);
 
 #[async_trait]

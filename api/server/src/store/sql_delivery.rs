@@ -278,6 +278,13 @@ macro_rules! impl_delivery_store {
                 if epoch != send.epoch {
                     return Ok(SendOutcome::StaleEpoch(epoch));
                 }
+                if let Some(charge) = &send.charge {
+                    let key = format!("msg:{}:{}", send.sender.device_id, send.client_msg_id);
+                    let reference = Some(send.client_msg_id.to_string());
+                    if let Err(balance) = apply_charge(&mut tx, send.tenant_id, charge, key, reference, send.now_ms).await? {
+                        return Ok(SendOutcome::InsufficientCredits(balance));
+                    }
+                }
                 let recipients: Vec<uuid::Uuid> = members
                     .iter()
                     .map(|m| m.device_id)

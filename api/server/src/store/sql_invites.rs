@@ -107,6 +107,7 @@ macro_rules! impl_invite_store {
                 code: &str,
                 user_id: uuid::Uuid,
                 now_ms: i64,
+                charge: Option<&$crate::store::Charge>,
             ) -> Result<$crate::store::RedeemOutcome, $crate::store::StoreError> {
                 use $crate::store::RedeemOutcome;
                 use sqlx::Row as _;
@@ -144,6 +145,12 @@ macro_rules! impl_invite_store {
                 .await?;
                 if counted.rows_affected() != 1 {
                     return Ok(RedeemOutcome::UsedUp);
+                }
+                if let Some(charge) = charge {
+                    let key = format!("invite:{code}:{user_id}");
+                    if let Err(balance) = apply_charge(&mut tx, tenant_id, charge, key, Some(code.to_owned()), now_ms).await? {
+                        return Ok(RedeemOutcome::InsufficientCredits(balance));
+                    }
                 }
                 sqlx::query("INSERT INTO invite_redemptions (code, user_id, redeemed_at) VALUES ($1, $2, $3)")
                     .bind(code)

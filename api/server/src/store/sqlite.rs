@@ -9,6 +9,8 @@ use sqlx::sqlite::{
 };
 
 use super::sql::{Backend, api_key_from_row, impl_tenant_and_key_stores};
+use super::sql_billing::{delivery_from_row, impl_billing_store, ledger_from_row};
+use super::sql_console::{console_account_from_row, impl_console_store};
 use super::sql_delivery::impl_delivery_store;
 use super::sql_devices::{device_from_row, impl_device_store};
 use super::sql_invites::{impl_invite_store, invite_from_row};
@@ -71,6 +73,8 @@ impl_user_stores!(SqliteStore);
 impl_device_store!(SqliteStore);
 impl_delivery_store!(SqliteStore);
 impl_invite_store!(SqliteStore);
+impl_billing_store!(SqliteStore);
+impl_console_store!(SqliteStore);
 impl_key_package_store!(SqliteStore, CLAIM_ONE_TIME_SQLITE);
 
 #[async_trait]

@@ -79,6 +79,7 @@ fn send(w: &World, sender: usize, conversation: Uuid, epoch: i64, body: &[u8]) -
         body: body.to_vec(),
         now_ms: 100,
         mailbox_quota: 1_000,
+        charge: None,
     }
 }
 

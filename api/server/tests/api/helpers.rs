@@ -94,16 +94,31 @@ pub async fn fresh_broker(backend: Backend) -> Arc<dyn Broker> {
 
 /// Settings for a test server on port 0 over `db`.
 pub fn settings(backend: Backend, db: &TestDb) -> Settings {
+    settings_with(backend, db, &[])
+}
+
+/// Settings for a test server, with extra `CLOAK_*` values (e.g. Stripe's).
+pub fn settings_with(backend: Backend, db: &TestDb, extra: &[(&str, &str)]) -> Settings {
     let redis = (backend == Backend::Postgres).then(redis_url);
     let db_url = db.url.clone();
-    Settings::from_sources(None, move |key| match key {
-        "CLOAK_BIND" => Some("127.0.0.1:0".to_owned()),
-        "CLOAK_DATABASE_URL" => Some(db_url.clone()),
-        "CLOAK_REDIS_URL" => redis.clone(),
-        "CLOAK_WORKERS" => Some("1".to_owned()),
-        "CLOAK_DB_MAX_CONNECTIONS" => Some("5".to_owned()),
-        "CLOAK_MAX_BODY_BYTES" => Some("65536".to_owned()),
-        _ => None,
+    let extra: Vec<(String, String)> = extra
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Settings::from_sources(None, move |key| {
+        if let Some((_, v)) = extra.iter().find(|(k, _)| k == key) {
+            return Some(v.clone());
+        }
+        match key {
+            "CLOAK_BIND" => Some("127.0.0.1:0".to_owned()),
+            "CLOAK_DATABASE_URL" => Some(db_url.clone()),
+            "CLOAK_REDIS_URL" => redis.clone(),
+            "CLOAK_WORKERS" => Some("1".to_owned()),
+            "CLOAK_DB_MAX_CONNECTIONS" => Some("5".to_owned()),
+            "CLOAK_MAX_BODY_BYTES" => Some("65536".to_owned()),
+            "CLOAK_WORKER_POLL_MS" => Some("50".to_owned()),
+            _ => None,
+        }
     })
     .unwrap()
 }
@@ -121,9 +136,14 @@ pub struct TestApp {
 
 /// Starts the application on a fresh database with one tenant.
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[]).await
+}
+
+/// As [`spawn_app`], with extra settings.
+pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
     let db = fresh_database(backend).await;
     let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
-    let app = spawn_with_clock(backend, &db, clock.clone()).await;
+    let app = spawn_configured(settings_with(backend, &db, extra), clock.clone()).await;
     let (_, api_key) = create_tenant(app.1.as_ref(), "Acme").await;
     TestApp {
         clock,
@@ -146,7 +166,15 @@ pub async fn spawn_with_clock(
     db: &TestDb,
     clock: Arc<dyn Clock>,
 ) -> (String, Arc<dyn Store>) {
-    let app = Application::build_with_clock(settings(backend, db), clock)
+    spawn_configured(settings(backend, db), clock).await
+}
+
+/// Starts a node with given settings and clock.
+pub async fn spawn_configured(
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+) -> (String, Arc<dyn Store>) {
+    let app = Application::build_with_clock(settings, clock)
         .await
         .unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());

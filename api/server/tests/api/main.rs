@@ -3,12 +3,14 @@
 //! with Redis (servers started by `scripts/test`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod billing_helpers;
 mod delivery_helpers;
 mod helpers;
 mod identity_conformance;
 mod identity_helpers;
 
 mod api_keys;
+mod billing;
 mod broker_conformance;
 mod delivery;
 mod delivery_conformance;

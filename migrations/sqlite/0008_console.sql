@@ -1,0 +1,25 @@
+-- The billing-admin console: people at a tenant (not its backend) with a password, a
+-- role, a one-time set-up token, lockout after failed logins, and sessions.
+CREATE TABLE console_accounts (
+    id               BLOB PRIMARY KEY NOT NULL,
+    tenant_id        BLOB NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    email            TEXT NOT NULL UNIQUE,
+    role             TEXT NOT NULL,
+    password_hash    TEXT,
+    setup_token_hash BLOB,
+    setup_expires_at INTEGER,
+    failed_logins    INTEGER NOT NULL DEFAULT 0,
+    locked_until     INTEGER,
+    created_at       INTEGER NOT NULL
+) STRICT;
+CREATE INDEX console_accounts_by_tenant ON console_accounts (tenant_id);
+CREATE UNIQUE INDEX console_accounts_by_setup_token ON console_accounts (setup_token_hash);
+
+CREATE TABLE console_sessions (
+    token_hash BLOB PRIMARY KEY NOT NULL,
+    account_id BLOB NOT NULL REFERENCES console_accounts (id) ON DELETE CASCADE,
+    tenant_id  BLOB NOT NULL,
+    csrf_token TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT;
