@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use sqlx::Connection;
 
+pub mod webdriver;
+
 /// The `cloak-api` binary built next to this test executable.
 pub fn server_binary() -> PathBuf {
     binary("cloak-api")

@@ -217,8 +217,19 @@ impl Inner {
             "created": now_s(),
             "livemode": false,
             "url": format!("{}/pay/{id}", self.base_url),
-            "line_items_name": name,
+            "expires_at": now_s() + 86_400,
+            "automatic_tax": {"enabled": false, "liability": null, "provider": null, "status": null},
+            "custom_fields": [],
+            "custom_text": {"after_submit": null, "shipping_address": null, "submit": null, "terms_of_service_acceptance": null},
+            "payment_method_types": ["card"],
+            "shipping_options": [],
+            "collected_information": null,
+            "phone_number_collection": {"enabled": false},
+            "saved_payment_method_options": null,
+            "shipping_address_collection": null,
+            "payment_method_configuration_details": null,
         });
+        let _ = name;
         self.sessions.insert(id, session.clone());
         Ok((200, session))
     }

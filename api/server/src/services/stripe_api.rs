@@ -32,8 +32,12 @@ impl StripeApi {
 pub fn retryable(e: &StripeError) -> bool {
     match e {
         StripeError::Stripe(_, status) => *status == 429 || *status >= 500,
-        StripeError::ClientError(_) | StripeError::Timeout => true,
-        StripeError::JSONDeserialize(_) | StripeError::ConfigError(_) => false,
+        // An error answer without Stripe's JSON (a proxy, an outage page) loses its status
+        // in async-stripe: worth another try, within the attempt limit.
+        StripeError::ClientError(_) | StripeError::Timeout | StripeError::JSONDeserialize(_) => {
+            true
+        }
+        StripeError::ConfigError(_) => false,
     }
 }
 

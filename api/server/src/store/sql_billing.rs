@@ -576,7 +576,7 @@ macro_rules! impl_billing_store {
                         .await?;
                 }
                 let due = sqlx::query(
-                    "SELECT batch_id, tenant_id, customer_id, event_name, SUM(value) AS value, MIN(occurred_at) AS occurred_at, MAX(attempts) AS attempts \
+                    "SELECT batch_id, tenant_id, customer_id, event_name, CAST(SUM(value) AS BIGINT) AS value, MIN(occurred_at) AS occurred_at, MAX(attempts) AS attempts \
                      FROM meter_outbox WHERE batch_id IS NOT NULL AND sent_at IS NULL AND failed IS NULL AND next_attempt_at <= $1 \
                      GROUP BY batch_id, tenant_id, customer_id, event_name ORDER BY MIN(id) LIMIT $2",
                 )

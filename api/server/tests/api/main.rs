@@ -22,4 +22,5 @@ mod isolation;
 mod key_packages;
 mod openapi;
 mod store_conformance;
+mod stripe;
 mod users;
