@@ -356,6 +356,22 @@ impl<C: Clock> DeviceClient<C> {
         Ok(list.items)
     }
 
+    /// Files a report (`POST /v1/reports`).
+    pub async fn report(
+        &self,
+        report: &cloak_proto::abuse::ReportRequest,
+    ) -> Result<cloak_proto::abuse::Report, Error> {
+        self.authed(Method::POST, "/v1/reports", Some(report)).await
+    }
+
+    /// Blocks a user (`POST /v1/blocks`).
+    pub async fn block(&self, user_id: Uuid) -> Result<(), Error> {
+        let body = cloak_proto::abuse::BlockRequest { user_id };
+        self.authed_response(Method::POST, "/v1/blocks", Some(&body))
+            .await
+            .map(|_| ())
+    }
+
     /// Mailbox entries after `after` (`GET /v1/mailbox`).
     pub async fn fetch_mailbox(&self, after: u64, limit: u32) -> Result<MailboxPage, Error> {
         let path = format!("/v1/mailbox?after={after}&limit={limit}");

@@ -32,7 +32,7 @@ pub use conversation::{Conversation, Incoming, PendingCommit};
 pub use directory::verify_device_directory;
 pub use identity::{DeviceIdentity, fingerprint, verify_approval, verify_login};
 pub use ids::DeviceIds;
-pub use messenger::{Event, Joined, Messenger};
+pub use messenger::{Event, Franking, Joined, Messenger};
 pub use mls::{
     CIPHERSUITE, MlsSigner, decode_credential_identity, encode_credential_identity,
     generate_key_packages,
@@ -74,6 +74,14 @@ pub enum Error {
     /// The local store failed (I/O, or a value that does not decrypt).
     #[error("local store: {0}")]
     Storage(String),
+    /// A rate limit refused the request: wait `retry_after`, then try again.
+    #[error("rate limited ({code}); retry after {retry_after:?}")]
+    RateLimited {
+        /// The problem's code (`rate_limited`).
+        code: String,
+        /// How long to wait.
+        retry_after: std::time::Duration,
+    },
     /// The local store was opened with another key than the one it was created with.
     #[error("the local store key is wrong")]
     WrongStoreKey,
@@ -99,6 +107,10 @@ pub async fn problem_from_response(resp: reqwest::Response) -> Error {
 /// Parses a problem document; anything else becomes [`Error::Protocol`].
 pub fn parse_problem(status: u16, body: &[u8]) -> Error {
     match serde_json::from_slice::<Problem>(body) {
+        Ok(p) if status == 429 => Error::RateLimited {
+            retry_after: std::time::Duration::from_secs(p.retry_after_secs.unwrap_or(1)),
+            code: p.code,
+        },
         Ok(p) => Error::Problem(Box::new(p)),
         Err(_) => Error::Protocol(format!("status {status} without a problem document")),
     }

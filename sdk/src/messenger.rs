@@ -70,6 +70,9 @@ const PAGE: u32 = 100;
 const STALE_RETRIES: usize = 3;
 
 /// What a sync produced, in mailbox order.
+// Events are short-lived values handed to the app; boxing the message would only add an
+// allocation per message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// This device joined a conversation (from a Welcome whose members all check out).
@@ -87,6 +90,8 @@ pub enum Event {
         sender: DeviceIds,
         /// The payload.
         payload: Payload,
+        /// The evidence to report it with, when the sender franked it (checked on receipt).
+        franking: Option<Franking>,
     },
     /// Another member's commit changed the members.
     MembersChanged {
@@ -107,6 +112,18 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+}
+
+/// A received message's franking evidence: the sender's commitment and the server's stamp
+/// from the envelope (the key and text are in the payload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Franking {
+    /// The sender's commitment.
+    pub tag: Vec<u8>,
+    /// The server's stamp.
+    pub stamp: Vec<u8>,
+    /// When the server accepted the message (Unix ms; part of the stamp).
+    pub sent_at_ms: i64,
 }
 
 /// One device's conversations over a server.
@@ -152,6 +169,34 @@ where
             other => return other,
         }
     }
+}
+
+/// A franked message must carry the commitment its franking key opens: otherwise the
+/// sender made it unreportable on purpose, and it is refused. Messages without a franking
+/// key (control messages, older clients) have no evidence.
+fn check_franking(
+    envelope: &cloak_proto::delivery::Envelope,
+    sender: &DeviceIds,
+    payload: &Payload,
+) -> Result<Option<Franking>, Error> {
+    let Some(expected) = payload.franking_tag(envelope.conversation_id) else {
+        return Ok(None);
+    };
+    let (Some(tag), Some(stamp)) = (&envelope.franking_tag, &envelope.franking_stamp) else {
+        return Err(Error::Verification(
+            "a franked message arrived without its commitment".into(),
+        ));
+    };
+    if tag != &expected || envelope.sender_device_id != sender.device_id {
+        return Err(Error::Verification(
+            "the franking commitment does not match the message".into(),
+        ));
+    }
+    Ok(Some(Franking {
+        tag: tag.clone(),
+        stamp: stamp.clone(),
+        sent_at_ms: envelope.sent_at_ms,
+    }))
 }
 
 fn is_stale(e: &Error) -> bool {
@@ -501,13 +546,17 @@ impl<C: Clock> Messenger<C> {
         conversation_id: Uuid,
         text: &str,
     ) -> Result<(Uuid, Vec<Event>), Error> {
-        let payload = Payload::new(
+        let mut payload = Payload::new(
             Uuid::new_v4(),
             self.client_now(),
             PayloadKind::Text {
                 text: text.to_owned(),
             },
         );
+        // A fresh franking key per message: the commitment lets a recipient report it.
+        let mut key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut key);
+        payload.franking_key = Some(key);
         let events = self.send_payload(conversation_id, &payload).await?;
         Ok((payload.message_id, events))
     }
@@ -537,6 +586,7 @@ impl<C: Clock> Messenger<C> {
                 epoch: conversation.epoch(),
                 body,
                 class: payload.class(),
+                franking_tag: payload.franking_tag(conversation_id),
             };
             // The ratchet moved: store it before the ciphertext leaves, so a restart never
             // reuses a message key.
@@ -673,10 +723,7 @@ impl<C: Clock> Messenger<C> {
     /// one bad entry cannot stall the mailbox.
     async fn handle(&mut self, envelope: &cloak_proto::delivery::Envelope) -> Option<Event> {
         let conversation_id = envelope.conversation_id;
-        let event = match self
-            .process(envelope.kind, conversation_id, &envelope.body)
-            .await
-        {
+        let event = match self.process(envelope).await {
             Ok(event) => event,
             Err(e) => Some(Event::Rejected {
                 conversation_id,
@@ -693,11 +740,10 @@ impl<C: Clock> Messenger<C> {
 
     async fn process(
         &mut self,
-        kind: EnvelopeKind,
-        conversation_id: Uuid,
-        body: &[u8],
+        envelope: &cloak_proto::delivery::Envelope,
     ) -> Result<Option<Event>, Error> {
-        match kind {
+        let (conversation_id, body) = (envelope.conversation_id, envelope.body.as_slice());
+        match envelope.kind {
             EnvelopeKind::Welcome => {
                 let conversation = Conversation::join(&self.provider, body)?;
                 if conversation.id() != conversation_id {
@@ -727,10 +773,12 @@ impl<C: Clock> Messenger<C> {
                         {
                             return Ok(None);
                         }
+                        let franking = check_franking(envelope, &sender, &payload)?;
                         Ok(Some(Event::Message {
                             conversation_id,
                             sender,
                             payload,
+                            franking,
                         }))
                     }
                     Incoming::Commit { added, removed, .. } => {

@@ -58,6 +58,9 @@ pub struct Payload {
     pub sent_at_ms: i64,
     /// What it is.
     pub kind: PayloadKind,
+    /// The per-message franking key: the sender's commitment to this text (in the
+    /// envelope) opens with it, so a recipient can report the message verifiably.
+    pub franking_key: Option<[u8; 32]>,
 }
 
 /// What a payload carries.
@@ -151,6 +154,8 @@ struct WireOut<'a, B> {
     at: i64,
     k: &'a str,
     b: B,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fk: Option<ByteArray<32>>,
 }
 
 #[derive(Deserialize)]
@@ -161,6 +166,8 @@ struct WireIn {
     k: String,
     #[serde(default)]
     b: Option<ciborium::Value>,
+    #[serde(default)]
+    fk: Option<ByteArray<32>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -247,7 +254,25 @@ impl Payload {
             message_id,
             sent_at_ms,
             kind,
+            franking_key: None,
         }
+    }
+
+    /// The sender's franking commitment for `conversation_id`: HMAC-SHA256 under the
+    /// franking key over [`cloak_proto::signing::franking_commitment_input`]. Only text
+    /// messages with a franking key have one.
+    pub fn franking_tag(&self, conversation_id: Uuid) -> Option<Vec<u8>> {
+        use hmac::Mac as _;
+        let (Some(key), PayloadKind::Text { text }) = (&self.franking_key, &self.kind) else {
+            return None;
+        };
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key).ok()?;
+        mac.update(&cloak_proto::signing::franking_commitment_input(
+            conversation_id,
+            self.message_id,
+            text,
+        ));
+        Some(mac.finalize().into_bytes().to_vec())
     }
 
     /// What the message is, as declared to the server for pricing and limits (the server
@@ -326,6 +351,7 @@ impl Payload {
             at: self.sent_at_ms,
             k: kind,
             b: body,
+            fk: self.franking_key.map(ByteArray::new),
         };
         let mut out = Vec::new();
         ciborium::into_writer(&wire, &mut out).map_err(malformed)?;
@@ -351,6 +377,7 @@ impl Payload {
             message_id: Uuid::from_bytes(wire.id.into_array()),
             sent_at_ms: wire.at,
             kind,
+            franking_key: wire.fk.map(|k| k.into_array()),
         })
     }
 }
@@ -413,6 +440,25 @@ mod tests {
 
     fn payload(kind: PayloadKind) -> Payload {
         Payload::new(Uuid::from_u128(7), 1_700_000_000_000, kind)
+    }
+
+    #[test]
+    fn franking_keys_round_trip_and_bind_the_text_and_conversation() {
+        let mut p = payload(PayloadKind::Text { text: "hi".into() });
+        assert_eq!(
+            p.franking_tag(Uuid::from_u128(1)),
+            None,
+            "no key, no commitment"
+        );
+        p.franking_key = Some([9; 32]);
+        let decoded = Payload::decode(&p.encode().unwrap()).unwrap();
+        assert_eq!(decoded, p);
+        let tag = p.franking_tag(Uuid::from_u128(1)).unwrap();
+        assert_eq!(tag.len(), 32);
+        assert_ne!(Some(tag.clone()), p.franking_tag(Uuid::from_u128(2)));
+        let mut other = p.clone();
+        other.kind = PayloadKind::Text { text: "ho".into() };
+        assert_ne!(Some(tag), other.franking_tag(Uuid::from_u128(1)));
     }
 
     fn attachment() -> PayloadKind {

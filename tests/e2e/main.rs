@@ -1,6 +1,7 @@
 //! End-to-end tests over real `cloak-api` processes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod abuse;
 mod billing;
 mod chat_cli;
 mod delivery;

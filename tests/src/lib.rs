@@ -90,7 +90,9 @@ pub fn cloak_command(cwd: &Path, env: &ServerEnv, args: &[&str]) -> Command {
         }
     }
     cmd.env("CLOAK_LOG_FORMAT", "json")
-        .env("CLOAK_WORKERS", "1");
+        .env("CLOAK_WORKERS", "1")
+        // Many tests log devices in from 127.0.0.1 against one Redis.
+        .env("CLOAK_LOGIN_PER_IP_PER_MINUTE", "1000000");
     for (k, v) in &env.vars {
         cmd.env(k, v);
     }
@@ -291,6 +293,7 @@ impl Stack {
             tenant_id: uuid::Uuid::parse_str(&tenant_id).unwrap(),
             api_key,
         };
+        tenant.set_trust_levels_blocking(UNLIMITED_LEVELS);
         Self {
             server,
             tenant,
@@ -331,7 +334,35 @@ pub struct Tenant {
     pub api_key: String,
 }
 
+/// Trust levels that never get in a test's way; tests of the limits set their own.
+pub const UNLIMITED_LEVELS: &str = r#"{"levels":[{"name":"new","messages_per_window":1000000,"window_secs":86400,"max_attachment":"large","invites_per_day":1000000,"new_contacts_per_day":1000000},{"name":"basic","messages_per_window":1000000,"window_secs":86400,"max_attachment":"large","invites_per_day":1000000,"new_contacts_per_day":1000000},{"name":"trusted","messages_per_window":1000000,"window_secs":86400,"max_attachment":"large","invites_per_day":1000000,"new_contacts_per_day":1000000},{"name":"verified","messages_per_window":1000000,"window_secs":86400,"max_attachment":"large","invites_per_day":1000000,"new_contacts_per_day":1000000}]}"#;
+
 impl Tenant {
+    /// `PUT /v1/trust-levels` from synchronous code (its own thread and runtime).
+    pub fn set_trust_levels_blocking(&self, levels_json: &str) {
+        let url = self.url("/v1/trust-levels");
+        let key = self.api_key.clone();
+        let body: serde_json::Value = serde_json::from_str(levels_json).unwrap();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let resp = reqwest::Client::new()
+                    .put(url)
+                    .bearer_auth(key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+            });
+        })
+        .join()
+        .unwrap();
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }

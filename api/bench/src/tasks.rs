@@ -65,6 +65,7 @@ fn send_frame(conversation_id: Uuid, stamp: Stamp, body_len: usize) -> Option<Me
             epoch: 1,
             body: stamp.body(body_len),
             class: Default::default(),
+            franking_tag: None,
         },
     };
     serde_json::to_string(&frame).ok().map(Message::text)

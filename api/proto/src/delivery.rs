@@ -63,6 +63,15 @@ pub struct SendMessageRequest {
     /// the payload. Defaults to `text`.
     #[serde(default)]
     pub class: MessageClass,
+    /// The sender's franking commitment to the plaintext (32 bytes, base64): the server
+    /// stamps it on delivery so a recipient can later report the message verifiably.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::bytes::option"
+    )]
+    #[schema(value_type = Option<String>, format = Byte)]
+    pub franking_tag: Option<Vec<u8>>,
 }
 
 /// What an encrypted message is, as its sender declares for pricing and limits.
@@ -192,6 +201,25 @@ pub struct Envelope {
     /// When the server accepted it.
     #[serde(with = "time::serde::rfc3339")]
     pub sent_at: OffsetDateTime,
+    /// The same instant in Unix milliseconds (exact; part of the franking stamp).
+    #[serde(default)]
+    pub sent_at_ms: i64,
+    /// The sender's franking commitment, if it sent one (base64).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::bytes::option"
+    )]
+    #[schema(value_type = Option<String>, format = Byte)]
+    pub franking_tag: Option<Vec<u8>>,
+    /// The server's stamp over the commitment, sender, conversation and time (base64).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::bytes::option"
+    )]
+    #[schema(value_type = Option<String>, format = Byte)]
+    pub franking_stamp: Option<Vec<u8>>,
 }
 
 /// Query of `GET /v1/mailbox`.

@@ -4,6 +4,7 @@
 //! validation rules (`validator`), and no I/O. Because both sides compile against the same
 //! types, the server and the SDK cannot drift apart.
 
+pub mod abuse;
 pub mod api_keys;
 pub mod billing;
 pub mod bytes;

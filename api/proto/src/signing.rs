@@ -39,6 +39,42 @@ pub fn approval_message(
     m
 }
 
+/// Context of a message franking commitment.
+pub const FRANKING_CONTEXT: &[u8] = b"cloak/v1/franking-commitment\0";
+/// Context of the server's franking stamp.
+pub const STAMP_CONTEXT: &[u8] = b"cloak/v1/franking-stamp\0";
+
+/// What the sender commits to (HMAC-SHA256 under a random per-message franking key that
+/// travels inside the ciphertext): the conversation, the message id and the text. A report
+/// reveals the key and the text; anyone can then recompute the commitment.
+pub fn franking_commitment_input(conversation_id: Uuid, message_id: Uuid, text: &str) -> Vec<u8> {
+    let mut m = Vec::with_capacity(FRANKING_CONTEXT.len() + 32 + text.len());
+    m.extend_from_slice(FRANKING_CONTEXT);
+    m.extend_from_slice(conversation_id.as_bytes());
+    m.extend_from_slice(message_id.as_bytes());
+    m.extend_from_slice(text.as_bytes());
+    m
+}
+
+/// What the server stamps (HMAC-SHA256 under its own key) when it accepts a message: the
+/// commitment, who sent it, where and when. Only the server can check a stamp.
+pub fn franking_stamp_input(
+    tenant_id: Uuid,
+    conversation_id: Uuid,
+    sender_device_id: Uuid,
+    sent_at_ms: i64,
+    commitment: &[u8],
+) -> Vec<u8> {
+    let mut m = Vec::with_capacity(STAMP_CONTEXT.len() + 48 + 8 + commitment.len());
+    m.extend_from_slice(STAMP_CONTEXT);
+    m.extend_from_slice(tenant_id.as_bytes());
+    m.extend_from_slice(conversation_id.as_bytes());
+    m.extend_from_slice(sender_device_id.as_bytes());
+    m.extend_from_slice(&sent_at_ms.to_be_bytes());
+    m.extend_from_slice(commitment);
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -61,6 +61,12 @@ pub struct Settings {
     /// How often background workers (webhooks, meter events) look for work, in ms
     /// (`CLOAK_WORKER_POLL_MS`).
     pub worker_poll_ms: u64,
+    /// Requests per second one tenant (its backend and its devices together) may make
+    /// (`CLOAK_TENANT_REQUESTS_PER_SEC`).
+    pub tenant_requests_per_sec: u32,
+    /// Login attempts per client IP per minute (`CLOAK_LOGIN_PER_IP_PER_MINUTE`; 0 turns
+    /// the limit off).
+    pub login_per_ip_per_minute: u32,
 }
 
 /// The TOML file's shape: every key optional, same names as the variables without `CLOAK_`.
@@ -81,6 +87,8 @@ struct FileSettings {
     stripe_secret_key: Option<String>,
     stripe_webhook_secret: Option<String>,
     worker_poll_ms: Option<u64>,
+    tenant_requests_per_sec: Option<u32>,
+    login_per_ip_per_minute: Option<u32>,
 }
 
 /// Why settings could not be loaded.
@@ -221,6 +229,18 @@ impl Settings {
                 "CLOAK_WORKER_POLL_MS",
                 file_settings.worker_poll_ms,
                 1000,
+            )?,
+            tenant_requests_per_sec: number(
+                &env,
+                "CLOAK_TENANT_REQUESTS_PER_SEC",
+                file_settings.tenant_requests_per_sec,
+                2000,
+            )?,
+            login_per_ip_per_minute: number(
+                &env,
+                "CLOAK_LOGIN_PER_IP_PER_MINUTE",
+                file_settings.login_per_ip_per_minute,
+                60,
             )?,
         })
     }

@@ -102,6 +102,48 @@ impl<C: Clock> Messenger<C> {
         })
     }
 
+    /// Reports a received text message to the tenant's moderators with its franking
+    /// evidence (the text and key from the payload, the commitment and stamp from the
+    /// envelope). Refused by the server unless the evidence verifies.
+    pub async fn report(
+        &self,
+        message: &super::Event,
+        reason: Option<&str>,
+    ) -> Result<cloak_proto::abuse::Report, Error> {
+        let super::Event::Message {
+            conversation_id,
+            sender,
+            payload,
+            franking: Some(franking),
+        } = message
+        else {
+            return Err(Error::InvalidState("only franked messages can be reported"));
+        };
+        let (crate::PayloadKind::Text { text }, Some(key)) = (&payload.kind, payload.franking_key)
+        else {
+            return Err(Error::InvalidState(
+                "only franked text messages can be reported",
+            ));
+        };
+        let request = cloak_proto::abuse::ReportRequest {
+            conversation_id: *conversation_id,
+            message_id: payload.message_id,
+            sender_device_id: sender.device_id,
+            sent_at_ms: franking.sent_at_ms,
+            text: text.clone(),
+            franking_key: key.to_vec(),
+            franking_tag: franking.tag.clone(),
+            franking_stamp: franking.stamp.clone(),
+            reason: reason.map(str::to_owned),
+        };
+        self.client.report(&request).await
+    }
+
+    /// Blocks a user: their messages and invites stop reaching this user.
+    pub async fn block(&self, user_id: Uuid) -> Result<(), Error> {
+        self.client.block(user_id).await
+    }
+
     /// This device's user's contacts, by display name.
     pub async fn contacts(&self) -> Result<Vec<Contact>, Error> {
         self.client.contacts().await

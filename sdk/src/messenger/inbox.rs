@@ -36,6 +36,7 @@ impl<C: Clock> Messenger<C> {
                 conversation_id,
                 sender,
                 payload,
+                ..
             },
         ) = (self.inbox.as_mut(), event)
         else {

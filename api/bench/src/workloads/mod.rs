@@ -89,6 +89,7 @@ impl Env {
         let node = server::start_node(&self.server, name).await?;
         let tenant = server::create_tenant(&self.server)?;
         let api = Api::new(&node.base_url, tenant)?;
+        api.unlimited().await?;
         Ok((node, api))
     }
 

@@ -5,12 +5,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::fanout::Fanout;
+use super::gcra::{self, Rate, RateDecision};
 use super::{Broker, BrokerError, Subscription, check_topic};
 
 /// Delivers publications to subscribers of this process only.
 #[derive(Clone, Default)]
 pub struct MemoryBroker {
     fanout: Fanout,
+    /// Rate-limit state: key → theoretical arrival time.
+    limits: Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
 }
 
 impl MemoryBroker {
@@ -22,6 +25,25 @@ impl MemoryBroker {
 
 #[async_trait]
 impl Broker for MemoryBroker {
+    async fn rate_limit(
+        &self,
+        key: &str,
+        now_ms: i64,
+        rate: Rate,
+    ) -> Result<RateDecision, BrokerError> {
+        let mut limits = self
+            .limits
+            .lock()
+            .map_err(|_| BrokerError::Unavailable("rate-limit state poisoned".into()))?;
+        // Keys whose TAT has passed are at full allowance again: forget them now and then.
+        if limits.len() > 100_000 {
+            limits.retain(|_, tat| *tat > now_ms);
+        }
+        let (decision, tat) = gcra::decide(limits.get(key).copied(), now_ms, rate);
+        limits.insert(key.to_owned(), tat);
+        Ok(decision)
+    }
+
     async fn publish(&self, topic: &str, payload: &[u8]) -> Result<(), BrokerError> {
         check_topic(topic)?;
         self.fanout.deliver(topic, Arc::from(payload));

@@ -6,6 +6,7 @@
 //! bytes and must never contain user data: they name ids, never content.
 
 mod fanout;
+pub mod gcra;
 pub mod memory;
 pub mod redis;
 
@@ -15,6 +16,7 @@ use async_trait::async_trait;
 use secrecy::SecretString;
 
 pub use fanout::{CHANNEL_CAPACITY, Notification, Subscription};
+pub use gcra::{Rate, RateDecision};
 
 /// Errors from a broker backend.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +51,15 @@ pub trait Broker: Send + Sync + 'static {
     /// delivered (in publication order per publisher); one published shortly before may be
     /// delivered too. Dropping the subscription unsubscribes.
     async fn subscribe(&self, topic: &str) -> Result<Subscription, BrokerError>;
+
+    /// Counts one event against the limit `rate` under `key`, atomically across every node
+    /// sharing this broker (GCRA, see [`gcra`]). `now_ms` is the caller's clock.
+    async fn rate_limit(
+        &self,
+        key: &str,
+        now_ms: i64,
+        rate: Rate,
+    ) -> Result<RateDecision, BrokerError>;
 
     /// Checks the backend is reachable.
     async fn ping(&self) -> Result<(), BrokerError>;

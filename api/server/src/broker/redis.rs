@@ -16,6 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::RwLock;
 
 use super::fanout::Fanout;
+use super::gcra::{self, Rate, RateDecision};
 use super::{Broker, BrokerError, Subscription, check_topic};
 
 const CHANNEL_PREFIX: &str = "cloak:";
@@ -161,6 +162,27 @@ fn channel(topic: &str) -> String {
     format!("{CHANNEL_PREFIX}{topic}")
 }
 
+/// GCRA in one atomic step (see `gcra.rs`): KEYS[1] holds the TAT; ARGV = now, T, τ (µs).
+/// Returns {1, new TAT} when allowed, {0, TAT} when refused. The key expires when the
+/// limiter is back to full allowance.
+static GCRA_SCRIPT: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local now = tonumber(ARGV[1])
+local t = tonumber(ARGV[2])
+local tau = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+if tat - tau > now then
+  return {0, tat}
+end
+local new_tat = tat + t
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1)
+return {1, new_tat}
+",
+    )
+});
+
 #[async_trait]
 impl Broker for RedisBroker {
     async fn publish(&self, topic: &str, payload: &[u8]) -> Result<(), BrokerError> {
@@ -211,6 +233,28 @@ impl Broker for RedisBroker {
             }
         }
         Ok(subscription)
+    }
+
+    async fn rate_limit(
+        &self,
+        key: &str,
+        now_ms: i64,
+        rate: Rate,
+    ) -> Result<RateDecision, BrokerError> {
+        let mut conn = self.pool.get().await.map_err(unavailable)?;
+        let (allowed, value): (i64, i64) = GCRA_SCRIPT
+            .key(format!("cloak:rl:{key}"))
+            .arg(now_ms.saturating_mul(1000))
+            .arg(rate.emission_us())
+            .arg(rate.tolerance_us())
+            .invoke_async(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(if allowed == 1 {
+            gcra::allowed(value, now_ms, rate)
+        } else {
+            gcra::refused(value, now_ms, rate)
+        })
     }
 
     async fn ping(&self) -> Result<(), BrokerError> {

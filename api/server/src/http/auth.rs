@@ -42,6 +42,25 @@ pub fn bearer_token(req: &HttpRequest) -> Option<SecretString> {
     (!token.is_empty()).then(|| SecretString::from(token.to_owned()))
 }
 
+/// The tenant's request rate (protects the service from one tenant's flood).
+async fn tenant_rate(state: &AppState, tenant_id: uuid::Uuid) -> Result<(), ServiceError> {
+    let policy = crate::services::limits::Policy {
+        name: "tenant_requests",
+        rate: crate::broker::Rate {
+            limit: state.settings.tenant_requests_per_sec,
+            window_ms: 1000,
+        },
+    };
+    crate::services::limits::hit(
+        state.broker.as_ref(),
+        &tenant_id.to_string(),
+        &policy,
+        state.clock.now_ms(),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Runs `check` with the app state, the bearer token and the current time.
 fn authenticate<T, F, Fut>(
     req: &HttpRequest,
@@ -68,9 +87,9 @@ impl FromRequest for TenantAuth {
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         authenticate(req, |state, token, now| async move {
-            api_keys::authenticate(state.store.as_ref(), &token, now)
-                .await
-                .map(TenantAuth)
+            let tenant = api_keys::authenticate(state.store.as_ref(), &token, now).await?;
+            tenant_rate(&state, tenant.tenant_id).await?;
+            Ok(TenantAuth(tenant))
         })
     }
 }
@@ -94,9 +113,11 @@ impl FromRequest for DeviceAuth {
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         authenticate(req, |state, token, now| async move {
-            devices::authenticate_device(state.store.as_ref(), &state.tokens, &token, now)
-                .await
-                .map(DeviceAuth)
+            let device =
+                devices::authenticate_device(state.store.as_ref(), &state.tokens, &token, now)
+                    .await?;
+            tenant_rate(&state, device.tenant_id).await?;
+            Ok(DeviceAuth(device))
         })
     }
 }
@@ -107,15 +128,16 @@ impl FromRequest for CallerAuth {
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         authenticate(req, |state, token, now| async move {
-            if token.expose_secret().starts_with(api_keys::KEY_PREFIX) {
-                let tenant = api_keys::authenticate(state.store.as_ref(), &token, now).await?;
-                Ok(CallerAuth(Caller::Tenant(tenant)))
+            let caller = if token.expose_secret().starts_with(api_keys::KEY_PREFIX) {
+                Caller::Tenant(api_keys::authenticate(state.store.as_ref(), &token, now).await?)
             } else {
-                let device =
+                Caller::Device(
                     devices::authenticate_device(state.store.as_ref(), &state.tokens, &token, now)
-                        .await?;
-                Ok(CallerAuth(Caller::Device(device)))
-            }
+                        .await?,
+                )
+            };
+            tenant_rate(&state, caller.tenant_id()).await?;
+            Ok(CallerAuth(caller))
         })
     }
 }

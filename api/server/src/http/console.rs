@@ -138,9 +138,11 @@ pub async fn login_page() -> HttpResponse {
 ))]
 #[post("/console/login")]
 pub async fn login(
+    req: HttpRequest,
     state: web::Data<AppState>,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, ApiError> {
+    super::limits::per_ip(&req, &state).await?;
     let result = console::login(
         state.store.as_ref(),
         &form.email,

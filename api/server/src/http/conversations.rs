@@ -154,6 +154,7 @@ pub async fn send_message(
     let stored = delivery::send(
         s.store.as_ref(),
         s.broker.as_ref(),
+        &s.tokens,
         &auth.0,
         *id,
         &body.0,

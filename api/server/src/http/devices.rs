@@ -1,7 +1,7 @@
 //! `/v1/devices` and `/v1/auth`: device registration, challenge login, approval, revocation
 //! and the device directory.
 
-use actix_web::{HttpResponse, delete, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use cloak_proto::Problem;
 use cloak_proto::devices::{
     ApproveDeviceRequest, Challenge, ChallengeRequest, Device, DeviceList, DeviceToken,
@@ -90,9 +90,11 @@ pub async fn register_device(
 )]
 #[post("/v1/auth/challenge")]
 pub async fn login_challenge(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: ValidatedJson<ChallengeRequest>,
 ) -> Result<web::Json<Challenge>, ApiError> {
+    super::limits::per_ip(&req, &state).await?;
     let (nonce, expires) = devices::challenge(
         state.store.as_ref(),
         body.0.device_id,
@@ -117,9 +119,11 @@ pub async fn login_challenge(
 )]
 #[post("/v1/auth/login")]
 pub async fn login(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: ValidatedJson<LoginRequest>,
 ) -> Result<web::Json<DeviceToken>, ApiError> {
+    super::limits::per_ip(&req, &state).await?;
     let b = body.0;
     let (token, expires, device) = devices::login(
         state.store.as_ref(),

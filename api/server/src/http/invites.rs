@@ -70,6 +70,7 @@ pub async fn create_invite(
 ) -> Result<HttpResponse, ApiError> {
     let invite = invites::create(
         state.store.as_ref(),
+        state.broker.as_ref(),
         &auth.0,
         &body.0,
         state.clock.now_ms(),
@@ -217,8 +218,14 @@ pub async fn redeem_invite(
     state: web::Data<AppState>,
     code: web::Path<String>,
 ) -> Result<web::Json<Redemption>, ApiError> {
-    let (invite, already) =
-        invites::redeem(state.store.as_ref(), &auth.0, &code, state.clock.now_ms()).await?;
+    let (invite, already) = invites::redeem(
+        state.store.as_ref(),
+        state.broker.as_ref(),
+        &auth.0,
+        &code,
+        state.clock.now_ms(),
+    )
+    .await?;
     Ok(web::Json(Redemption {
         inviter_user_id: invite.inviter_user_id,
         already_redeemed: already,

@@ -27,6 +27,9 @@ pub fn envelope(e: MailboxEntry) -> Envelope {
         epoch: u64::try_from(e.epoch).unwrap_or(0),
         body: e.body,
         sent_at: to_datetime(e.sent_at_ms),
+        sent_at_ms: e.sent_at_ms,
+        franking_tag: e.franking_tag,
+        franking_stamp: e.franking_stamp,
     }
 }
 

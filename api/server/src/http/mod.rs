@@ -2,6 +2,7 @@
 //! through utoipa-actix-web's `service`, which requires a `#[utoipa::path]` on every handler,
 //! so a routed handler cannot be missing from the OpenAPI document.
 
+pub mod abuse;
 pub mod api_keys;
 pub mod auth;
 pub mod billing;
@@ -15,6 +16,7 @@ pub mod health;
 pub mod invites;
 pub mod key_packages;
 pub mod landing;
+pub mod limits;
 pub mod mailbox;
 pub mod meta;
 pub mod metrics;
@@ -55,6 +57,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
         (name = "billing", description = "Credits: prices, wallets, the ledger, Stripe Checkout and webhooks"),
         (name = "webhooks", description = "Signed events to the tenant, and their delivery log"),
         (name = "console", description = "The billing-admin web console and its accounts"),
+        (name = "trust", description = "Trust levels and rate limits, blocks, verifiable reports, moderation"),
     )
 )]
 struct ApiDoc;
@@ -170,7 +173,18 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(console::ledger)
         .service(console::prices_page)
         .service(console::save_prices)
-        .service(console::logout);
+        .service(console::logout)
+        .service(abuse::get_trust_levels)
+        .service(abuse::put_trust_levels)
+        .service(abuse::block)
+        .service(abuse::unblock)
+        .service(abuse::list_blocks)
+        .service(abuse::create_report)
+        .service(abuse::list_reports)
+        .service(abuse::uphold_report)
+        .service(abuse::dismiss_report)
+        .service(abuse::get_moderation)
+        .service(abuse::put_moderation);
 }
 
 /// The OpenAPI document generated from the routes.

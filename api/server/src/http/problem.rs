@@ -17,6 +17,9 @@ pub struct ApiError {
     detail: Option<String>,
     errors: Vec<FieldError>,
     current_epoch: Option<u64>,
+    retry_after_ms: Option<i64>,
+    /// `RateLimit-Policy` and `RateLimit` header values.
+    rate_headers: Option<(String, String)>,
 }
 
 impl ApiError {
@@ -29,7 +32,14 @@ impl ApiError {
             detail: None,
             errors: Vec::new(),
             current_epoch: None,
+            retry_after_ms: None,
+            rate_headers: None,
         }
+    }
+
+    /// For rate limits: how long to wait.
+    pub fn retry_after_ms(&self) -> Option<i64> {
+        self.retry_after_ms
     }
 
     /// Adds a human-readable detail.
@@ -92,8 +102,14 @@ impl ApiError {
         );
         p.errors = self.errors.clone();
         p.current_epoch = self.current_epoch;
+        p.retry_after_secs = self.retry_after_ms.map(retry_after_secs);
         p
     }
+}
+
+/// Whole seconds to wait, rounded up (`Retry-After` is in seconds).
+fn retry_after_secs(ms: i64) -> u64 {
+    u64::try_from(ms.max(0)).unwrap_or(0).div_ceil(1000)
 }
 
 impl std::fmt::Display for ApiError {
@@ -115,6 +131,13 @@ impl ResponseError for ApiError {
         ));
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        if let Some(ms) = self.retry_after_ms {
+            response.insert_header((header::RETRY_AFTER, retry_after_secs(ms).to_string()));
+        }
+        if let Some((policy, state)) = &self.rate_headers {
+            response.insert_header(("ratelimit-policy", policy.as_str()));
+            response.insert_header(("ratelimit", state.as_str()));
         }
         match serde_json::to_vec(&self.problem()) {
             Ok(body) => response.body(body),
@@ -177,6 +200,25 @@ impl From<ServiceError> for ApiError {
             ServiceError::PaymentRequired { code, detail } => {
                 Self::new(StatusCode::PAYMENT_REQUIRED, code, "Payment required")
                     .with_detail(detail)
+            }
+            ServiceError::RateLimited {
+                code,
+                detail,
+                policy,
+                limit,
+                window_secs,
+                retry_after_ms,
+            } => {
+                let mut err = Self::new(StatusCode::TOO_MANY_REQUESTS, code, "Too many requests")
+                    .with_detail(detail);
+                let reset = retry_after_secs(retry_after_ms);
+                err.retry_after_ms = Some(retry_after_ms.max(0));
+                // draft-ietf-httpapi-ratelimit-headers: the policy, and what is left of it.
+                err.rate_headers = Some((
+                    format!("\"{policy}\";q={limit};w={window_secs}"),
+                    format!("\"{policy}\";r=0;t={reset}"),
+                ));
+                err
             }
             ServiceError::Unavailable { code, detail } => {
                 let status = if code.ends_with("not_configured") {

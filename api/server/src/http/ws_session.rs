@@ -130,12 +130,16 @@ impl Connection {
     }
 
     async fn send_error(&mut self, e: ServiceError, client_msg_id: Option<uuid::Uuid>) -> bool {
-        let problem = ApiError::from(e).problem();
+        let error = ApiError::from(e);
+        let retry_after_ms = error
+            .retry_after_ms()
+            .map(|ms| u64::try_from(ms).unwrap_or(0));
+        let problem = error.problem();
         self.send(&ServerFrame::Error {
             code: problem.code,
             detail: problem.detail,
             client_msg_id,
-            retry_after_ms: problem.retry_after_secs.map(|s| s.saturating_mul(1000)),
+            retry_after_ms,
         })
         .await
     }
@@ -222,6 +226,7 @@ impl Connection {
                 let result = delivery::send(
                     state.store.as_ref(),
                     state.broker.as_ref(),
+                    &state.tokens,
                     &device,
                     conversation_id,
                     &message,

@@ -8,9 +8,12 @@ use cloak_proto::devices::DeviceStatus;
 use uuid::Uuid;
 
 use super::ServiceError;
+use super::abuse;
 use super::billing::{self, Billable};
 use super::devices::require_approved;
+use super::limits::{self, Policy};
 use super::principals::DevicePrincipal;
+use super::tokens::TokenSigner;
 use crate::broker::Broker;
 use crate::store::{
     CommitChanges, ConversationRecord, MailboxEntry, Member, NewSend, SendOutcome, Store,
@@ -121,9 +124,11 @@ async fn wake(broker: &dyn Broker, recipients: &[Uuid]) {
 }
 
 /// Stores an application message for every other member, then wakes them.
+#[allow(clippy::too_many_arguments)]
 pub async fn send(
     store: &dyn Store,
     broker: &dyn Broker,
+    signer: &TokenSigner,
     device: &DevicePrincipal,
     conversation_id: Uuid,
     request: &SendMessageRequest,
@@ -137,6 +142,33 @@ pub async fn send(
             format!("control messages (receipts, typing) are at most {MAX_CONTROL_BYTES} bytes"),
         ));
     }
+    let franking = match &request.franking_tag {
+        Some(tag) if tag.len() == 32 => {
+            let input = cloak_proto::signing::franking_stamp_input(
+                device.tenant_id,
+                conversation_id,
+                device.device_id,
+                now_ms,
+                tag,
+            );
+            Some((tag.clone(), signer.stamp(&input)))
+        }
+        Some(_) => {
+            return Err(ServiceError::invalid(
+                "invalid_franking_tag",
+                "a franking tag is 32 bytes",
+            ));
+        }
+        None => None,
+    };
+    let level = limits::standing(store, device.tenant_id, device.user_id, now_ms).await?;
+    limits::allows_class(&level, request.class)?;
+    let policy = if request.class == MessageClass::Control {
+        Policy::control()
+    } else {
+        Policy::messages(&level)
+    };
+    let subject = format!("{}:{}", device.tenant_id, device.user_id);
     let plan = store.billing_plan(device.tenant_id).await?;
     let charge = billing::charge_for(
         &plan,
@@ -155,7 +187,24 @@ pub async fn send(
         now_ms,
         mailbox_quota,
         charge,
+        franking,
     };
+    if let Err(limited) = limits::hit(broker, &subject, &policy, now_ms).await {
+        // A retry of a message that was accepted is answered as such, not refused.
+        if let Some(previous) = store.find_send(&send).await? {
+            return Ok(previous);
+        }
+        abuse::limit_event(
+            store,
+            broker,
+            device.tenant_id,
+            device.user_id,
+            policy.name,
+            now_ms,
+        )
+        .await;
+        return Err(limited);
+    }
     let stored = outcome(store.store_application(&send).await?)?;
     if !stored.duplicate {
         metrics::counter!("delivery_envelopes_stored_total")
@@ -211,6 +260,7 @@ pub async fn commit(
         now_ms,
         mailbox_quota,
         charge: None,
+        franking: None,
     };
     let changes = CommitChanges {
         add,

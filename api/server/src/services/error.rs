@@ -62,6 +62,22 @@ pub enum ServiceError {
         /// Human-readable explanation.
         detail: String,
     },
+    /// A rate limit refused the request (429, with `Retry-After` and `RateLimit` headers).
+    #[error("{detail}")]
+    RateLimited {
+        /// Stable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        detail: String,
+        /// The limit's name (`RateLimit-Policy`).
+        policy: &'static str,
+        /// Events per window.
+        limit: u32,
+        /// The window, in seconds.
+        window_secs: i64,
+        /// How long to wait.
+        retry_after_ms: i64,
+    },
     /// A dependency (Stripe) is not configured or failed: 503 / 502.
     #[error("{detail}")]
     Unavailable {

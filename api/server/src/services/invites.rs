@@ -10,9 +10,12 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::ServiceError;
+use super::abuse;
 use super::billing::{self, Billable};
 use super::devices::require_approved;
+use super::limits::{self, Policy};
 use super::principals::{Caller, DevicePrincipal};
+use crate::broker::Broker;
 use crate::store::{InviteRecord, NewInvite, RedeemOutcome, Store};
 
 fn not_found() -> ServiceError {
@@ -43,6 +46,7 @@ pub fn inviter(caller: &Caller, request: &CreateInviteRequest) -> Result<Uuid, S
 /// Creates an invite with a 128-bit URL-safe code.
 pub async fn create(
     store: &dyn Store,
+    broker: &dyn Broker,
     caller: &Caller,
     request: &CreateInviteRequest,
     now_ms: i64,
@@ -50,6 +54,16 @@ pub async fn create(
 ) -> Result<InviteRecord, ServiceError> {
     let tenant_id = caller.tenant_id();
     let inviter_user_id = inviter(caller, request)?;
+    if let Caller::Device(_) = caller {
+        // Users mint invites within their trust level's daily allowance.
+        let level = limits::standing(store, tenant_id, inviter_user_id, now_ms).await?;
+        limits::zero_allowed(level.invites_per_day, "invites")?;
+        let subject = format!("{tenant_id}:{inviter_user_id}");
+        if let Err(e) = limits::hit(broker, &subject, &Policy::invites(&level), now_ms).await {
+            abuse::limit_event(store, broker, tenant_id, inviter_user_id, "invites", now_ms).await;
+            return Err(e);
+        }
+    }
     store
         .get_user(tenant_id, inviter_user_id)
         .await?
@@ -135,6 +149,7 @@ pub async fn inviter_fingerprint(
 /// Redeems an invite for the device's user; both users become contacts.
 pub async fn redeem(
     store: &dyn Store,
+    broker: &dyn Broker,
     device: &DevicePrincipal,
     code: &str,
     now_ms: i64,
@@ -146,6 +161,31 @@ pub async fn redeem(
             "own_invite",
             "a user cannot redeem their own invite",
         ));
+    }
+    // Between two users where one blocked the other, invites do not work.
+    let (t, inviter, me) = (device.tenant_id, invite.inviter_user_id, device.user_id);
+    if store.is_blocked(t, me, inviter).await? || store.is_blocked(t, inviter, me).await? {
+        return Err(not_found());
+    }
+    if !store
+        .are_contacts(device.tenant_id, device.user_id, invite.inviter_user_id)
+        .await?
+    {
+        let level = limits::standing(store, device.tenant_id, device.user_id, now_ms).await?;
+        limits::zero_allowed(level.new_contacts_per_day, "new contacts")?;
+        let subject = format!("{}:{}", device.tenant_id, device.user_id);
+        if let Err(e) = limits::hit(broker, &subject, &Policy::contacts(&level), now_ms).await {
+            abuse::limit_event(
+                store,
+                broker,
+                device.tenant_id,
+                device.user_id,
+                "contacts",
+                now_ms,
+            )
+            .await;
+            return Err(e);
+        }
     }
     let gone = |code: &'static str, detail: &str| ServiceError::Gone {
         code,

@@ -1,6 +1,7 @@
 //! The domain. Functions here take the store, the current time and a random source as
 //! parameters, so they are deterministic under test and know nothing of HTTP.
 
+pub mod abuse;
 pub mod api_keys;
 pub mod billing;
 pub mod checkout;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod ids;
 pub mod invites;
 pub mod key_packages;
+pub mod limits;
 pub mod meter;
 pub mod principals;
 pub mod qr;

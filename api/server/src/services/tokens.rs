@@ -89,6 +89,24 @@ impl TokenSigner {
         mac
     }
 
+    /// The server's franking stamp over `input` (which starts with
+    /// [`cloak_proto::signing::STAMP_CONTEXT`], so it never collides with a token MAC,
+    /// whose input starts with a token prefix).
+    pub fn stamp(&self, input: &[u8]) -> Vec<u8> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.expose_secret())
+            .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()));
+        mac.update(input);
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// Whether `stamp` is the server's stamp over `input` (constant time).
+    pub fn verify_stamp(&self, input: &[u8], stamp: &[u8]) -> bool {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.key.expose_secret())
+            .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()));
+        mac.update(input);
+        mac.verify_slice(stamp).is_ok()
+    }
+
     /// Issues a token.
     pub fn issue(
         &self,

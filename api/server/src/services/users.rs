@@ -11,8 +11,6 @@ use crate::store::{NewUser, Store, StoreError, UserPatch, UserRecord};
 
 /// How long a user token lives.
 pub const USER_TOKEN_TTL_MS: i64 = 15 * 60 * 1000;
-/// Trust levels every tenant starts with, lowest first.
-pub const DEFAULT_TRUST_LEVELS: [&str; 4] = ["new", "basic", "trusted", "verified"];
 
 fn not_found() -> ServiceError {
     ServiceError::NotFound("user")
@@ -27,12 +25,17 @@ pub async fn create(
     now_ms: i64,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<UserRecord, ServiceError> {
+    let lowest = super::limits::levels(store, tenant_id)
+        .await?
+        .into_iter()
+        .next()
+        .map_or_else(|| "new".to_owned(), |l| l.name);
     let user = NewUser {
         id: new_id(rng),
         tenant_id,
         external_id: external_id.to_owned(),
         display_name: display_name.trim().to_owned(),
-        trust_level: DEFAULT_TRUST_LEVELS[0].to_owned(),
+        trust_level: lowest,
         created_at_ms: now_ms,
     };
     match store.create_user(&user).await {
@@ -86,16 +89,8 @@ pub async fn update(
     user_id: Uuid,
     patch: UserPatch,
 ) -> Result<UserRecord, ServiceError> {
-    if let Some(level) = &patch.trust_level
-        && !DEFAULT_TRUST_LEVELS.contains(&level.as_str())
-    {
-        return Err(ServiceError::invalid(
-            "unknown_trust_level",
-            format!(
-                "trust_level must be one of {}",
-                DEFAULT_TRUST_LEVELS.join(", ")
-            ),
-        ));
+    if let Some(level) = &patch.trust_level {
+        super::limits::check_level_name(store, tenant_id, level).await?;
     }
     let patch = UserPatch {
         display_name: patch.display_name.map(|n| n.trim().to_owned()),

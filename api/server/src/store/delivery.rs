@@ -37,6 +37,8 @@ pub struct NewSend {
     pub mailbox_quota: i64,
     /// How the send is paid for, if it costs anything.
     pub charge: Option<super::Charge>,
+    /// The sender's franking commitment and the server's stamp over it.
+    pub franking: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// The membership change and Welcome of a commit.
@@ -87,6 +89,8 @@ pub struct MailboxEntry {
     pub epoch: i64,
     pub body: Vec<u8>,
     pub sent_at_ms: i64,
+    pub franking_tag: Option<Vec<u8>>,
+    pub franking_stamp: Option<Vec<u8>>,
 }
 
 /// Conversations and mailboxes.
@@ -122,6 +126,8 @@ pub trait DeliveryStore: Send + Sync {
     /// Stores an application message for every other member, in one transaction, before
     /// the caller acknowledges it; a repeated `client_msg_id` stores nothing.
     async fn store_application(&self, send: &NewSend) -> Result<SendOutcome, StoreError>;
+    /// The stored send with this sender device and client message id, if any.
+    async fn find_send(&self, send: &NewSend) -> Result<Option<StoredSend>, StoreError>;
     /// Applies a commit if the conversation is still at `send.epoch` (compare-and-swap):
     /// advances the epoch, changes the members, stores the commit for every pre-commit
     /// member but the sender and the Welcome for every added device, atomically.

@@ -5,6 +5,7 @@
 //! Times are Unix milliseconds (`i64`) in both backends so comparisons behave identically.
 //! Both implementations run the same conformance suite (`tests/api/store_conformance.rs`).
 
+mod abuse;
 mod billing;
 mod console;
 mod delivery;
@@ -14,6 +15,7 @@ mod invites;
 pub mod postgres;
 mod records;
 mod sql;
+mod sql_abuse;
 mod sql_billing;
 mod sql_console;
 mod sql_delivery;
@@ -29,6 +31,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
+pub use abuse::{AbuseStore, Decision, ReportRecord};
 pub use billing::{
     BillingPlan, BillingSettingsUpdate, BillingStore, Charge, CheckoutRecord, CreditPack,
     LedgerEntry, LedgerOutcome, MeterBatch, NewLedgerEntry, Prices, StripeEventMeta, StripeOutcome,
@@ -121,6 +124,7 @@ pub trait Store:
     + InviteStore
     + BillingStore
     + ConsoleStore
+    + AbuseStore
     + Send
     + Sync
     + 'static

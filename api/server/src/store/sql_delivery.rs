@@ -91,8 +91,8 @@ macro_rules! impl_delivery_store {
                 // How many entries recipients have waiting when a new one arrives.
                 metrics::histogram!("mailbox_depth_entries").record(depth as f64);
                 sqlx::query(
-                    "INSERT INTO mailbox (device_id, seq, tenant_id, conversation_id, sender_device_id, kind, epoch, body, sent_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    "INSERT INTO mailbox (device_id, seq, tenant_id, conversation_id, sender_device_id, kind, epoch, body, sent_at, expires_at, franking_tag, franking_stamp) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                 )
                 .bind(device)
                 .bind(seq)
@@ -104,6 +104,8 @@ macro_rules! impl_delivery_store {
                 .bind(body)
                 .bind(send.now_ms)
                 .bind(expires_at)
+                .bind(send.franking.as_ref().map(|f| f.0.clone()))
+                .bind(send.franking.as_ref().map(|f| f.1.clone()))
                 .execute(&mut **tx)
                 .await?;
             }
@@ -285,10 +287,24 @@ macro_rules! impl_delivery_store {
                         return Ok(SendOutcome::InsufficientCredits(balance));
                     }
                 }
+                // Users who blocked the sender get none of its messages.
+                let blockers: Vec<uuid::Uuid> = {
+                    use sqlx::Row as _;
+                    let rows = sqlx::query("SELECT blocker_user_id FROM blocks WHERE tenant_id = $1 AND blocked_user_id = $2")
+                        .bind(send.tenant_id)
+                        .bind(send.sender.user_id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let mut out = Vec::with_capacity(rows.len());
+                    for row in &rows {
+                        out.push(row.try_get("blocker_user_id")?);
+                    }
+                    out
+                };
                 let recipients: Vec<uuid::Uuid> = members
                     .iter()
+                    .filter(|m| m.device_id != send.sender.device_id && !blockers.contains(&m.user_id))
                     .map(|m| m.device_id)
-                    .filter(|d| *d != send.sender.device_id)
                     .collect();
                 let expires = send.now_ms.saturating_add(retention);
                 let kind = cloak_proto::delivery::EnvelopeKind::Application;
@@ -303,6 +319,13 @@ macro_rules! impl_delivery_store {
                     sent_at_ms: send.now_ms,
                     duplicate: false,
                 }))
+            }
+
+            async fn find_send(
+                &self,
+                send: &$crate::store::NewSend,
+            ) -> Result<Option<$crate::store::StoredSend>, $crate::store::StoreError> {
+                previous_send(&self.pool, send).await
             }
 
             async fn store_commit(
@@ -399,7 +422,7 @@ macro_rules! impl_delivery_store {
             ) -> Result<Vec<$crate::store::MailboxEntry>, $crate::store::StoreError> {
                 use sqlx::Row as _;
                 let rows = sqlx::query(
-                    "SELECT seq, conversation_id, sender_device_id, kind, epoch, body, sent_at FROM mailbox \
+                    "SELECT seq, conversation_id, sender_device_id, kind, epoch, body, sent_at, franking_tag, franking_stamp FROM mailbox \
                      WHERE device_id = $1 AND tenant_id = $2 AND seq > $3 AND expires_at > $4 ORDER BY seq LIMIT $5",
                 )
                 .bind(device_id)
@@ -420,6 +443,8 @@ macro_rules! impl_delivery_store {
                         epoch: row.try_get("epoch")?,
                         body: row.try_get("body")?,
                         sent_at_ms: row.try_get("sent_at")?,
+                        franking_tag: row.try_get("franking_tag")?,
+                        franking_stamp: row.try_get("franking_stamp")?,
                     });
                 }
                 Ok(out)

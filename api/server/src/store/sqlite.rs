@@ -9,6 +9,7 @@ use sqlx::sqlite::{
 };
 
 use super::sql::{Backend, api_key_from_row, impl_tenant_and_key_stores};
+use super::sql_abuse::{impl_abuse_store, report_from_row};
 use super::sql_billing::{delivery_from_row, impl_billing_store, ledger_from_row};
 use super::sql_console::{console_account_from_row, impl_console_store};
 use super::sql_delivery::impl_delivery_store;
@@ -75,6 +76,7 @@ impl_delivery_store!(SqliteStore);
 impl_invite_store!(SqliteStore);
 impl_billing_store!(SqliteStore);
 impl_console_store!(SqliteStore);
+impl_abuse_store!(SqliteStore);
 impl_key_package_store!(SqliteStore, CLAIM_ONE_TIME_SQLITE);
 
 #[async_trait]

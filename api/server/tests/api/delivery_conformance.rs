@@ -80,6 +80,7 @@ fn send(w: &World, sender: usize, conversation: Uuid, epoch: i64, body: &[u8]) -
         now_ms: 100,
         mailbox_quota: 1_000,
         charge: None,
+        franking: None,
     }
 }
 

@@ -117,6 +117,10 @@ pub fn settings_with(backend: Backend, db: &TestDb, extra: &[(&str, &str)]) -> S
             "CLOAK_DB_MAX_CONNECTIONS" => Some("5".to_owned()),
             "CLOAK_MAX_BODY_BYTES" => Some("65536".to_owned()),
             "CLOAK_WORKER_POLL_MS" => Some("50".to_owned()),
+            // Tests run on a frozen clock: keep the service limits out of their way (the
+            // limit tests set their own).
+            "CLOAK_TENANT_REQUESTS_PER_SEC" => Some("1000000".to_owned()),
+            "CLOAK_LOGIN_PER_IP_PER_MINUTE" => Some("0".to_owned()),
             _ => None,
         }
     })
@@ -144,7 +148,8 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
     let db = fresh_database(backend).await;
     let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));
     let app = spawn_configured(settings_with(backend, &db, extra), clock.clone()).await;
-    let (_, api_key) = create_tenant(app.1.as_ref(), "Acme").await;
+    let (tenant_id, api_key) = create_tenant(app.1.as_ref(), "Acme").await;
+    unlimited(app.1.as_ref(), tenant_id).await;
     TestApp {
         clock,
         address: app.0,
@@ -181,6 +186,17 @@ pub async fn spawn_configured(
     let store = app.state().store.clone();
     tokio::spawn(app.run_until_stopped());
     (address, store)
+}
+
+/// Trust levels that never get in a test's way (the default names, a million messages a day).
+pub const UNLIMITED_LEVELS: &str = r#"{"levels":[{"name":"new","messages_per_window":1000000,"window_secs":86400,"max_attachment":"large","invites_per_day":1000000,"new_contacts_per_day":1000000},{"name":"basic","messages_per_window":1000000,"window_secs":86400,"max_attachment":"large","invites_per_day":1000000,"new_contacts_per_day":1000000},{"name":"trusted","messages_per_window":1000000,"window_secs":86400,"max_attachment":"large","invites_per_day":1000000,"new_contacts_per_day":1000000},{"name":"verified","messages_per_window":1000000,"window_secs":86400,"max_attachment":"large","invites_per_day":1000000,"new_contacts_per_day":1000000}]}"#;
+
+/// Gives a tenant [`UNLIMITED_LEVELS`].
+pub async fn unlimited(store: &dyn Store, tenant_id: Uuid) {
+    store
+        .put_trust_levels(tenant_id, UNLIMITED_LEVELS, 0)
+        .await
+        .unwrap();
 }
 
 /// Creates a tenant as the operator CLI does; returns its id and first key.

@@ -9,6 +9,7 @@ mod helpers;
 mod identity_conformance;
 mod identity_helpers;
 
+mod abuse;
 mod api_keys;
 mod billing;
 mod broker_conformance;
@@ -20,6 +21,7 @@ mod health;
 mod invites;
 mod isolation;
 mod key_packages;
+mod limits;
 mod openapi;
 mod store_conformance;
 mod stripe;

@@ -1,0 +1,164 @@
+//! Trust levels and their limits, blocks, verifiable reports and moderation.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+use validator::Validate;
+
+/// The largest attachment a level may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachmentSize {
+    /// No attachments.
+    None,
+    /// Up to 1 MiB.
+    Small,
+    /// Up to 25 MiB.
+    Medium,
+    /// Any size.
+    Large,
+}
+
+/// One trust level and what it allows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct TrustLevel {
+    /// Its name (lowercase letters, digits, `_`, `-`).
+    #[validate(length(min = 1, max = 32))]
+    pub name: String,
+    /// Messages allowed per window, across all recipients.
+    #[validate(range(min = 1, max = 1_000_000))]
+    pub messages_per_window: u32,
+    /// The window, in seconds.
+    #[validate(range(min = 1, max = 86_400))]
+    pub window_secs: u32,
+    /// The largest attachment.
+    pub max_attachment: AttachmentSize,
+    /// Invites a user may mint per day.
+    #[validate(range(min = 0, max = 1_000_000))]
+    pub invites_per_day: u32,
+    /// New contacts (invite redemptions) per day.
+    #[validate(range(min = 0, max = 1_000_000))]
+    pub new_contacts_per_day: u32,
+    /// Automatic promotion to the next level once the account is this old (seconds) and
+    /// has no upheld reports. Absent: only the tenant promotes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[validate(range(min = 1))]
+    pub promote_after_secs: Option<u64>,
+}
+
+/// `GET`/`PUT /v1/trust-levels`: the tenant's levels, lowest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct TrustLevels {
+    /// Ordered from least to most trusted; new users start at the first.
+    #[validate(nested, length(min = 1, max = 16))]
+    pub levels: Vec<TrustLevel>,
+}
+
+/// `POST /v1/blocks`: stop a user's messages and invites from reaching this user.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct BlockRequest {
+    /// The user to block.
+    pub user_id: Uuid,
+}
+
+/// `GET /v1/blocks`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BlockList {
+    /// Blocked users.
+    pub user_ids: Vec<Uuid>,
+}
+
+/// `POST /v1/reports`: a recipient reveals a message so the tenant's moderators can act.
+/// It verifies only if the server stamped exactly this commitment from this sender at this
+/// time, and the commitment opens to exactly this text under the revealed key.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRequest {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The sender's message id (inside the ciphertext).
+    pub message_id: Uuid,
+    /// The sending device (from the envelope).
+    pub sender_device_id: Uuid,
+    /// The envelope's `sent_at_ms`.
+    pub sent_at_ms: i64,
+    /// The message text.
+    #[validate(length(max = 65536))]
+    pub text: String,
+    /// The per-message franking key from the decrypted payload (base64, 32 bytes).
+    #[serde(with = "crate::bytes")]
+    #[schema(value_type = String, format = Byte)]
+    pub franking_key: Vec<u8>,
+    /// The envelope's `franking_tag`.
+    #[serde(with = "crate::bytes")]
+    #[schema(value_type = String, format = Byte)]
+    pub franking_tag: Vec<u8>,
+    /// The envelope's `franking_stamp`.
+    #[serde(with = "crate::bytes")]
+    #[schema(value_type = String, format = Byte)]
+    pub franking_stamp: Vec<u8>,
+    /// Why (for the moderators).
+    #[validate(length(max = 500))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// A verified report.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Report {
+    /// Id.
+    pub id: Uuid,
+    /// Who reported.
+    pub reporter_user_id: Uuid,
+    /// Who sent the message (verified).
+    pub reported_user_id: Uuid,
+    /// The sending device.
+    pub reported_device_id: Uuid,
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The message id.
+    pub message_id: Uuid,
+    /// The revealed text (verified against the sender's commitment).
+    pub text: String,
+    /// The reporter's reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// `open`, `upheld` or `dismissed`.
+    pub status: String,
+    /// When the server accepted the message.
+    #[serde(with = "time::serde::rfc3339")]
+    pub sent_at: OffsetDateTime,
+    /// When it was reported.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// `GET /v1/reports`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReportList {
+    /// Newest first.
+    pub items: Vec<Report>,
+}
+
+/// Query of `GET /v1/reports`.
+#[derive(Debug, Clone, Serialize, Deserialize, IntoParams, Validate)]
+#[into_params(parameter_in = Query)]
+pub struct ReportQuery {
+    /// `open` (default), `upheld` or `dismissed`.
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// `GET`/`PUT /v1/moderation/settings`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct ModerationSettings {
+    /// Suspend a user once this many reports against them are upheld (absent: never).
+    #[validate(range(min = 1, max = 1000))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend_after_upheld_reports: Option<u32>,
+}
