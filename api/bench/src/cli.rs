@@ -112,6 +112,15 @@ pub enum Workload {
         #[command(flatten)]
         load: LoadArgs,
     },
+    /// The online load with limits in force, alone and then beside one client sending at
+    /// ten times its limit: the others' latency should not change.
+    NoisyNeighbour {
+        #[command(flatten)]
+        load: LoadArgs,
+        /// The abuser's limit, messages per second (it offers ten times this).
+        #[arg(long, default_value_t = 20)]
+        abuser_limit: u32,
+    },
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {

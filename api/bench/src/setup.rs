@@ -76,6 +76,45 @@ impl Api {
         Ok(())
     }
 
+    /// The same API with fresh external ids (to set up more users in one run).
+    pub fn renamed(&self) -> Self {
+        Self {
+            run: Uuid::new_v4(),
+            ..self.clone()
+        }
+    }
+
+    /// Sets the trust level of a device's user (`PATCH /v1/users/{id}`).
+    pub async fn set_trust_level(&self, device: &Device, level: &str) -> Result<()> {
+        let user = self.user_of(device).await?;
+        let resp = self
+            .http
+            .patch(format!("{}/v1/users/{user}", self.base))
+            .bearer_auth(&self.tenant.api_key)
+            .json(&json!({"trust_level": level}))
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!("PATCH user: {}", resp.text().await.unwrap_or_default());
+        }
+        Ok(())
+    }
+
+    async fn user_of(&self, device: &Device) -> Result<Uuid> {
+        let v: Value = self
+            .http
+            .get(format!("{}/v1/devices", self.base))
+            .bearer_auth(&device.token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let user = v["items"][0]["user_id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no device list: {v}"))?;
+        Ok(user.parse()?)
+    }
+
     /// Lifts the message limits, for workloads that measure delivery rather than limits.
     pub async fn unlimited(&self) -> Result<()> {
         self.put_trust_levels(

@@ -3,6 +3,7 @@
 
 mod idle;
 mod naive;
+mod noisy;
 mod offline;
 mod online;
 mod two_nodes;
@@ -209,6 +210,10 @@ pub async fn run(env: Env, workload: Workload) -> Result<()> {
         Workload::TwoNodes { load } => {
             check_fd_limit(load.connections);
             two_nodes::run(&env, &load).await
+        }
+        Workload::NoisyNeighbour { load, abuser_limit } => {
+            check_fd_limit(load.connections);
+            noisy::run(&env, &load, abuser_limit).await
         }
     }
 }

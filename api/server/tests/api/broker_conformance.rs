@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use cloak_api::broker::{BrokerError, Notification};
+use cloak_api::broker::{BrokerError, Notification, Rate};
 use uuid::Uuid;
 
 use crate::backend_tests;
@@ -119,7 +119,50 @@ async fn bad_topics_are_refused(backend: Backend) {
     broker.ping().await.unwrap();
 }
 
+async fn the_rate_limiter_is_exact_and_resets(backend: Backend) {
+    let broker = fresh_broker(backend).await;
+    let key = topic();
+    let rate = Rate {
+        limit: 6,
+        window_ms: 60_000,
+    };
+    let results =
+        futures_util::future::join_all((0..40).map(|_| broker.rate_limit(&key, 1_000_000, rate)))
+            .await;
+    let allowed: Vec<_> = results
+        .iter()
+        .map(|r| r.as_ref().unwrap())
+        .filter(|d| d.allowed)
+        .collect();
+    assert_eq!(allowed.len(), 6);
+    let refused = broker.rate_limit(&key, 1_000_000, rate).await.unwrap();
+    assert_eq!((refused.allowed, refused.retry_after_ms), (false, 10_000));
+    // Another key is independent; time restores the allowance.
+    assert!(
+        broker
+            .rate_limit(&topic(), 1_000_000, rate)
+            .await
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        broker
+            .rate_limit(&key, 1_010_000, rate)
+            .await
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        !broker
+            .rate_limit(&key, 1_010_000, rate)
+            .await
+            .unwrap()
+            .allowed
+    );
+}
+
 backend_tests!(
+    the_rate_limiter_is_exact_and_resets,
     published_payloads_reach_every_subscriber_of_the_topic,
     order_is_kept_per_topic,
     a_subscriber_that_falls_behind_is_told_it_lagged,
@@ -127,6 +170,27 @@ backend_tests!(
     publish_many_reaches_each_topic,
     bad_topics_are_refused,
 );
+
+/// Two nodes sharing Redis count against one limit exactly.
+#[tokio::test]
+async fn two_nodes_share_one_limit_through_redis() {
+    let nodes = [
+        fresh_broker(Backend::Postgres).await,
+        fresh_broker(Backend::Postgres).await,
+    ];
+    let key = topic();
+    let rate = Rate {
+        limit: 6,
+        window_ms: 3_600_000,
+    };
+    let calls = (0..100).map(|i| nodes[i % 2].rate_limit(&key, 5_000, rate));
+    let allowed = futures_util::future::join_all(calls)
+        .await
+        .into_iter()
+        .filter(|r| r.as_ref().unwrap().allowed)
+        .count();
+    assert_eq!(allowed, 6);
+}
 
 /// Two nodes sharing Redis: what one publishes, the other's subscribers receive.
 #[tokio::test]
