@@ -118,7 +118,7 @@ pub enum Workload {
         #[command(flatten)]
         load: LoadArgs,
         /// The abuser's limit, messages per second (it offers ten times this).
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 5)]
         abuser_limit: u32,
     },
 }

@@ -240,7 +240,7 @@ impl Settings {
                 &env,
                 "CLOAK_LOGIN_PER_IP_PER_MINUTE",
                 file_settings.login_per_ip_per_minute,
-                60,
+                300,
             )?,
         })
     }

@@ -61,22 +61,29 @@ pub async fn run(env: &Env, args: &LoadArgs, abuser_limit: u32) -> Result<()> {
                 );
                 let http = reqwest::Client::new();
                 async move {
+                    // Open loop: each request on its own task, so a slow answer does not
+                    // lower the offered rate.
                     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
                     while !stop.load(Ordering::Relaxed) {
                         tick.tick().await;
-                        let body = json!({"client_msg_id": uuid::Uuid::new_v4(), "epoch": 1, "body": "AAAAAAAAAAAAAAAAAAAAAAAAAAAA"});
-                        let status = http
-                            .post(&url)
-                            .bearer_auth(&a.sender.token)
-                            .json(&body)
-                            .send()
-                            .await
-                            .map(|r| r.status().as_u16())
-                            .unwrap_or(0);
-                        match status {
-                            201 => accepted.fetch_add(1, Ordering::Relaxed),
-                            _ => refused.fetch_add(1, Ordering::Relaxed),
-                        };
+                        let (http, url) = (http.clone(), url.clone());
+                        let token = a.sender.token.clone();
+                        let (accepted, refused) = (accepted.clone(), refused.clone());
+                        tokio::spawn(async move {
+                            let body = json!({"client_msg_id": uuid::Uuid::new_v4(), "epoch": 1, "body": "AAAAAAAAAAAAAAAAAAAAAAAAAAAA"});
+                            let status = http
+                                .post(&url)
+                                .bearer_auth(&token)
+                                .json(&body)
+                                .send()
+                                .await
+                                .map(|r| r.status().as_u16())
+                                .unwrap_or(0);
+                            match status {
+                                201 => accepted.fetch_add(1, Ordering::Relaxed),
+                                _ => refused.fetch_add(1, Ordering::Relaxed),
+                            };
+                        });
                     }
                 }
             });

@@ -111,6 +111,31 @@ fn forbidden(signed: &Signed, what: &str) -> HttpResponse {
     )
 }
 
+/// The signed-in account, if it may submit this form: a live session, the session's CSRF
+/// token in the form (and our Origin), and a role that `allowed`. `Err` is the response to
+/// send instead (to sign-in, or 403).
+async fn authorize_form(
+    req: &HttpRequest,
+    state: &AppState,
+    csrf: &str,
+    allowed: fn(Role) -> bool,
+    what: &str,
+) -> Result<Result<Signed, HttpResponse>, ApiError> {
+    let Some(signed) = signed_in(req, state).await? else {
+        return Ok(Err(see_other("/console/login")));
+    };
+    if !check_form(req, state, &signed, csrf) {
+        return Ok(Err(forbidden(
+            &signed,
+            "submit this form (it expired; reload the page)",
+        )));
+    }
+    if !allowed(signed.role) {
+        return Ok(Err(forbidden(&signed, what)));
+    }
+    Ok(Ok(signed))
+}
+
 fn new_key() -> String {
     let mut bytes = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
@@ -313,18 +338,18 @@ pub async fn grant(
     state: web::Data<AppState>,
     form: web::Form<GrantForm>,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(signed) = signed_in(&req, &state).await? else {
-        return Ok(see_other("/console/login"));
+    let signed = match authorize_form(
+        &req,
+        &state,
+        &form.csrf,
+        Role::can_spend,
+        "grant or adjust credits",
+    )
+    .await?
+    {
+        Ok(signed) => signed,
+        Err(response) => return Ok(response),
     };
-    if !check_form(&req, &state, &signed, &form.csrf) {
-        return Ok(forbidden(
-            &signed,
-            "submit this form (it expired; reload the page)",
-        ));
-    }
-    if !signed.role.can_spend() {
-        return Ok(forbidden(&signed, "grant or adjust credits"));
-    }
     let tenant = signed.account.tenant_id;
     let outcome = async {
         let wallet_id =
@@ -391,18 +416,11 @@ pub async fn buy(
     state: web::Data<AppState>,
     form: web::Form<BuyForm>,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(signed) = signed_in(&req, &state).await? else {
-        return Ok(see_other("/console/login"));
-    };
-    if !check_form(&req, &state, &signed, &form.csrf) {
-        return Ok(forbidden(
-            &signed,
-            "submit this form (it expired; reload the page)",
-        ));
-    }
-    if !signed.role.can_spend() {
-        return Ok(forbidden(&signed, "buy credits"));
-    }
+    let signed =
+        match authorize_form(&req, &state, &form.csrf, Role::can_spend, "buy credits").await? {
+            Ok(signed) => signed,
+            Err(response) => return Ok(response),
+        };
     let Some(stripe) = state.stripe.as_ref() else {
         return Ok(see_other(
             "/console?error=Stripe+is+not+configured+on+this+server",
@@ -572,18 +590,11 @@ pub async fn save_prices(
     state: web::Data<AppState>,
     form: web::Form<PricesForm>,
 ) -> Result<HttpResponse, ApiError> {
-    let Some(signed) = signed_in(&req, &state).await? else {
-        return Ok(see_other("/console/login"));
-    };
-    if !check_form(&req, &state, &signed, &form.csrf) {
-        return Ok(forbidden(
-            &signed,
-            "submit this form (it expired; reload the page)",
-        ));
-    }
-    if !signed.role.can_price() {
-        return Ok(forbidden(&signed, "change prices"));
-    }
+    let signed =
+        match authorize_form(&req, &state, &form.csrf, Role::can_price, "change prices").await? {
+            Ok(signed) => signed,
+            Err(response) => return Ok(response),
+        };
     let prices = PriceTable {
         text_message: form.text_message,
         attachment_small: form.attachment_small,

@@ -57,10 +57,13 @@ fn list(devices: &[DeviceRecord]) -> DeviceList {
 )]
 #[post("/v1/devices")]
 pub async fn register_device(
+    req: HttpRequest,
     auth: UserAuth,
     state: web::Data<AppState>,
     body: ValidatedJson<RegisterDeviceRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    // Spending a user token is a login too.
+    super::limits::per_ip(&req, &state).await?;
     let (device, created) = devices::register(
         state.store.as_ref(),
         auth.0,

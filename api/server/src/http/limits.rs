@@ -8,7 +8,8 @@ use crate::broker::Rate;
 use crate::services::limits::{self, Policy};
 use crate::state::AppState;
 
-/// Counts a login attempt from the request's peer address. The peer is the TCP peer:
+/// Counts a login attempt (device challenge and login, device registration with a user
+/// token, console sign-in) from the request's peer address. The peer is the TCP peer:
 /// behind a load balancer, put the limit there or have it pass the client address on.
 pub async fn per_ip(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     if state.settings.login_per_ip_per_minute == 0 {

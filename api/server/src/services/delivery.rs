@@ -169,6 +169,26 @@ pub async fn send(
         Policy::messages(&level)
     };
     let subject = format!("{}:{}", device.tenant_id, device.user_id);
+    // The limiter first: a refused request costs no further database work.
+    if let Err(limited) = limits::hit(broker, &subject, &policy, now_ms).await {
+        // A retry of a message that was accepted is answered as such, not refused.
+        if let Some(previous) = store
+            .find_send(device.tenant_id, device.device_id, request.client_msg_id)
+            .await?
+        {
+            return Ok(previous);
+        }
+        abuse::limit_event(
+            store,
+            broker,
+            device.tenant_id,
+            device.user_id,
+            policy.name,
+            now_ms,
+        )
+        .await;
+        return Err(limited);
+    }
     let plan = store.billing_plan(device.tenant_id).await?;
     let charge = billing::charge_for(
         &plan,
@@ -189,22 +209,6 @@ pub async fn send(
         charge,
         franking,
     };
-    if let Err(limited) = limits::hit(broker, &subject, &policy, now_ms).await {
-        // A retry of a message that was accepted is answered as such, not refused.
-        if let Some(previous) = store.find_send(&send).await? {
-            return Ok(previous);
-        }
-        abuse::limit_event(
-            store,
-            broker,
-            device.tenant_id,
-            device.user_id,
-            policy.name,
-            now_ms,
-        )
-        .await;
-        return Err(limited);
-    }
     let stored = outcome(store.store_application(&send).await?)?;
     if !stored.duplicate {
         metrics::counter!("delivery_envelopes_stored_total")

@@ -127,7 +127,12 @@ pub trait DeliveryStore: Send + Sync {
     /// the caller acknowledges it; a repeated `client_msg_id` stores nothing.
     async fn store_application(&self, send: &NewSend) -> Result<SendOutcome, StoreError>;
     /// The stored send with this sender device and client message id, if any.
-    async fn find_send(&self, send: &NewSend) -> Result<Option<StoredSend>, StoreError>;
+    async fn find_send(
+        &self,
+        tenant_id: Uuid,
+        sender_device_id: Uuid,
+        client_msg_id: Uuid,
+    ) -> Result<Option<StoredSend>, StoreError>;
     /// Applies a commit if the conversation is still at `send.epoch` (compare-and-swap):
     /// advances the epoch, changes the members, stores the commit for every pre-commit
     /// member but the sender and the Welcome for every added device, atomically.

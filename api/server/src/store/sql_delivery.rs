@@ -43,13 +43,26 @@ macro_rules! impl_delivery_store {
         where
             E: sqlx::Executor<'c, Database = <$store as $crate::store::sql::Backend>::Db>,
         {
+            sends_lookup(executor, send.tenant_id, send.sender.device_id, send.client_msg_id).await
+        }
+
+        /// The record of an accepted send, by sender device and client message id.
+        async fn sends_lookup<'c, E>(
+            executor: E,
+            tenant_id: uuid::Uuid,
+            sender_device_id: uuid::Uuid,
+            client_msg_id: uuid::Uuid,
+        ) -> Result<Option<$crate::store::StoredSend>, $crate::store::StoreError>
+        where
+            E: sqlx::Executor<'c, Database = <$store as $crate::store::sql::Backend>::Db>,
+        {
             use sqlx::Row as _;
             let row = sqlx::query(
                 "SELECT epoch, recipients, sent_at FROM sends WHERE sender_device_id = $1 AND client_msg_id = $2 AND tenant_id = $3",
             )
-            .bind(send.sender.device_id)
-            .bind(send.client_msg_id)
-            .bind(send.tenant_id)
+            .bind(sender_device_id)
+            .bind(client_msg_id)
+            .bind(tenant_id)
             .fetch_optional(executor)
             .await?;
             Ok(match row {
@@ -323,9 +336,11 @@ macro_rules! impl_delivery_store {
 
             async fn find_send(
                 &self,
-                send: &$crate::store::NewSend,
+                tenant_id: uuid::Uuid,
+                sender_device_id: uuid::Uuid,
+                client_msg_id: uuid::Uuid,
             ) -> Result<Option<$crate::store::StoredSend>, $crate::store::StoreError> {
-                previous_send(&self.pool, send).await
+                sends_lookup(&self.pool, tenant_id, sender_device_id, client_msg_id).await
             }
 
             async fn store_commit(

@@ -332,7 +332,65 @@ async fn expired_entries_are_hidden_then_purged(backend: Backend) {
     stored(w.store.store_application(&s).await.unwrap());
 }
 
+/// Charges ride in the send's transaction: a prepaid send the wallet cannot pay stores
+/// nothing; postpaid usage lands in the outbox and is claimed as one batch per meter.
+async fn charges_are_part_of_the_send(backend: Backend) {
+    let (store, _db) = fresh_store(backend).await;
+    let w = world(store, 2).await;
+    let conv = group(&w).await;
+    let prepaid = cloak_api::store::Charge::Prepaid {
+        wallet_id: w.tenant,
+        amount: 1,
+        kind: "message",
+        actor: "test".into(),
+        low_balance_threshold: None,
+    };
+    let mut s = send(&w, 0, conv, 1, b"paid");
+    s.charge = Some(prepaid);
+    assert_eq!(
+        w.store.store_application(&s).await.unwrap(),
+        SendOutcome::InsufficientCredits(0)
+    );
+    assert!(
+        w.store
+            .fetch_mailbox(w.tenant, w.devices[1].device_id, 1, 10, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for i in 0..3 {
+        let mut s = send(&w, 0, conv, 1, format!("metered {i}").as_bytes());
+        s.charge = Some(cloak_api::store::Charge::Postpaid {
+            customer_id: "cus_1".into(),
+            event_name: "messages".into(),
+            value: 2,
+        });
+        stored(w.store.store_application(&s).await.unwrap());
+    }
+    assert_eq!(w.store.pending_meter_events().await.unwrap(), 3);
+    let batches = w.store.claim_meter_batches(1_000, 100).await.unwrap();
+    assert_eq!(batches.len(), 1, "{batches:?}");
+    assert_eq!(
+        (batches[0].value, batches[0].customer_id.as_str()),
+        (6, "cus_1")
+    );
+    // Leased: not claimed again until it is due.
+    assert!(
+        w.store
+            .claim_meter_batches(1_000, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    w.store
+        .finish_meter_batch(&batches[0].batch_id, 1_001, None, None)
+        .await
+        .unwrap();
+    assert_eq!(w.store.pending_meter_events().await.unwrap(), 0);
+}
+
 backend_tests!(
+    charges_are_part_of_the_send,
     concurrent_sends_give_each_mailbox_gapless_increasing_sequences,
     duplicates_quota_and_acks,
     commits_compare_and_swap_and_change_members,
