@@ -51,14 +51,21 @@ async fn tenant_rate(state: &AppState, tenant_id: uuid::Uuid) -> Result<(), Serv
             window_ms: 1000,
         },
     };
-    crate::services::limits::hit(
+    match crate::services::limits::hit(
         state.broker.as_ref(),
         &tenant_id.to_string(),
         &policy,
         state.clock.now_ms(),
     )
-    .await?;
-    Ok(())
+    .await
+    {
+        // This limit protects the service; without the limiter (Redis down) requests go on.
+        Err(ServiceError::Unavailable { detail, .. }) => {
+            tracing::warn!(error = %detail, "tenant request limiter unavailable");
+            Ok(())
+        }
+        other => other.map(|_| ()),
+    }
 }
 
 /// Runs `check` with the app state, the bearer token and the current time.

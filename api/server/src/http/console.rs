@@ -94,10 +94,19 @@ async fn signed_in(req: &HttpRequest, state: &AppState) -> Result<Option<Signed>
 fn check_form(req: &HttpRequest, state: &AppState, signed: &Signed, csrf: &str) -> bool {
     let origin_ok = match req.headers().get("origin").and_then(|v| v.to_str().ok()) {
         None => true,
-        Some(origin) => state.settings.public_url.starts_with(origin),
+        Some(origin) => origin == origin_of(&state.settings.public_url),
     };
     let token_ok = bool::from(csrf.as_bytes().ct_eq(signed.session.csrf_token.as_bytes()));
     origin_ok && token_ok
+}
+
+/// `scheme://host[:port]` of a URL (what browsers send as `Origin`).
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    match url[after_scheme..].find('/') {
+        Some(i) => &url[..after_scheme + i],
+        None => url,
+    }
 }
 
 fn forbidden(signed: &Signed, what: &str) -> HttpResponse {
@@ -639,4 +648,19 @@ pub async fn logout(
         .insert_header(("location", "/console/login"))
         .insert_header(("set-cookie", cookie_header(&state, "", 0)))
         .finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_of;
+
+    #[test]
+    fn origins_compare_whole() {
+        assert_eq!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(
+            origin_of("https://chat.example/base"),
+            "https://chat.example"
+        );
+        assert_ne!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:80");
+    }
 }
