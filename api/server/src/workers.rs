@@ -69,7 +69,7 @@ fn spawn_sweeper(store: Arc<dyn Store>, clock: Arc<dyn Clock>) {
 }
 
 fn spawn_webhooks(store: Arc<dyn Store>, clock: Arc<dyn Clock>, poll: Duration) {
-    let http = reqwest::Client::new();
+    let http = crate::services::outbound::Outbound::default();
     every(&store, poll, move |store| {
         let (clock, http) = (clock.clone(), http.clone());
         async move {

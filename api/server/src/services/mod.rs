@@ -14,6 +14,7 @@ pub mod invites;
 pub mod key_packages;
 pub mod limits;
 pub mod meter;
+pub mod outbound;
 pub mod principals;
 pub mod qr;
 pub mod stripe_api;

@@ -11,6 +11,7 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 use super::ServiceError;
+use super::outbound::Outbound;
 use crate::store::{Store, WebhookDelivery, WebhookEndpoint};
 
 /// Attempts before a delivery is given up.
@@ -81,7 +82,7 @@ pub async fn configure(
 /// Delivers what is due; returns how many deliveries were attempted.
 pub async fn deliver_due(
     store: &dyn Store,
-    http: &reqwest::Client,
+    http: &Outbound,
     now_ms: i64,
 ) -> Result<usize, ServiceError> {
     let due = store.lease_due_webhooks(now_ms, LEASE_MS, 50).await?;
@@ -93,7 +94,7 @@ pub async fn deliver_due(
 
 async fn attempt(
     store: &dyn Store,
-    http: &reqwest::Client,
+    http: &Outbound,
     d: &WebhookDelivery,
     now_ms: i64,
 ) -> Result<(), ServiceError> {
@@ -104,31 +105,29 @@ async fn attempt(
         return Ok(());
     };
     let t_s = now_ms / 1000;
-    let sent = http
-        .post(&endpoint.url)
-        .header("content-type", "application/json")
-        .header("cloak-webhook-id", d.id.to_string())
-        .header(
+    let headers = [
+        ("content-type", "application/json".to_owned()),
+        ("cloak-webhook-id", d.id.to_string()),
+        (
             "cloak-signature",
             signature_header(&endpoint.secret, t_s, d.payload.as_bytes()),
-        )
-        .timeout(ATTEMPT_TIMEOUT)
-        .body(d.payload.clone())
-        .send()
+        ),
+    ];
+    let sent = http
+        .post(&endpoint.url, &headers, d.payload.clone(), ATTEMPT_TIMEOUT)
         .await;
     let (status, error) = match sent {
-        Ok(resp) if resp.status().is_success() => {
-            let status = i64::from(resp.status().as_u16());
+        Ok(status) if (200..300).contains(&status) => {
             store
-                .record_webhook_attempt(d.id, now_ms, Some(status), None, true, None)
+                .record_webhook_attempt(d.id, now_ms, Some(i64::from(status)), None, true, None)
                 .await?;
             return Ok(());
         }
-        Ok(resp) => (
-            Some(i64::from(resp.status().as_u16())),
-            format!("endpoint answered {}", resp.status()),
+        Ok(status) => (
+            Some(i64::from(status)),
+            format!("endpoint answered {status}"),
         ),
-        Err(e) => (None, format!("request failed: {}", e.without_url())),
+        Err(e) => (None, e),
     };
     let retry = retry_delay_ms(d.attempts + 1).map(|delay| now_ms + delay);
     tracing::warn!(
