@@ -185,6 +185,16 @@ impl<C: Clock> DeviceClient<C> {
     /// A user's devices after [`verify_device_directory`] accepted them.
     pub async fn verified_user_devices(&self, user_id: Uuid) -> Result<Vec<Device>, Error> {
         let devices = self.user_devices(user_id).await?;
+        // Every entry must belong to the user (and tenant) asked for.
+        let tenant = self.ids.map(|i| i.tenant_id);
+        if devices
+            .iter()
+            .any(|d| d.user_id != user_id || tenant.is_some_and(|t| t != d.tenant_id))
+        {
+            return Err(Error::Verification(
+                "the directory lists a device of another user".into(),
+            ));
+        }
         verify_device_directory(&devices)?;
         Ok(devices)
     }

@@ -332,8 +332,22 @@ impl<C: Clock> Messenger<C> {
     }
 
     /// Verified KeyPackages of every approved device of `user_id` (this device excepted).
-    async fn key_packages_of(&self, user_id: Uuid) -> Result<Vec<KeyPackage>, Error> {
+    /// A user's verified directory whose root is still the one pinned for them (by an
+    /// invite scan or a safety-number comparison), if one is pinned.
+    async fn trusted_directory(&self, user_id: Uuid) -> Result<Vec<Device>, Error> {
         let directory = self.client.verified_user_devices(user_id).await?;
+        if let Some(pinned) = self.verified.get(&user_id)
+            && crate::safety::root_key(&directory)? != *pinned
+        {
+            return Err(Error::Verification(
+                "the user's root key differs from the verified one".into(),
+            ));
+        }
+        Ok(directory)
+    }
+
+    async fn key_packages_of(&self, user_id: Uuid) -> Result<Vec<KeyPackage>, Error> {
+        let directory = self.trusted_directory(user_id).await?;
         let claimed = self.client.claim_key_packages(user_id).await?;
         let mut packages = Vec::with_capacity(claimed.items.len());
         for item in claimed.items {
@@ -802,7 +816,7 @@ impl<C: Clock> Messenger<C> {
         let users: HashSet<Uuid> = conversation.members().iter().map(|m| m.user_id).collect();
         let mut directory: Vec<Device> = Vec::new();
         for user in users {
-            directory.extend(self.client.verified_user_devices(user).await?);
+            directory.extend(self.trusted_directory(user).await?);
         }
         conversation.check_members(&directory)
     }

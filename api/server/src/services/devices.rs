@@ -269,7 +269,7 @@ pub async fn approve(
             "only a pending device can be approved",
         ));
     }
-    if (approved_at_ms - now_ms).abs() > APPROVAL_SKEW_MS {
+    if approved_at_ms.abs_diff(now_ms) > APPROVAL_SKEW_MS.unsigned_abs() {
         return Err(ServiceError::invalid(
             "approval_time_skew",
             "approved_at_ms must be within five minutes of the server's clock",
