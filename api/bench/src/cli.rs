@@ -112,6 +112,13 @@ pub enum Workload {
         #[command(flatten)]
         load: LoadArgs,
     },
+    /// The online load at rising rates over the same server and connections, until
+    /// delivery p99 exceeds `--p99-ms` or a message is not delivered: the highest rate
+    /// that passed (the knee).
+    Knee {
+        #[command(flatten)]
+        knee: KneeArgs,
+    },
     /// The online load with limits in force, alone and then beside one client sending at
     /// ten times its limit: the others' latency should not change.
     NoisyNeighbour {
@@ -121,6 +128,36 @@ pub enum Workload {
         #[arg(long, default_value_t = 5)]
         abuser_limit: u32,
     },
+}
+
+/// The rate steps of `knee`.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct KneeArgs {
+    /// Device WebSocket connections (half senders, half receivers), the same for every
+    /// step.
+    #[arg(short = 'n', long, default_value_t = 1000)]
+    pub connections: usize,
+    /// First offered rate, messages per second.
+    #[arg(long, default_value_t = 1000.0)]
+    pub start: f64,
+    /// Added to the offered rate after each step that passed.
+    #[arg(long, default_value_t = 1000.0)]
+    pub step: f64,
+    /// Highest offered rate to try.
+    #[arg(long, default_value_t = 30_000.0)]
+    pub max: f64,
+    /// Measured seconds per step (after the warm-up, which every step repeats).
+    #[arg(short = 'd', long, default_value_t = 8.0)]
+    pub duration: f64,
+    /// A step fails when its delivery p99 is above this many milliseconds.
+    #[arg(long, default_value_t = 50.0)]
+    pub p99_ms: f64,
+    /// Seconds of quiet between steps.
+    #[arg(long, default_value_t = 2.0)]
+    pub pause: f64,
+    /// Also print every step's full result table.
+    #[arg(long)]
+    pub step_tables: bool,
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {

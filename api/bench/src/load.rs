@@ -99,7 +99,16 @@ fn all_accounted(shared: &Shared, protocol: Protocol, scheduled: u64, receivers:
     }
 }
 
+/// Sockets handed back open by [`run_keeping`]: the ones that did not break.
+pub struct Kept {
+    /// Sender sockets and their conversations.
+    pub senders: Vec<(Socket, Uuid)>,
+    /// Receiver sockets.
+    pub receivers: Vec<Socket>,
+}
+
 /// Runs the load: `senders` (socket, conversation) send; `receivers` receive and ack.
+/// Closes the sockets at the end.
 pub async fn run(
     config: LoadConfig,
     protocol: Protocol,
@@ -107,34 +116,69 @@ pub async fn run(
     receivers: Vec<Socket>,
     watched: &Watched,
 ) -> Result<LoadOutcome> {
+    Ok(
+        run_inner(config, protocol, senders, receivers, watched, false)
+            .await?
+            .0,
+    )
+}
+
+/// [`run`], handing the sockets back open for another load over the same connections.
+/// Late frames of this load that arrive during the next one are not counted there.
+pub async fn run_keeping(
+    config: LoadConfig,
+    protocol: Protocol,
+    senders: Vec<(Socket, Uuid)>,
+    receivers: Vec<Socket>,
+    watched: &Watched,
+) -> Result<(LoadOutcome, Kept)> {
+    run_inner(config, protocol, senders, receivers, watched, true).await
+}
+
+async fn run_inner(
+    config: LoadConfig,
+    protocol: Protocol,
+    senders: Vec<(Socket, Uuid)>,
+    receivers: Vec<Socket>,
+    watched: &Watched,
+    keep_open: bool,
+) -> Result<(LoadOutcome, Kept)> {
     message::origin();
     let shared = Arc::new(Shared::new()?);
+    // Every message of this run is intended after now; anything earlier on these sockets
+    // is from a previous run.
+    shared.run_from_ns.store(now_ns(), Ordering::Relaxed);
     let (stop_tx, stop_rx) = watch::channel(false);
     let cx = TaskContext {
         protocol,
         shared: shared.clone(),
         stop: stop_rx,
+        keep_open,
     };
     let (n_senders, n_receivers) = (senders.len(), receivers.len());
-    let mut handles = Vec::with_capacity(n_senders + n_receivers);
+    let mut receiver_handles = Vec::with_capacity(n_receivers);
     for ws in receivers {
-        handles.push(tokio::spawn(tasks::receiver(
+        receiver_handles.push(tokio::spawn(tasks::receiver(
             ws,
             config.ack_mode,
             cx.clone(),
         )));
     }
+    let mut sender_handles = Vec::with_capacity(n_senders);
     let mut queues = Vec::with_capacity(n_senders);
     for (ws, conversation) in senders {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         queues.push(tx);
-        handles.push(tokio::spawn(tasks::sender(
-            ws,
+        sender_handles.push((
+            tokio::spawn(tasks::sender(
+                ws,
+                conversation,
+                config.body_len,
+                rx,
+                cx.clone(),
+            )),
             conversation,
-            config.body_len,
-            rx,
-            cx.clone(),
-        )));
+        ));
     }
 
     let schedule = Schedule {
@@ -176,11 +220,22 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let _ = stop_tx.send(true);
-    for h in handles {
-        let _ = h.await;
+    let mut kept = Kept {
+        senders: Vec::with_capacity(n_senders),
+        receivers: Vec::with_capacity(n_receivers),
+    };
+    for (h, conversation) in sender_handles {
+        if let Ok(Some(ws)) = h.await {
+            kept.senders.push((ws, conversation));
+        }
+    }
+    for h in receiver_handles {
+        if let Ok(Some(ws)) = h.await {
+            kept.receivers.push(ws);
+        }
     }
     let c = &shared.counters;
-    Ok(LoadOutcome {
+    let outcome = LoadOutcome {
         offered_rate: config.rate,
         senders: n_senders,
         receivers: n_receivers,
@@ -202,7 +257,8 @@ pub async fn run(
         send_lag: shared.send_lag.snapshot()?,
         pacer_lateness: report.lateness,
         errors: shared.error_counts(),
-    })
+    };
+    Ok((outcome, kept))
 }
 
 /// Results of draining stored mailboxes.
@@ -241,6 +297,7 @@ pub async fn drain(
         protocol: Protocol::Cloak,
         shared: shared.clone(),
         stop: stop_rx,
+        keep_open: false,
     };
     let before = watched.snapshot()?;
     let started = Instant::now();

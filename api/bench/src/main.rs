@@ -2,6 +2,7 @@
 //! See `BENCHMARKS.md` at the repository root for how to run it and the results.
 
 mod cli;
+mod fdlimit;
 mod load;
 mod message;
 mod pacer;
@@ -20,6 +21,9 @@ use clap::Parser as _;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // Soft open-files limit up to the hard one, before any server is started (the servers
+    // inherit it). Workloads raise it further if they need to and may.
+    let _ = fdlimit::raise(0);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.common.client_threads.max(1))
         .enable_all()

@@ -73,13 +73,6 @@ pub fn machine_cpu() -> Result<(f64, f64)> {
     Ok(((total - idle) / t, total / t))
 }
 
-/// The soft limit on open files of this process.
-pub fn open_files_limit() -> Option<u64> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
-}
-
 /// Processes whose command name is one of `names` (e.g. `postgres`, `redis-server`).
 pub fn pids_named(names: &[&str]) -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {

@@ -189,6 +189,114 @@ pub fn load_table(title: &str, o: &LoadOutcome, completed: &str) -> Table {
     t
 }
 
+/// A machine-readable summary line, `result: key=value key=value …` (values never contain
+/// spaces), for scripts; `fields` in order.
+pub fn result_line(fields: &[(&str, String)]) -> String {
+    let mut s = String::from("result:");
+    for (k, v) in fields {
+        let v = if v.is_empty() { "-" } else { v.as_str() };
+        let _ = write!(s, " {k}={}", v.replace(char::is_whitespace, "_"));
+    }
+    s
+}
+
+/// A latency quantile in ms with three decimals, or `nan` when there are no samples.
+pub fn quantile_ms(h: &Histogram<u64>, q: f64) -> String {
+    if h.is_empty() {
+        "nan".into()
+    } else {
+        ms(h.value_at_quantile(q))
+    }
+}
+
+/// The key figures of one load: `phase` names it (`online`, `naive`, `offline-store`, …),
+/// `backend` the storage (`sqlite`, `postgres`, …). Latencies are delivery latencies, or
+/// receipt latencies when nothing was received (offline store). `not_delivered` (or, in
+/// a store phase, `not_stored`) counts scheduled messages that did not arrive (or were not
+/// stored) by the drain timeout.
+pub fn load_result(phase: &str, backend: &str, o: &LoadOutcome) -> String {
+    let w = &o.window_cpu;
+    let receiving = o.receivers > 0;
+    let (per_k, per_cpu_s) = cpu_per_message(w.server_seconds, o.window_completed);
+    let (ext_per_k, _) = cpu_per_message(w.server_seconds + w.external_seconds, o.window_completed);
+    let latency = if receiving || o.accepted == 0 {
+        &o.delivery
+    } else {
+        &o.accept
+    };
+    let (missing_key, missing) = if receiving {
+        ("not_delivered", o.scheduled.saturating_sub(o.delivered))
+    } else {
+        ("not_stored", o.scheduled.saturating_sub(o.accepted))
+    };
+    result_line(&[
+        ("phase", phase.to_owned()),
+        ("backend", backend.to_owned()),
+        ("connections", (o.senders + o.receivers).to_string()),
+        ("offered", format!("{:.0}", o.offered_rate)),
+        (
+            "achieved",
+            format!(
+                "{:.1}",
+                o.window_completed as f64 / w.wall_seconds.max(1e-9)
+            ),
+        ),
+        ("p50_ms", quantile_ms(latency, 0.50)),
+        ("p90_ms", quantile_ms(latency, 0.90)),
+        ("p99_ms", quantile_ms(latency, 0.99)),
+        ("p999_ms", quantile_ms(latency, 0.999)),
+        ("max_ms", quantile_ms(latency, 1.0)),
+        ("scheduled", o.scheduled.to_string()),
+        ("accepted", o.accepted.to_string()),
+        ("rejected", o.rejected.to_string()),
+        (missing_key, missing.to_string()),
+        ("server_cpu_s_per_1k", format!("{per_k:.4}")),
+        ("msgs_per_server_cpu_s", format!("{per_cpu_s:.0}")),
+        (
+            "with_externals_cpu_s_per_1k",
+            if w.external_seconds > 0.0 {
+                format!("{ext_per_k:.4}")
+            } else {
+                "nan".into()
+            },
+        ),
+        (
+            "client_cpu_pct",
+            format!("{:.0}", 100.0 * w.client_seconds / w.wall_seconds.max(1e-9)),
+        ),
+        (
+            "machine_busy_pct",
+            format!("{:.0}", 100.0 * w.machine_busy_fraction),
+        ),
+        ("broken", o.broken.to_string()),
+        ("drained", o.drain_seconds.is_some().to_string()),
+    ])
+}
+
+/// The key figures of a drain.
+pub fn drain_result(backend: &str, d: &DrainOutcome) -> String {
+    let (per_k, per_cpu_s) = cpu_per_message(d.cpu.server_seconds, d.delivered);
+    result_line(&[
+        ("phase", "offline-drain".to_owned()),
+        ("backend", backend.to_owned()),
+        ("receivers", d.receivers.to_string()),
+        ("expected", d.expected.to_string()),
+        ("delivered", d.delivered.to_string()),
+        (
+            "not_delivered",
+            d.expected.saturating_sub(d.delivered).to_string(),
+        ),
+        (
+            "achieved",
+            format!("{:.1}", d.delivered as f64 / d.seconds.max(1e-9)),
+        ),
+        ("seconds", format!("{:.2}", d.seconds)),
+        ("complete", d.complete.to_string()),
+        ("server_cpu_s_per_1k", format!("{per_k:.4}")),
+        ("msgs_per_server_cpu_s", format!("{per_cpu_s:.0}")),
+    ])
+}
+
 /// PostgreSQL and Redis CPU, when the run watched them.
 fn external_rows(t: &mut Table, w: &CpuUsage, messages: u64, completed: &str) {
     if w.external_seconds <= 0.0 {
@@ -322,4 +430,23 @@ pub fn comparison_table(cloak: &LoadOutcome, naive: &LoadOutcome) -> String {
         ratio(cr, nr)
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_lines_are_one_word_per_value() {
+        let line = result_line(&[
+            ("phase", "online".to_owned()),
+            ("backend", "postgres+redis".to_owned()),
+            ("note", "two words".to_owned()),
+            ("empty", String::new()),
+        ]);
+        assert_eq!(
+            line,
+            "result: phase=online backend=postgres+redis note=two_words empty=-"
+        );
+    }
 }

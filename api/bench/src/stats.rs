@@ -79,6 +79,9 @@ pub struct Shared {
     pub errors: Mutex<BTreeMap<String, u64>>,
     /// Messages intended before this time (warm-up) are not put in the histograms.
     pub record_from_ns: AtomicU64,
+    /// Messages intended before this time belong to an earlier load over the same
+    /// sockets and are not counted at all (0: count everything).
+    pub run_from_ns: AtomicU64,
 }
 
 impl Shared {
@@ -91,6 +94,7 @@ impl Shared {
             send_lag: SharedHistogram::new()?,
             errors: Mutex::default(),
             record_from_ns: AtomicU64::new(0),
+            run_from_ns: AtomicU64::new(0),
         })
     }
 
@@ -104,6 +108,12 @@ impl Shared {
     /// Whether a message intended at `intended_ns` belongs to the measurement.
     pub fn measured(&self, intended_ns: u64) -> bool {
         intended_ns >= self.record_from_ns.load(Ordering::Relaxed)
+    }
+
+    /// Whether a message intended at `intended_ns` belongs to this run (and not to an
+    /// earlier one over the same sockets).
+    pub fn this_run(&self, intended_ns: u64) -> bool {
+        intended_ns >= self.run_from_ns.load(Ordering::Relaxed)
     }
 
     /// The error counts so far.

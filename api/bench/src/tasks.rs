@@ -42,6 +42,9 @@ pub struct TaskContext {
     pub shared: Arc<Shared>,
     /// Becomes true at the end of the run.
     pub stop: watch::Receiver<bool>,
+    /// At the end of the run, hand the sockets back open (to run another load over the
+    /// same connections) instead of closing them.
+    pub keep_open: bool,
 }
 
 impl TaskContext {
@@ -72,18 +75,20 @@ fn send_frame(conversation_id: Uuid, stamp: Stamp, body_len: usize) -> Option<Me
 }
 
 /// Writes every scheduled message as soon as the pacer hands it over (batched when
-/// several are due), then keeps the connection open until the run stops.
+/// several are due), then keeps the connection open until the run stops. Returns the
+/// socket, still open, if `keep_open` and it did not break.
 pub async fn sender(
     ws: Socket,
     conversation: Uuid,
     body_len: usize,
     mut schedule: UnboundedReceiver<Stamp>,
     mut cx: TaskContext,
-) {
+) -> Option<Socket> {
     let (mut sink, stream) = ws.split();
     let reader = tokio::spawn(sender_receipts(stream, cx.clone()));
     let shared = cx.shared.clone();
     let mut batch: Vec<u64> = Vec::with_capacity(16);
+    let mut intact = true;
     'outer: while let Some(first) = schedule.recv().await {
         let mut next = Some(first);
         while let Some(stamp) = next {
@@ -92,6 +97,7 @@ pub async fn sender(
             };
             if sink.feed(frame).await.is_err() {
                 cx.broken("sender write failed");
+                intact = false;
                 break 'outer;
             }
             batch.push(stamp.intended_ns);
@@ -99,6 +105,7 @@ pub async fn sender(
         }
         if sink.flush().await.is_err() {
             cx.broken("sender write failed");
+            intact = false;
             break;
         }
         let now = now_ns();
@@ -112,25 +119,36 @@ pub async fn sender(
         }
     }
     let _ = cx.stop.wait_for(|s| *s).await;
-    let _ = reader.await;
+    let stream = reader.await.ok().flatten();
+    if cx.keep_open && intact {
+        return stream.and_then(|stream| sink.reunite(stream).ok());
+    }
     let _ = sink.close().await;
+    None
 }
 
-/// Reads a sender's `sent` and `error` frames.
-async fn sender_receipts(mut stream: SplitStream<Socket>, mut cx: TaskContext) {
+/// Reads a sender's `sent` and `error` frames until the run stops (then hands the stream
+/// back) or the connection breaks.
+async fn sender_receipts(
+    mut stream: SplitStream<Socket>,
+    mut cx: TaskContext,
+) -> Option<SplitStream<Socket>> {
     let shared = cx.shared.clone();
     loop {
         let msg = tokio::select! {
             m = stream.next() => m,
-            _ = cx.stop.wait_for(|s| *s) => return,
+            _ = cx.stop.wait_for(|s| *s) => return Some(stream),
         };
         match msg {
             Some(Ok(Message::Text(text))) => match serde_json::from_str::<ServerFrame>(&text) {
                 Ok(ServerFrame::Sent(receipt)) => {
-                    Counters::bump(&shared.counters.accepted);
                     let stamp = Stamp::from_client_msg_id(receipt.client_msg_id);
-                    if shared.measured(stamp.intended_ns) {
-                        shared.accept.record(stamp.latency_us(now_ns()));
+                    // A late receipt of an earlier load over the same socket is not ours.
+                    if shared.this_run(stamp.intended_ns) {
+                        Counters::bump(&shared.counters.accepted);
+                        if shared.measured(stamp.intended_ns) {
+                            shared.accept.record(stamp.latency_us(now_ns()));
+                        }
                     }
                 }
                 Ok(ServerFrame::Error { code, .. }) => {
@@ -142,7 +160,7 @@ async fn sender_receipts(mut stream: SplitStream<Socket>, mut cx: TaskContext) {
             Some(Ok(_)) => {}
             Some(Err(_)) | None => {
                 cx.broken("sender connection closed");
-                return;
+                return None;
             }
         }
     }
@@ -174,7 +192,10 @@ fn on_receiver_frame(text: &str, cx: &TaskContext) -> Seen {
             _ => return Seen::Nothing,
         },
     };
-    if let Some(stamp) = Stamp::from_body(&body) {
+    // A late envelope of an earlier load over the same socket is acked but not counted.
+    if let Some(stamp) = Stamp::from_body(&body)
+        && shared.this_run(stamp.intended_ns)
+    {
         Counters::bump(&shared.counters.delivered);
         if shared.measured(stamp.intended_ns) {
             shared.delivery.record(stamp.latency_us(now_ns()));
@@ -195,11 +216,13 @@ async fn ack(ws: &mut Socket, up_to: u64, cx: &TaskContext) -> bool {
     true
 }
 
-/// Reads envelopes until the run stops, acking as `ack_mode` says.
-pub async fn receiver(mut ws: Socket, ack_mode: AckMode, mut cx: TaskContext) {
+/// Reads envelopes until the run stops, acking as `ack_mode` says. Returns the socket,
+/// still open, if `keep_open` and it did not break.
+pub async fn receiver(mut ws: Socket, ack_mode: AckMode, mut cx: TaskContext) -> Option<Socket> {
     let mut highest = 0u64;
     let mut acked = 0u64;
     let acks = cx.protocol == Protocol::Cloak;
+    let mut intact = true;
     'outer: loop {
         let mut next = tokio::select! {
             m = ws.next() => m,
@@ -213,6 +236,7 @@ pub async fn receiver(mut ws: Socket, ack_mode: AckMode, mut cx: TaskContext) {
                         highest = highest.max(seq);
                         if acks && ack_mode == AckMode::Each {
                             if !ack(&mut ws, seq, &cx).await {
+                                intact = false;
                                 break 'outer;
                             }
                             acked = highest;
@@ -222,6 +246,7 @@ pub async fn receiver(mut ws: Socket, ack_mode: AckMode, mut cx: TaskContext) {
                 Some(Ok(_)) => {}
                 Some(Err(_)) | None => {
                     cx.broken("receiver connection closed");
+                    intact = false;
                     break 'outer;
                 }
             }
@@ -232,12 +257,17 @@ pub async fn receiver(mut ws: Socket, ack_mode: AckMode, mut cx: TaskContext) {
         }
         if acks && highest > acked {
             if !ack(&mut ws, highest, &cx).await {
+                intact = false;
                 break;
             }
             acked = highest;
         }
     }
+    if cx.keep_open && intact {
+        return Some(ws);
+    }
     let _ = ws.close(None).await;
+    None
 }
 
 /// Keeps an idle connection open (answering pings) until the run stops.

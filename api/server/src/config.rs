@@ -67,6 +67,14 @@ pub struct Settings {
     /// Login attempts per client IP per minute (`CLOAK_LOGIN_PER_IP_PER_MINUTE`; 0 turns
     /// the limit off).
     pub login_per_ip_per_minute: u32,
+    /// Most messages one transaction stores (`CLOAK_BATCH_MAX`).
+    pub batch_max: usize,
+    /// Microseconds a batch that is not full waits for more messages
+    /// (`CLOAK_BATCH_LINGER_US`; 0: a batch goes as soon as the previous one is written).
+    pub batch_linger_us: u64,
+    /// Batches written at once (`CLOAK_BATCH_SHARDS`; 0: 1 on SQLite, which has one
+    /// writer, 2 on PostgreSQL).
+    pub batch_shards: usize,
 }
 
 /// The TOML file's shape: every key optional, same names as the variables without `CLOAK_`.
@@ -89,6 +97,9 @@ struct FileSettings {
     worker_poll_ms: Option<u64>,
     tenant_requests_per_sec: Option<u32>,
     login_per_ip_per_minute: Option<u32>,
+    batch_max: Option<usize>,
+    batch_linger_us: Option<u64>,
+    batch_shards: Option<usize>,
 }
 
 /// Why settings could not be loaded.
@@ -242,6 +253,14 @@ impl Settings {
                 file_settings.login_per_ip_per_minute,
                 300,
             )?,
+            batch_max: number(&env, "CLOAK_BATCH_MAX", file_settings.batch_max, 512)?.max(1),
+            batch_linger_us: number(
+                &env,
+                "CLOAK_BATCH_LINGER_US",
+                file_settings.batch_linger_us,
+                0,
+            )?,
+            batch_shards: number(&env, "CLOAK_BATCH_SHARDS", file_settings.batch_shards, 0)?,
         })
     }
 }

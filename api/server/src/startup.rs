@@ -14,6 +14,8 @@ use crate::broker::{self, BrokerError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::http::{self, extract, problem::ApiError};
+use crate::services::hot::HotCache;
+use crate::services::pipeline::{Pipeline, PipelineConfig};
 use crate::services::stripe_api::StripeApi;
 use crate::services::tokens::TokenSigner;
 use crate::state::AppState;
@@ -85,6 +87,22 @@ impl Application {
         }
         let settings = Arc::new(settings);
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+        let hot = Arc::new(HotCache::default());
+        tokio::spawn(hot.clone().listen(broker.clone()));
+        let shards = match (settings.batch_shards, store.backend()) {
+            (0, "sqlite") => 1,
+            (0, _) => 2,
+            (n, _) => n,
+        };
+        let pipeline = Arc::new(Pipeline::start(
+            store.clone(),
+            broker.clone(),
+            PipelineConfig {
+                max_batch: settings.batch_max,
+                linger: Duration::from_micros(settings.batch_linger_us),
+                shards,
+            },
+        ));
         let state = web::Data::new(AppState {
             store,
             broker,
@@ -94,6 +112,8 @@ impl Application {
             metrics: http::metrics::recorder(),
             openapi_json: Arc::new(http::openapi_json()),
             stripe,
+            hot,
+            pipeline,
             shutdown: shutdown_rx,
         });
 
@@ -167,7 +187,10 @@ impl Application {
             let _ = shutdown.send(true);
             handle.stop(true).await;
         });
-        self.server.await
+        let served = self.server.await;
+        // Requests have finished; whatever they queued is written before the process ends.
+        self.state.pipeline.close().await;
+        served
     }
 
     /// Starts the same drain as a signal would (tests).

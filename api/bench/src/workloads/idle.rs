@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 
 use super::Env;
-use super::online::backend;
+use super::online::{backend, backend_short};
 use crate::procfs;
-use crate::report::Table;
+use crate::report::{self, Table};
 use crate::stats::Shared;
 use crate::tasks::{self, Protocol, TaskContext};
 use crate::ws::{self, Target};
@@ -36,7 +36,12 @@ pub async fn run(env: &Env, n: usize, hold: Duration) -> Result<()> {
         })
         .collect();
     let started = Instant::now();
-    let sockets = ws::open_all(&targets, env.common.connect_concurrency).await?;
+    let sockets = ws::open_all_with(
+        &targets,
+        env.common.connect_concurrency,
+        Some(ws::idle_config()),
+    )
+    .await?;
     let connect_seconds = started.elapsed().as_secs_f64();
     eprintln!(
         "opened {n} connections in {connect_seconds:.1} s; holding {:.0} s",
@@ -48,6 +53,7 @@ pub async fn run(env: &Env, n: usize, hold: Duration) -> Result<()> {
         protocol: Protocol::Cloak,
         shared: shared.clone(),
         stop: stop_rx,
+        keep_open: false,
     };
     let handles: Vec<_> = sockets
         .into_iter()
@@ -119,10 +125,36 @@ pub async fn run(env: &Env, n: usize, hold: Duration) -> Result<()> {
             1e6 * usage.server_seconds / (usage.wall_seconds.max(1e-9) * n.max(1) as f64)
         ),
     );
-    t.row(
-        "connections lost while holding",
-        crate::stats::Counters::get(&shared.counters.broken_connections).to_string(),
-    );
+    let lost = crate::stats::Counters::get(&shared.counters.broken_connections);
+    t.row("connections lost while holding", lost.to_string());
     println!("{}", t.render());
+    println!(
+        "{}\n",
+        report::result_line(&[
+            ("phase", "idle".to_owned()),
+            ("backend", backend_short(env).to_owned()),
+            ("connections", n.to_string()),
+            ("connect_s", format!("{connect_seconds:.1}")),
+            (
+                "rss_before_mib",
+                format!("{:.1}", rss_before as f64 / 1024.0)
+            ),
+            ("rss_held_mib", format!("{:.1}", rss_held as f64 / 1024.0)),
+            ("rss_peak_mib", format!("{:.1}", peak as f64 / 1024.0)),
+            ("kb_per_conn", format!("{:.2}", per_conn(rss_held) / 1000.0)),
+            (
+                "kb_per_conn_peak",
+                format!("{:.2}", per_conn(peak) / 1000.0)
+            ),
+            (
+                "idle_cpu_pct",
+                format!(
+                    "{:.1}",
+                    100.0 * usage.server_seconds / usage.wall_seconds.max(1e-9)
+                ),
+            ),
+            ("lost", lost.to_string()),
+        ])
+    );
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! pairs' sockets.
 
 mod idle;
+mod knee;
 mod naive;
 mod noisy;
 mod offline;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 
 use crate::cli::{Common, LoadArgs, Workload};
+use crate::fdlimit;
 use crate::load::LoadConfig;
 use crate::procfs::{self, Watched};
 use crate::server::{self, CloakNode, ServerConfig};
@@ -118,19 +120,6 @@ impl Env {
     }
 }
 
-/// Warns when the open-files limit is too low for `connections` sockets.
-fn check_fd_limit(connections: usize) {
-    if let Some(limit) = procfs::open_files_limit()
-        && (connections as u64) + 256 > limit
-    {
-        eprintln!(
-            "warning: {connections} connections need more open files than the limit ({limit}); \
-             raise it with `ulimit -n {}` before running",
-            connections + 1024
-        );
-    }
-}
-
 /// Sets up `n` pairs and opens their sockets: receivers on `receiver_node` (unless
 /// `with_receivers` is false), senders on `sender_node`.
 pub async fn pairs_and_sockets(
@@ -196,23 +185,27 @@ pub async fn run(env: Env, workload: Workload) -> Result<()> {
             compare_naive,
             naive_relay_dir,
         } => {
-            check_fd_limit(load.connections);
+            fdlimit::ensure(load.connections);
             online::run(&env, &load, compare_naive, naive_relay_dir.as_ref()).await
         }
         Workload::Offline { load, drain_limit } => {
-            check_fd_limit(load.connections);
+            fdlimit::ensure(load.connections);
             offline::run(&env, &load, Duration::from_secs_f64(drain_limit)).await
         }
         Workload::Idle { connections, hold } => {
-            check_fd_limit(connections);
+            fdlimit::ensure(connections);
             idle::run(&env, connections, Duration::from_secs_f64(hold)).await
         }
+        Workload::Knee { knee } => {
+            fdlimit::ensure(knee.connections);
+            knee::run(&env, &knee).await
+        }
         Workload::TwoNodes { load } => {
-            check_fd_limit(load.connections);
+            fdlimit::ensure(load.connections);
             two_nodes::run(&env, &load).await
         }
         Workload::NoisyNeighbour { load, abuser_limit } => {
-            check_fd_limit(load.connections);
+            fdlimit::ensure(load.connections);
             noisy::run(&env, &load, abuser_limit).await
         }
     }

@@ -44,5 +44,6 @@ pub async fn run(env: &Env, dir: &Path, n_pairs: usize, config: LoadConfig) -> R
         "{}",
         report::load_table(&title, &outcome, "delivered").render()
     );
+    println!("{}\n", report::load_result("naive", "none", &outcome));
     Ok(outcome)
 }

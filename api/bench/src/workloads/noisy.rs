@@ -10,11 +10,11 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::json;
 
-use super::online::{ack_label, backend};
+use super::online::{ack_label, backend, backend_short};
 use super::{Env, pairs_and_sockets};
 use crate::cli::LoadArgs;
 use crate::load;
-use crate::report::{Table, ms};
+use crate::report::{self, Table, ms};
 use crate::tasks::Protocol;
 
 /// Runs the baseline, then the same load beside an abuser.
@@ -141,5 +141,9 @@ pub async fn run(env: &Env, args: &LoadArgs, abuser_limit: u32) -> Result<()> {
         );
     }
     println!("{}", t.render());
+    for (phase, o) in ["noisy-alone", "noisy-beside"].iter().zip(&outcomes) {
+        println!("{}", report::load_result(phase, backend_short(env), o));
+    }
+    println!();
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::online::{ack_label, backend};
+use super::online::{ack_label, backend, backend_short};
 use super::{Env, pairs_and_sockets, receiver_targets};
 use crate::cli::LoadArgs;
 use crate::load;
@@ -37,6 +37,10 @@ pub async fn run(env: &Env, args: &LoadArgs, drain_limit: Duration) -> Result<()
         backend(env)
     );
     println!("{}", report::load_table(&title, &stored, "stored").render());
+    println!(
+        "{}\n",
+        report::load_result("offline-store", backend_short(env), &stored)
+    );
 
     let targets = receiver_targets(&pairs, &ws::ws_base(&node.base_url));
     eprintln!("drain phase: connecting {} receivers", targets.len());
@@ -56,5 +60,6 @@ pub async fn run(env: &Env, args: &LoadArgs, drain_limit: Duration) -> Result<()
         ack_label(env)
     );
     println!("{}", report::drain_table(&title, &drained).render());
+    println!("{}\n", report::drain_result(backend_short(env), &drained));
     Ok(())
 }

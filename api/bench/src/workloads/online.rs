@@ -41,6 +41,10 @@ pub async fn run(
             "{}",
             report::load_table(&title, &outcome, "delivered").render()
         );
+        println!(
+            "{}\n",
+            report::load_result("online", backend_short(env), &outcome)
+        );
         outcome
     };
     if compare_naive {
@@ -58,6 +62,16 @@ pub fn backend(env: &Env) -> &'static str {
         (Some(_), None) => "PostgreSQL, in-process broker",
         (None, Some(_)) => "SQLite + Redis",
         (None, None) => "SQLite, in-process broker",
+    }
+}
+
+/// The storage and broker in use, as one word for machine-readable lines.
+pub fn backend_short(env: &Env) -> &'static str {
+    match (&env.common.postgres_url, &env.common.redis_url) {
+        (Some(_), Some(_)) => "postgres+redis",
+        (Some(_), None) => "postgres",
+        (None, Some(_)) => "sqlite+redis",
+        (None, None) => "sqlite",
     }
 }
 

@@ -3,7 +3,7 @@
 
 use anyhow::{Result, bail};
 
-use super::online::ack_label;
+use super::online::{ack_label, backend_short};
 use super::{Env, pairs_and_sockets};
 use crate::cli::LoadArgs;
 use crate::load;
@@ -37,6 +37,10 @@ pub async fn run(env: &Env, args: &LoadArgs) -> Result<()> {
     println!(
         "{}",
         report::load_table(&title, &outcome, "delivered").render()
+    );
+    println!(
+        "{}\n",
+        report::load_result("two-nodes", backend_short(env), &outcome)
     );
     Ok(())
 }

@@ -50,6 +50,14 @@ impl Broker for MemoryBroker {
         Ok(())
     }
 
+    async fn publish_each(&self, items: &[(String, Arc<[u8]>)]) -> Result<(), BrokerError> {
+        for (topic, payload) in items {
+            check_topic(topic)?;
+            self.fanout.deliver(topic, payload.clone());
+        }
+        Ok(())
+    }
+
     async fn subscribe(&self, topic: &str) -> Result<Subscription, BrokerError> {
         check_topic(topic)?;
         Ok(self.fanout.subscribe(topic))

@@ -3,7 +3,8 @@
 //! A [`Broker`] carries small notifications between API nodes ("device X has new mail",
 //! "API key Y was revoked"). With Redis several nodes share one bus; without Redis
 //! ([`memory::MemoryBroker`]) a single node delivers them in-process. Payloads are opaque
-//! bytes and must never contain user data: they name ids, never content.
+//! bytes: ids, and the stored envelopes pushed to online devices, which are ciphertext
+//! exactly as the mailbox holds it; never a plaintext, a token or a key.
 
 mod fanout;
 pub mod gcra;
@@ -42,6 +43,15 @@ pub trait Broker: Send + Sync + 'static {
     /// Publishes one payload to many topics (one round trip where the backend allows).
     async fn publish_many(&self, topics: &[String], payload: &[u8]) -> Result<(), BrokerError> {
         for topic in topics {
+            self.publish(topic, payload).await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes a different payload to each topic (one round trip where the backend
+    /// allows). Subscribers on this node get theirs directly, without the backend.
+    async fn publish_each(&self, items: &[(String, Arc<[u8]>)]) -> Result<(), BrokerError> {
+        for (topic, payload) in items {
             self.publish(topic, payload).await?;
         }
         Ok(())

@@ -22,6 +22,7 @@ use super::{Broker, BrokerError, Subscription, check_topic};
 const CHANNEL_PREFIX: &str = "cloak:";
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const JANITOR_PERIOD: Duration = Duration::from_secs(10);
+const NODE_ID_LEN: usize = 16;
 
 /// A broker backed by Redis pub/sub.
 pub struct RedisBroker {
@@ -31,6 +32,9 @@ pub struct RedisBroker {
 }
 
 struct Shared {
+    /// This node's random id, put before every payload it publishes: the reader skips
+    /// its own publications, which were already delivered locally.
+    node: [u8; NODE_ID_LEN],
     client: redis::Client,
     fanout: Fanout,
     sink: RwLock<Option<PubSubSink>>,
@@ -50,6 +54,7 @@ impl RedisBroker {
             .map_err(unavailable)?;
         let client = redis::Client::open(url.expose_secret()).map_err(unavailable)?;
         let shared = Arc::new(Shared {
+            node: *uuid::Uuid::new_v4().as_bytes(),
             client,
             fanout: Fanout::default(),
             sink: RwLock::new(None),
@@ -102,9 +107,14 @@ impl Shared {
                 let Some(topic) = msg.get_channel_name().strip_prefix(CHANNEL_PREFIX) else {
                     continue;
                 };
-                shared
-                    .fanout
-                    .deliver(topic, Arc::from(msg.get_payload_bytes()));
+                let payload = msg.get_payload_bytes();
+                // Another node's publication (ours were delivered locally already).
+                match payload.split_at_checked(NODE_ID_LEN) {
+                    Some((origin, body)) if origin != shared.node => {
+                        shared.fanout.deliver(topic, Arc::from(body));
+                    }
+                    _ => {}
+                }
             }
             *shared.sink.write().await = None;
             tracing::warn!("redis pub/sub connection lost; reconnecting");
@@ -158,6 +168,15 @@ impl Shared {
     }
 }
 
+impl Shared {
+    fn tagged(&self, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(NODE_ID_LEN + payload.len());
+        out.extend_from_slice(&self.node);
+        out.extend_from_slice(payload);
+        out
+    }
+}
+
 fn channel(topic: &str) -> String {
     format!("{CHANNEL_PREFIX}{topic}")
 }
@@ -187,9 +206,10 @@ return {1, new_tat}
 impl Broker for RedisBroker {
     async fn publish(&self, topic: &str, payload: &[u8]) -> Result<(), BrokerError> {
         check_topic(topic)?;
+        self.shared.fanout.deliver(topic, Arc::from(payload));
         let mut conn = self.pool.get().await.map_err(unavailable)?;
         let _receivers: i64 = conn
-            .publish(channel(topic), payload)
+            .publish(channel(topic), self.shared.tagged(payload))
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -199,10 +219,30 @@ impl Broker for RedisBroker {
         if topics.is_empty() {
             return Ok(());
         }
+        let local: Arc<[u8]> = Arc::from(payload);
+        let tagged = self.shared.tagged(payload);
         let mut pipe = redis::pipe();
         for topic in topics {
             check_topic(topic)?;
-            pipe.publish(channel(topic), payload).ignore();
+            self.shared.fanout.deliver(topic, local.clone());
+            pipe.publish(channel(topic), &tagged).ignore();
+        }
+        let mut conn = self.pool.get().await.map_err(unavailable)?;
+        pipe.query_async::<()>(&mut *conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn publish_each(&self, items: &[(String, Arc<[u8]>)]) -> Result<(), BrokerError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (topic, payload) in items {
+            check_topic(topic)?;
+            self.shared.fanout.deliver(topic, payload.clone());
+            pipe.publish(channel(topic), self.shared.tagged(payload))
+                .ignore();
         }
         let mut conn = self.pool.get().await.map_err(unavailable)?;
         pipe.query_async::<()>(&mut *conn)

@@ -14,6 +14,7 @@ use super::extract::ValidatedJson;
 use super::problem::ApiError;
 use crate::clock::to_datetime;
 use crate::services::devices::require_approved;
+use crate::services::hot::Invalidation;
 use crate::services::{ServiceError, abuse, limits};
 use crate::state::AppState;
 use crate::store::ReportRecord;
@@ -65,6 +66,9 @@ pub async fn put_trust_levels(
         state.clock.now_ms(),
     )
     .await?;
+    state
+        .invalidate(Invalidation::Tenant(auth.0.tenant_id))
+        .await;
     Ok(web::Json(body.0))
 }
 
@@ -202,6 +206,10 @@ async fn decide(
         state.clock.now_ms(),
     )
     .await?;
+    // Upheld reports count against automatic promotion, and may suspend.
+    state
+        .user_changed(tenant, decision.report.reported_user_id, decision.suspended)
+        .await;
     Ok(web::Json(view(&decision.report)))
 }
 

@@ -16,6 +16,7 @@ use super::problem::ApiError;
 use crate::clock::to_datetime;
 use crate::services::ServiceError;
 use crate::services::billing::{self, ManualChange};
+use crate::services::hot::Invalidation;
 use crate::state::AppState;
 use crate::store;
 
@@ -70,6 +71,9 @@ pub async fn put_prices(
     body: ValidatedJson<PriceTable>,
 ) -> Result<web::Json<PriceTable>, ApiError> {
     billing::put_prices(state.store.as_ref(), auth.0.tenant_id, &body.0).await?;
+    state
+        .invalidate(Invalidation::Tenant(auth.0.tenant_id))
+        .await;
     Ok(web::Json(body.0))
 }
 
@@ -105,9 +109,11 @@ pub async fn put_billing_settings(
     state: web::Data<AppState>,
     body: ValidatedJson<BillingSettings>,
 ) -> Result<web::Json<BillingSettings>, ApiError> {
-    Ok(web::Json(
-        billing::put_settings(state.store.as_ref(), auth.0.tenant_id, &body.0).await?,
-    ))
+    let settings = billing::put_settings(state.store.as_ref(), auth.0.tenant_id, &body.0).await?;
+    state
+        .invalidate(Invalidation::Tenant(auth.0.tenant_id))
+        .await;
+    Ok(web::Json(settings))
 }
 
 /// Wallets that have held credits.

@@ -620,6 +620,11 @@ pub async fn save_prices(
         ));
     }
     billing::put_prices(state.store.as_ref(), signed.account.tenant_id, &prices).await?;
+    state
+        .invalidate(crate::services::hot::Invalidation::Tenant(
+            signed.account.tenant_id,
+        ))
+        .await;
     Ok(see_other("/console/prices?ok=Saved"))
 }
 

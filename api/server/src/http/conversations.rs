@@ -150,16 +150,12 @@ pub async fn send_message(
     id: web::Path<Uuid>,
     body: ValidatedJson<SendMessageRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let s = &state;
     let stored = delivery::send(
-        s.store.as_ref(),
-        s.broker.as_ref(),
-        &s.tokens,
+        state.delivery(),
         &auth.0,
         *id,
         &body.0,
-        s.clock.now_ms(),
-        s.settings.mailbox_quota,
+        state.clock.now_ms(),
     )
     .await?;
     Ok(receipt_response(receipt(

@@ -194,6 +194,9 @@ pub async fn approve_device(
         state.clock.now_ms(),
     )
     .await?;
+    state
+        .device_changed(device.tenant_id, device.id, false)
+        .await;
     tracing::info!(device_id = %device.id, approver = %auth.0.device_id, "device approved");
     Ok(web::Json(device_view(&device)))
 }
@@ -218,6 +221,9 @@ pub async fn revoke_device(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let device = devices::revoke(state.store.as_ref(), &auth.0, *id, state.clock.now_ms()).await?;
+    state
+        .device_changed(device.tenant_id, device.id, true)
+        .await;
     tracing::info!(device_id = %device.id, "device revoked");
     Ok(HttpResponse::NoContent().finish())
 }

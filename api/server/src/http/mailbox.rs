@@ -3,35 +3,19 @@
 
 use actix_web::{get, post, web};
 use cloak_proto::Problem;
-use cloak_proto::delivery::{AckReceipt, AckRequest, Envelope, MailboxPage, MailboxQuery};
+use cloak_proto::delivery::{AckReceipt, AckRequest, MailboxPage, MailboxQuery};
 use validator::Validate;
 
 use super::auth::DeviceAuth;
 use super::extract::ValidatedJson;
 use super::problem::ApiError;
-use crate::clock::to_datetime;
 use crate::services::delivery;
 use crate::state::AppState;
-use crate::store::MailboxEntry;
 
 /// Default page size.
 pub const DEFAULT_LIMIT: u32 = 100;
 
-/// The wire form of a mailbox entry.
-pub fn envelope(e: MailboxEntry) -> Envelope {
-    Envelope {
-        seq: u64::try_from(e.seq).unwrap_or(0),
-        conversation_id: e.conversation_id,
-        sender_device_id: e.sender_device_id,
-        kind: e.kind,
-        epoch: u64::try_from(e.epoch).unwrap_or(0),
-        body: e.body,
-        sent_at: to_datetime(e.sent_at_ms),
-        sent_at_ms: e.sent_at_ms,
-        franking_tag: e.franking_tag,
-        franking_stamp: e.franking_stamp,
-    }
-}
+pub use crate::services::push::envelope;
 
 /// Entries after `after`, in sequence order.
 #[utoipa::path(
@@ -87,6 +71,7 @@ pub async fn ack_mailbox(
     state: web::Data<AppState>,
     body: ValidatedJson<AckRequest>,
 ) -> Result<web::Json<AckReceipt>, ApiError> {
-    let deleted = delivery::ack(state.store.as_ref(), &auth.0, body.0.up_to).await?;
+    let pending = delivery::ack(&state.pipeline, &auth.0, body.0.up_to).await?;
+    let deleted = crate::services::pipeline::settle(pending).await?;
     Ok(web::Json(AckReceipt { deleted }))
 }

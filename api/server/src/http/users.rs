@@ -134,7 +134,9 @@ pub async fn update_user(
         trust_level: b.trust_level,
         suspended: b.suspended,
     };
+    let suspends = patch.suspended == Some(true);
     let user = users::update(state.store.as_ref(), auth.0.tenant_id, *id, patch).await?;
+    state.user_changed(auth.0.tenant_id, *id, suspends).await;
     Ok(web::Json(user_view(&user)))
 }
 
@@ -155,7 +157,10 @@ pub async fn delete_user(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
+    // Their sockets are told to close before the devices go.
+    state.user_changed(auth.0.tenant_id, *id, true).await;
     users::delete(state.store.as_ref(), auth.0.tenant_id, *id).await?;
+    state.user_changed(auth.0.tenant_id, *id, false).await;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -1,24 +1,35 @@
-//! One WebSocket connection: authentication, resume, push of mailbox entries on wake-up,
-//! acknowledgements, sends, heartbeats, and backpressure.
+//! One WebSocket connection: authentication, resume, envelopes pushed from memory,
+//! pipelined sends and acknowledgements, heartbeats, and backpressure.
 //!
-//! Memory per connection is bounded: entries are read from the mailbox in pages only when
-//! the socket accepts frames (each send waits on actix-ws's bounded channel, and a reader
-//! that stalls for [`SEND_TIMEOUT`] is disconnected; its entries stay in the mailbox), and
-//! wake-ups carry no data (a lagging subscription just triggers a re-read).
+//! A connection keeps reading frames while its earlier sends are being stored: each send
+//! joins the node's group-commit pipeline and its answer waits in an ordered queue, so
+//! receipts leave in the order the sends came in; at most [`WINDOW`] answers may wait
+//! before the connection stops reading. Envelopes arrive on the device's broker topic
+//! with their sequence numbers: the next one is sent as it is, one already sent is
+//! skipped, and a gap (a missed note, a lagging subscription) makes the connection read
+//! the mailbox from its cursor instead, so nothing is skipped. Memory per connection is
+//! bounded: each frame to the client waits on actix-ws's bounded channel, and a reader
+//! that stalls for [`SEND_TIMEOUT`] is disconnected (its entries stay in the mailbox).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
-use cloak_proto::delivery::{ClientFrame, ServerFrame};
+use cloak_proto::delivery::{ClientFrame, SendMessageRequest, ServerFrame};
 use cloak_proto::devices::DeviceStatus;
+use futures_util::future::BoxFuture;
+use futures_util::stream::{FuturesOrdered, StreamExt as _};
 use secrecy::SecretString;
+use uuid::Uuid;
+use validator::Validate as _;
 
 use super::conversations::receipt;
 use super::mailbox::envelope;
 use super::problem::ApiError;
 use crate::broker::{Notification, Subscription};
+use crate::services::pipeline::settle;
 use crate::services::principals::DevicePrincipal;
+use crate::services::push::{self, Note};
 use crate::services::{ServiceError, delivery, devices};
 use crate::state::AppState;
 
@@ -26,23 +37,31 @@ use crate::state::AppState;
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 /// How long an unauthenticated connection may stay open.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often the server pings (and re-checks the device's standing).
+/// How often the server pings.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 /// A connection silent for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 /// A frame the client does not take within this long closes the connection.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// Mailbox page size when pushing.
+/// Mailbox page size when reading.
 const PAGE: u32 = 100;
+/// Answers (receipts, acks) that may be outstanding before the connection stops reading.
+pub const WINDOW: usize = 64;
+/// How long a closing connection waits for its outstanding answers.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An answer still being worked out, in frame order.
+type Answer = BoxFuture<'static, ServerFrame>;
 
 struct Connection {
     state: Arc<AppState>,
     session: Session,
     device: Option<DevicePrincipal>,
-    /// Last sequence number pushed; `None` until the client resumes.
+    /// Last sequence number sent; `None` until the client resumes.
     cursor: Option<u64>,
     wakeups: Option<Subscription>,
     last_heard: Instant,
+    answers: FuturesOrdered<Answer>,
 }
 
 /// Runs a connection to its end.
@@ -60,6 +79,7 @@ pub async fn run(
         cursor: None,
         wakeups: None,
         last_heard: Instant::now(),
+        answers: FuturesOrdered::new(),
     };
     let mut open = match device {
         Some(d) => conn.authenticated(d).await,
@@ -77,7 +97,10 @@ pub async fn run(
                 close_reason = Some(CloseReason { code: CloseCode::Away, description: Some("server shutting down".into()) });
                 open = false;
             }
-            message = stream.recv() => match message {
+            Some(answer) = conn.answers.next(), if !conn.answers.is_empty() => {
+                open = conn.send(&answer).await;
+            }
+            message = stream.recv(), if conn.answers.len() < WINDOW => match message {
                 Some(Ok(message)) => {
                     conn.last_heard = Instant::now();
                     open = conn.on_message(message).await;
@@ -88,16 +111,24 @@ pub async fn run(
                 }
                 None => open = false,
             },
-            note = next_wakeup(&mut conn.wakeups) => {
+            note = next_note(&mut conn.wakeups) => {
                 open = match note {
-                    Some(_) => conn.pump().await,
+                    Some(Notification::Message(payload)) => match push::decode(&payload) {
+                        Note::Envelope { seq, frame } => conn.pushed(seq, frame).await,
+                        Note::Wake => conn.pump().await,
+                        Note::Close => {
+                            close_reason = Some(no_longer_authorised());
+                            false
+                        }
+                    },
+                    Some(Notification::Lagged(_)) => conn.pump().await,
                     None => false,
                 };
             }
             _ = heartbeat.tick() => {
                 open = conn.heartbeat().await;
                 if !open {
-                    close_reason = Some(CloseReason { code: CloseCode::Policy, description: Some("idle or no longer authorised".into()) });
+                    close_reason = Some(CloseReason { code: CloseCode::Policy, description: Some("idle".into()) });
                 }
             }
             _ = &mut auth_deadline, if conn.device.is_none() => {
@@ -106,15 +137,39 @@ pub async fn run(
             }
         }
     }
+    conn.drain_answers().await;
     let _ = conn.session.close(close_reason).await;
     metrics::gauge!("ws_connected_devices").decrement(1.0);
 }
 
-async fn next_wakeup(wakeups: &mut Option<Subscription>) -> Option<Notification> {
+fn no_longer_authorised() -> CloseReason {
+    CloseReason {
+        code: CloseCode::Policy,
+        description: Some("no longer authorised".into()),
+    }
+}
+
+async fn next_note(wakeups: &mut Option<Subscription>) -> Option<Notification> {
     match wakeups {
         Some(s) => s.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// The `error` frame for a failure, as the REST API would answer it.
+fn error_frame(e: ApiError, client_msg_id: Option<Uuid>) -> ServerFrame {
+    let retry_after_ms = e.retry_after_ms().map(|ms| u64::try_from(ms).unwrap_or(0));
+    let problem = e.problem();
+    ServerFrame::Error {
+        code: problem.code,
+        detail: problem.detail,
+        client_msg_id,
+        retry_after_ms,
+    }
+}
+
+fn ready(frame: ServerFrame) -> Answer {
+    Box::pin(std::future::ready(frame))
 }
 
 impl Connection {
@@ -123,28 +178,42 @@ impl Connection {
         let Ok(text) = serde_json::to_string(frame) else {
             return false;
         };
+        self.send_text(text).await
+    }
+
+    async fn send_text(&mut self, text: String) -> bool {
         matches!(
             tokio::time::timeout(SEND_TIMEOUT, self.session.text(text)).await,
             Ok(Ok(()))
         )
     }
 
-    async fn send_error(&mut self, e: ServiceError, client_msg_id: Option<uuid::Uuid>) -> bool {
-        let error = ApiError::from(e);
-        let retry_after_ms = error
-            .retry_after_ms()
-            .map(|ms| u64::try_from(ms).unwrap_or(0));
-        let problem = error.problem();
-        self.send(&ServerFrame::Error {
-            code: problem.code,
-            detail: problem.detail,
-            client_msg_id,
-            retry_after_ms,
-        })
-        .await
+    async fn send_error(&mut self, e: ServiceError, client_msg_id: Option<Uuid>) -> bool {
+        self.send(&error_frame(ApiError::from(e), client_msg_id))
+            .await
     }
 
-    /// Subscribes to the device's wake-ups, then says `ready`.
+    /// Queues an answer behind the outstanding ones.
+    fn answer(&mut self, answer: Answer) {
+        self.answers.push_back(answer);
+    }
+
+    /// Sends what is still outstanding (the sends are stored either way), for a while.
+    async fn drain_answers(&mut self) {
+        let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
+        while !self.answers.is_empty() {
+            match tokio::time::timeout_at(deadline, self.answers.next()).await {
+                Ok(Some(frame)) => {
+                    if !self.send(&frame).await {
+                        return;
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Subscribes to the device's topic, then says `ready`.
     async fn authenticated(&mut self, device: DevicePrincipal) -> bool {
         match self
             .state
@@ -170,20 +239,38 @@ impl Connection {
             AggregatedMessage::Text(text) => match serde_json::from_str::<ClientFrame>(&text) {
                 Ok(frame) => self.on_frame(frame).await,
                 Err(e) => {
-                    self.send_error(ServiceError::invalid("invalid_frame", e.to_string()), None)
-                        .await
+                    self.answer(ready(error_frame(
+                        ServiceError::invalid("invalid_frame", e.to_string()).into(),
+                        None,
+                    )));
+                    true
                 }
             },
             AggregatedMessage::Binary(_) => {
-                self.send_error(
-                    ServiceError::invalid("invalid_frame", "frames are JSON text"),
+                self.answer(ready(error_frame(
+                    ServiceError::invalid("invalid_frame", "frames are JSON text").into(),
                     None,
-                )
-                .await
+                )));
+                true
             }
             AggregatedMessage::Ping(bytes) => self.session.pong(&bytes).await.is_ok(),
             AggregatedMessage::Pong(_) => true,
             AggregatedMessage::Close(_) => false,
+        }
+    }
+
+    /// Whether the device may still act, by its current (cached) standing.
+    async fn still_authorised(&mut self, device: &DevicePrincipal) -> bool {
+        let state = self.state.clone();
+        match state
+            .hot
+            .device_auth(state.store.as_ref(), device.tenant_id, device.device_id)
+            .await
+        {
+            Ok(Some(auth)) => auth.device.status == DeviceStatus::Approved && !auth.user_suspended,
+            Ok(None) => false,
+            // The database is unreachable: the frame itself will fail with a 503 frame.
+            Err(_) => true,
         }
     }
 
@@ -200,48 +287,82 @@ impl Connection {
                 }
             };
         };
-        let state = self.state.clone();
-        match frame {
-            ClientFrame::Auth { .. } => {
-                self.send_error(
-                    ServiceError::invalid("already_authenticated", "send auth only once"),
+        if !self.still_authorised(&device).await {
+            let _ = self
+                .send_error(
+                    ServiceError::unauthorized(
+                        "device_revoked",
+                        "the device is revoked or its user suspended",
+                    ),
                     None,
                 )
-                .await
+                .await;
+            return false;
+        }
+        match frame {
+            ClientFrame::Auth { .. } => {
+                self.answer(ready(error_frame(
+                    ServiceError::invalid("already_authenticated", "send auth only once").into(),
+                    None,
+                )));
+                true
             }
             ClientFrame::Resume { after } => {
                 self.cursor = Some(after);
                 self.pump().await
             }
             ClientFrame::Ack { up_to } => {
-                match delivery::ack(state.store.as_ref(), &device, up_to).await {
-                    Ok(deleted) => self.send(&ServerFrame::Acked { up_to, deleted }).await,
-                    Err(e) => self.send_error(e, None).await,
-                }
+                let answer: Answer = match delivery::ack(&self.state.pipeline, &device, up_to).await
+                {
+                    Ok(pending) => Box::pin(async move {
+                        match settle(pending).await {
+                            Ok(deleted) => ServerFrame::Acked { up_to, deleted },
+                            Err(e) => error_frame(e.into(), None),
+                        }
+                    }),
+                    Err(e) => ready(error_frame(e.into(), None)),
+                };
+                self.answer(answer);
+                true
             }
             ClientFrame::Send {
                 conversation_id,
                 message,
             } => {
-                let result = delivery::send(
-                    state.store.as_ref(),
-                    state.broker.as_ref(),
-                    &state.tokens,
-                    &device,
-                    conversation_id,
-                    &message,
-                    state.clock.now_ms(),
-                    state.settings.mailbox_quota,
-                )
-                .await;
-                match result {
-                    Ok(stored) => {
-                        let r = receipt(message.client_msg_id, conversation_id, &stored);
-                        self.send(&ServerFrame::Sent(r)).await
-                    }
-                    Err(e) => self.send_error(e, Some(message.client_msg_id)).await,
-                }
+                let answer = self.queue_send(&device, conversation_id, message).await;
+                self.answer(answer);
+                true
             }
+        }
+    }
+
+    /// Checks a send exactly as the REST endpoint does, and queues it in the pipeline.
+    async fn queue_send(
+        &mut self,
+        device: &DevicePrincipal,
+        conversation_id: Uuid,
+        message: SendMessageRequest,
+    ) -> Answer {
+        let id = message.client_msg_id;
+        if let Err(e) = message.validate() {
+            return ready(error_frame(ApiError::validation(&e), Some(id)));
+        }
+        let state = self.state.clone();
+        let ctx = state.delivery();
+        let now = state.clock.now_ms();
+        let queued = match delivery::prepare_send(ctx, device, conversation_id, &message, now).await
+        {
+            Ok(prepared) => delivery::queue_send(ctx, prepared).await,
+            Err(e) => Err(e),
+        };
+        match queued {
+            Ok(queued) => Box::pin(async move {
+                match queued.wait().await {
+                    Ok(stored) => ServerFrame::Sent(receipt(id, conversation_id, &stored)),
+                    Err(e) => error_frame(e.into(), Some(id)),
+                }
+            }),
+            Err(e) => ready(error_frame(e.into(), Some(id))),
         }
     }
 
@@ -264,7 +385,29 @@ impl Connection {
         }
     }
 
-    /// Pushes every entry after the cursor, page by page.
+    /// An envelope pushed from memory: the next one is sent as it is; one already sent is
+    /// skipped; after a gap the mailbox is read from the cursor.
+    async fn pushed(&mut self, seq: u64, frame: &str) -> bool {
+        let Some(cursor) = self.cursor else {
+            // Not resumed yet: the resume reads the mailbox.
+            return true;
+        };
+        if seq <= cursor {
+            return true;
+        }
+        if seq != cursor + 1 {
+            metrics::counter!("delivery_push_gaps_total").increment(1);
+            return self.pump().await;
+        }
+        if !self.send_text(frame.to_owned()).await {
+            return false;
+        }
+        self.cursor = Some(seq);
+        metrics::counter!("delivery_pushed_total").increment(1);
+        true
+    }
+
+    /// Sends every entry after the cursor, page by page, from the mailbox.
     async fn pump(&mut self) -> bool {
         let (Some(device), Some(mut cursor)) = (self.device, self.cursor) else {
             return true;
@@ -294,23 +437,11 @@ impl Connection {
         }
     }
 
-    /// Pings, closes idle connections, and drops devices revoked or suspended meanwhile.
+    /// Pings and closes idle connections. Standing is not polled: revocation and
+    /// suspension close sockets through the broker, and every frame is checked.
     async fn heartbeat(&mut self) -> bool {
         if self.last_heard.elapsed() > IDLE_TIMEOUT {
             return false;
-        }
-        if let Some(device) = self.device {
-            match self
-                .state
-                .store
-                .device_auth(device.tenant_id, device.device_id)
-                .await
-            {
-                Ok(Some(auth))
-                    if auth.device.status == DeviceStatus::Approved && !auth.user_suspended => {}
-                Ok(_) => return false,
-                Err(e) => tracing::warn!(error = %e, "websocket standing check failed"),
-            }
         }
         self.session.ping(b"").await.is_ok()
     }

@@ -1,7 +1,8 @@
 //! Delivery: the server as MLS delivery service. It orders commits per conversation
 //! (compare-and-swap on the epoch), stores every message durably in each recipient
-//! device's mailbox before acknowledging the sender, and wakes the node holding each
-//! recipient's socket. Bodies are opaque ciphertext; nothing here reads them.
+//! device's mailbox before acknowledging the sender (through the node's group-commit
+//! [`Pipeline`]), and pushes it to the recipients' sockets from memory. Bodies are opaque
+//! ciphertext; nothing here reads them.
 
 use cloak_proto::delivery::{CommitRequest, MessageClass, SendMessageRequest};
 use cloak_proto::devices::DeviceStatus;
@@ -9,16 +10,32 @@ use uuid::Uuid;
 
 use super::ServiceError;
 use super::abuse;
+use super::batcher::Pending;
 use super::billing::{self, Billable};
 use super::devices::require_approved;
+use super::hot::HotCache;
 use super::limits::{self, Policy};
+use super::pipeline::{self, Pipeline};
 use super::principals::DevicePrincipal;
+use super::push;
 use super::tokens::TokenSigner;
 use crate::broker::Broker;
 use crate::store::{
-    CommitChanges, ConversationRecord, MailboxEntry, Member, NewSend, SendOutcome, Store,
+    Ack, CommitChanges, ConversationRecord, MailboxEntry, Member, NewSend, SendOutcome, Store,
     StoredSend,
 };
+
+/// What the send path needs of the node.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    pub store: &'a dyn Store,
+    pub broker: &'a dyn Broker,
+    pub signer: &'a TokenSigner,
+    pub hot: &'a HotCache,
+    pub pipeline: &'a Pipeline,
+    /// Most entries a mailbox may hold.
+    pub mailbox_quota: i64,
+}
 
 /// How long a client message id is remembered for deduplication.
 pub const DEDUP_WINDOW_MS: i64 = 7 * 24 * 60 * 60 * 1000;
@@ -26,10 +43,7 @@ pub const DEDUP_WINDOW_MS: i64 = 7 * 24 * 60 * 60 * 1000;
 /// Largest control message (receipt, typing indicator), which is free.
 pub const MAX_CONTROL_BYTES: usize = 1024;
 
-/// The broker topic that wakes a device's socket.
-pub fn device_topic(device_id: Uuid) -> String {
-    format!("device:{device_id}")
-}
+pub use push::device_topic;
 
 fn conversation_not_found() -> ServiceError {
     ServiceError::NotFound("conversation")
@@ -111,30 +125,52 @@ fn outcome(result: SendOutcome) -> Result<StoredSend, ServiceError> {
             "membership_conflict",
             format!("device {device} is already a member (add) or is not a member (remove)"),
         )),
+        SendOutcome::SenderRevoked => Err(ServiceError::unauthorized(
+            "device_revoked",
+            "the device has been revoked",
+        )),
+        SendOutcome::SenderSuspended => Err(ServiceError::unauthorized(
+            "user_suspended",
+            "the user is suspended",
+        )),
     }
 }
 
-/// Wakes every recipient's socket, wherever it is connected. Best effort: the entries are
-/// already durable, and a device that misses a wake-up finds them when it next fetches.
-async fn wake(broker: &dyn Broker, recipients: &[Uuid]) {
-    let topics: Vec<String> = recipients.iter().map(|d| device_topic(*d)).collect();
-    if let Err(e) = broker.publish_many(&topics, b"").await {
-        tracing::warn!(error = %e, "wake-up publish failed");
+/// A send that passed the checks made before the batch.
+pub enum Prepared {
+    /// To be stored.
+    Store(Box<NewSend>),
+    /// A retry of a message that was stored before, refused by the limiter: answered as
+    /// the replay it is.
+    Replay(StoredSend),
+}
+
+/// A send queued in the pipeline, or already answered.
+pub enum Queued {
+    Pending(Pending<SendOutcome>),
+    Done(StoredSend),
+}
+
+impl Queued {
+    /// Waits for the batch that stores it.
+    pub async fn wait(self) -> Result<StoredSend, ServiceError> {
+        match self {
+            Self::Done(s) => Ok(s),
+            Self::Pending(p) => outcome(pipeline::settle(p).await?),
+        }
     }
 }
 
-/// Stores an application message for every other member, then wakes them.
-#[allow(clippy::too_many_arguments)]
-pub async fn send(
-    store: &dyn Store,
-    broker: &dyn Broker,
-    signer: &TokenSigner,
+/// Checks a message before it joins a batch: size and franking rules, the sender's trust
+/// level and rate limit (cached level, limiter in the broker), and its price. Membership,
+/// epoch, standing and balance are checked in the batch's transaction.
+pub async fn prepare_send(
+    ctx: Ctx<'_>,
     device: &DevicePrincipal,
     conversation_id: Uuid,
     request: &SendMessageRequest,
     now_ms: i64,
-    mailbox_quota: i64,
-) -> Result<StoredSend, ServiceError> {
+) -> Result<Prepared, ServiceError> {
     require_approved(device)?;
     if request.class == MessageClass::Control && request.body.len() > MAX_CONTROL_BYTES {
         return Err(ServiceError::invalid(
@@ -151,7 +187,7 @@ pub async fn send(
                 now_ms,
                 tag,
             );
-            Some((tag.clone(), signer.stamp(&input)))
+            Some((tag.clone(), ctx.signer.stamp(&input)))
         }
         Some(_) => {
             return Err(ServiceError::invalid(
@@ -161,7 +197,10 @@ pub async fn send(
         }
         None => None,
     };
-    let level = limits::standing(store, device.tenant_id, device.user_id, now_ms).await?;
+    let level = ctx
+        .hot
+        .standing(ctx.store, device.tenant_id, device.user_id, now_ms)
+        .await?;
     limits::allows_class(&level, request.class)?;
     let policy = if request.class == MessageClass::Control {
         Policy::control()
@@ -170,17 +209,18 @@ pub async fn send(
     };
     let subject = format!("{}:{}", device.tenant_id, device.user_id);
     // The limiter first: a refused request costs no further database work.
-    if let Err(limited) = limits::hit(broker, &subject, &policy, now_ms).await {
+    if let Err(limited) = limits::hit(ctx.broker, &subject, &policy, now_ms).await {
         // A retry of a message that was accepted is answered as such, not refused.
-        if let Some(previous) = store
+        if let Some(previous) = ctx
+            .store
             .find_send(device.tenant_id, device.device_id, request.client_msg_id)
             .await?
         {
-            return Ok(previous);
+            return Ok(Prepared::Replay(previous));
         }
         abuse::limit_event(
-            store,
-            broker,
+            ctx.store,
+            ctx.broker,
             device.tenant_id,
             device.user_id,
             policy.name,
@@ -189,7 +229,7 @@ pub async fn send(
         .await;
         return Err(limited);
     }
-    let plan = store.billing_plan(device.tenant_id).await?;
+    let plan = ctx.hot.billing_plan(ctx.store, device.tenant_id).await?;
     let charge = billing::charge_for(
         &plan,
         device.tenant_id,
@@ -197,7 +237,7 @@ pub async fn send(
         format!("device:{}", device.device_id),
         Billable::Message(request.class),
     )?;
-    let send = NewSend {
+    Ok(Prepared::Store(Box::new(NewSend {
         tenant_id: device.tenant_id,
         conversation_id,
         sender: member(device),
@@ -205,17 +245,31 @@ pub async fn send(
         epoch: epoch_arg(request.epoch)?,
         body: request.body.clone(),
         now_ms,
-        mailbox_quota,
+        mailbox_quota: ctx.mailbox_quota,
         charge,
         franking,
-    };
-    let stored = outcome(store.store_application(&send).await?)?;
-    if !stored.duplicate {
-        metrics::counter!("delivery_envelopes_stored_total")
-            .increment(stored.recipients.len() as u64);
-        wake(broker, &stored.recipients).await;
+    })))
+}
+
+/// Hands a prepared send to the pipeline, behind the device's earlier sends.
+pub async fn queue_send(ctx: Ctx<'_>, prepared: Prepared) -> Result<Queued, ServiceError> {
+    match prepared {
+        Prepared::Replay(s) => Ok(Queued::Done(s)),
+        Prepared::Store(send) => Ok(Queued::Pending(ctx.pipeline.send(*send).await?)),
     }
-    Ok(stored)
+}
+
+/// Stores an application message for every other member (through the pipeline) and
+/// pushes it to them.
+pub async fn send(
+    ctx: Ctx<'_>,
+    device: &DevicePrincipal,
+    conversation_id: Uuid,
+    request: &SendMessageRequest,
+    now_ms: i64,
+) -> Result<StoredSend, ServiceError> {
+    let prepared = prepare_send(ctx, device, conversation_id, request, now_ms).await?;
+    queue_send(ctx, prepared).await?.wait().await
 }
 
 /// Applies a commit (if the conversation is still at its epoch) with its Welcome.
@@ -273,7 +327,7 @@ pub async fn commit(
     };
     let stored = outcome(store.store_commit(&send, &changes).await?)?;
     if !stored.duplicate {
-        wake(broker, &stored.recipients).await;
+        push::wake(broker, &stored.recipients).await;
     }
     Ok(stored)
 }
@@ -299,15 +353,20 @@ pub async fn fetch(
         .await?)
 }
 
-/// Deletes the device's entries up to and including `up_to`.
+/// Deletes the device's entries up to and including `up_to` (coalesced with other
+/// acknowledgements into one transaction).
 pub async fn ack(
-    store: &dyn Store,
+    pipeline: &Pipeline,
     device: &DevicePrincipal,
     up_to: u64,
-) -> Result<u64, ServiceError> {
+) -> Result<Pending<u64>, ServiceError> {
     require_approved(device)?;
     let up_to = i64::try_from(up_to).unwrap_or(i64::MAX);
-    Ok(store
-        .ack_mailbox(device.tenant_id, device.device_id, up_to)
-        .await?)
+    pipeline
+        .ack(Ack {
+            tenant_id: device.tenant_id,
+            device_id: device.device_id,
+            up_to,
+        })
+        .await
 }

@@ -3,19 +3,23 @@
 
 pub mod abuse;
 pub mod api_keys;
+pub mod batcher;
 pub mod billing;
 pub mod checkout;
 pub mod console;
 pub mod delivery;
 pub mod devices;
 pub mod error;
+pub mod hot;
 pub mod ids;
 pub mod invites;
 pub mod key_packages;
 pub mod limits;
 pub mod meter;
 pub mod outbound;
+pub mod pipeline;
 pub mod principals;
+pub mod push;
 pub mod qr;
 pub mod stripe_api;
 pub mod stripe_events;

@@ -54,6 +54,9 @@ pub struct CommitChanges {
 pub struct StoredSend {
     /// Devices whose mailboxes got an entry.
     pub recipients: Vec<Uuid>,
+    /// The sequence number each recipient's entry got, in `recipients` order (empty when
+    /// the send answers a retry, or for commits).
+    pub seqs: Vec<i64>,
     /// The conversation's epoch afterwards.
     pub epoch: i64,
     pub sent_at_ms: i64,
@@ -77,6 +80,18 @@ pub enum SendOutcome {
     BadMembership(Uuid),
     /// The payer cannot afford the send (its balance given); nothing was stored.
     InsufficientCredits(i64),
+    /// The sending device was revoked (or is not approved) when the send was stored.
+    SenderRevoked,
+    /// The sender's user was suspended when the send was stored.
+    SenderSuspended,
+}
+
+/// An acknowledgement to apply: delete the device's entries up to and including `up_to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack {
+    pub tenant_id: Uuid,
+    pub device_id: Uuid,
+    pub up_to: i64,
 }
 
 /// One stored mailbox entry.
@@ -125,7 +140,17 @@ pub trait DeliveryStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Stores an application message for every other member, in one transaction, before
     /// the caller acknowledges it; a repeated `client_msg_id` stores nothing.
-    async fn store_application(&self, send: &NewSend) -> Result<SendOutcome, StoreError>;
+    async fn store_application(&self, send: &NewSend) -> Result<SendOutcome, StoreError> {
+        let mut outcomes = self.store_applications(std::slice::from_ref(send)).await?;
+        outcomes
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("a batch of one gave no outcome".into()))
+    }
+    /// Stores a batch of application messages in one transaction (group commit), deciding
+    /// each in order: one outcome per send. A refused message (stale epoch, 402, full
+    /// mailbox, …) changes nothing and never fails the others; an `Err` means nothing of
+    /// the batch was stored.
+    async fn store_applications(&self, sends: &[NewSend]) -> Result<Vec<SendOutcome>, StoreError>;
     /// The stored send with this sender device and client message id, if any.
     async fn find_send(
         &self,
@@ -156,7 +181,21 @@ pub trait DeliveryStore: Send + Sync {
         tenant_id: Uuid,
         device_id: Uuid,
         up_to: i64,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<u64, StoreError> {
+        let ack = Ack {
+            tenant_id,
+            device_id,
+            up_to,
+        };
+        Ok(self
+            .ack_mailboxes(&[ack])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(0))
+    }
+    /// Applies many acknowledgements in one transaction; how many entries each deleted.
+    async fn ack_mailboxes(&self, acks: &[Ack]) -> Result<Vec<u64>, StoreError>;
     /// Deletes expired entries and old send records; returns how many entries went.
     async fn purge_mailboxes(&self, now_ms: i64, sends_before_ms: i64) -> Result<u64, StoreError>;
 }

@@ -9,6 +9,7 @@ mod abuse;
 mod billing;
 mod console;
 mod delivery;
+mod delivery_batch;
 mod error;
 mod identity;
 mod invites;
@@ -19,6 +20,7 @@ mod sql_abuse;
 mod sql_billing;
 mod sql_console;
 mod sql_delivery;
+mod sql_delivery_batch;
 mod sql_devices;
 mod sql_invites;
 mod sql_key_packages;
@@ -39,8 +41,8 @@ pub use billing::{
 };
 pub use console::{ConsoleAccount, ConsoleSession, ConsoleStore};
 pub use delivery::{
-    CommitChanges, ConversationRecord, DeliveryStore, MailboxEntry, Member, NewSend, SendOutcome,
-    StoredSend,
+    Ack, CommitChanges, ConversationRecord, DeliveryStore, MailboxEntry, Member, NewSend,
+    SendOutcome, StoredSend,
 };
 pub use error::StoreError;
 pub use identity::{

@@ -10,6 +10,7 @@ use super::sql_abuse::{impl_abuse_store, report_from_row};
 use super::sql_billing::{delivery_from_row, impl_billing_store, ledger_from_row};
 use super::sql_console::{console_account_from_row, impl_console_store};
 use super::sql_delivery::impl_delivery_store;
+use super::sql_delivery_batch::impl_delivery_batch;
 use super::sql_devices::{device_from_row, impl_device_store};
 use super::sql_invites::{impl_invite_store, invite_from_row};
 use super::sql_key_packages::{CLAIM_ONE_TIME_POSTGRES, impl_key_package_store};
@@ -50,12 +51,15 @@ impl PgStore {
 
 impl Backend for PgStore {
     type Db = sqlx::Postgres;
+    const LOCK_ROWS: &'static str = " FOR NO KEY UPDATE";
+    const SHARE_CONVERSATIONS: &'static str = " FOR SHARE OF c";
 }
 
 impl_tenant_and_key_stores!(PgStore);
 impl_user_stores!(PgStore);
 impl_device_store!(PgStore);
 impl_delivery_store!(PgStore);
+impl_delivery_batch!(PgStore);
 impl_invite_store!(PgStore);
 impl_billing_store!(PgStore);
 impl_console_store!(PgStore);

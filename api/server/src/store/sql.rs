@@ -238,4 +238,12 @@ pub(crate) use {api_key_from_row, impl_tenant_and_key_stores};
 /// Names the sqlx database type behind a store, for the shared macro bodies.
 pub(crate) trait Backend {
     type Db: sqlx::Database;
+    /// Appended to a `SELECT … ORDER BY id` that locks the rows it reads for an update
+    /// (PostgreSQL; SQLite's write transactions already hold the database's write lock).
+    /// `NO KEY UPDATE`, as an `UPDATE` of non-key columns takes: it does not block the
+    /// foreign-key checks of concurrent inserts that reference the row.
+    const LOCK_ROWS: &'static str;
+    /// Appended to the batch's conversation read: a share lock, so a commit's epoch
+    /// compare-and-swap waits for the batches that checked the epoch before it.
+    const SHARE_CONVERSATIONS: &'static str;
 }

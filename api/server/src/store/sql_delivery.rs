@@ -68,6 +68,7 @@ macro_rules! impl_delivery_store {
             Ok(match row {
                 None => None,
                 Some(row) => Some($crate::store::StoredSend {
+                    seqs: Vec::new(),
                     recipients: Vec::with_capacity(usize::try_from(row.try_get::<i64, _>("recipients")?).unwrap_or(0)),
                     epoch: row.try_get("epoch")?,
                     sent_at_ms: row.try_get("sent_at")?,
@@ -277,61 +278,11 @@ macro_rules! impl_delivery_store {
                 Ok(row.is_some())
             }
 
-            async fn store_application(
+            async fn store_applications(
                 &self,
-                send: &$crate::store::NewSend,
-            ) -> Result<$crate::store::SendOutcome, $crate::store::StoreError> {
-                use $crate::store::SendOutcome;
-                let mut tx = self.begin_write().await?;
-                if let Some(previous) = previous_send(&mut *tx, send).await? {
-                    return Ok(SendOutcome::Stored(previous));
-                }
-                let (epoch, retention, members) = match open_send(&mut tx, send).await? {
-                    Ok(v) => v,
-                    Err(outcome) => return Ok(outcome),
-                };
-                if epoch != send.epoch {
-                    return Ok(SendOutcome::StaleEpoch(epoch));
-                }
-                if let Some(charge) = &send.charge {
-                    let key = format!("msg:{}:{}", send.sender.device_id, send.client_msg_id);
-                    let reference = Some(send.client_msg_id.to_string());
-                    if let Err(balance) = apply_charge(&mut tx, send.tenant_id, charge, key, reference, send.now_ms).await? {
-                        return Ok(SendOutcome::InsufficientCredits(balance));
-                    }
-                }
-                // Users who blocked the sender get none of its messages.
-                let blockers: Vec<uuid::Uuid> = {
-                    use sqlx::Row as _;
-                    let rows = sqlx::query("SELECT blocker_user_id FROM blocks WHERE tenant_id = $1 AND blocked_user_id = $2")
-                        .bind(send.tenant_id)
-                        .bind(send.sender.user_id)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    let mut out = Vec::with_capacity(rows.len());
-                    for row in &rows {
-                        out.push(row.try_get("blocker_user_id")?);
-                    }
-                    out
-                };
-                let recipients: Vec<uuid::Uuid> = members
-                    .iter()
-                    .filter(|m| m.device_id != send.sender.device_id && !blockers.contains(&m.user_id))
-                    .map(|m| m.device_id)
-                    .collect();
-                let expires = send.now_ms.saturating_add(retention);
-                let kind = cloak_proto::delivery::EnvelopeKind::Application;
-                if let Err(full) = append_entries(&mut tx, send, &recipients, kind, epoch, &send.body, expires).await? {
-                    return Ok(SendOutcome::MailboxFull(full));
-                }
-                record_send(&mut tx, send, epoch, recipients.len()).await?;
-                tx.commit().await?;
-                Ok(SendOutcome::Stored($crate::store::StoredSend {
-                    recipients,
-                    epoch,
-                    sent_at_ms: send.now_ms,
-                    duplicate: false,
-                }))
+                sends: &[$crate::store::NewSend],
+            ) -> Result<Vec<$crate::store::SendOutcome>, $crate::store::StoreError> {
+                application_batch(self, sends).await
             }
 
             async fn find_send(
@@ -365,6 +316,10 @@ macro_rules! impl_delivery_store {
                     Err(outcome) => return Ok(outcome),
                 };
                 if swapped.rows_affected() != 1 {
+                    // A concurrent retry of this very commit won the swap: answer it as a replay.
+                    if let Some(previous) = previous_send(&mut *tx, send).await? {
+                        return Ok(SendOutcome::Stored(previous));
+                    }
                     return Ok(SendOutcome::StaleEpoch(epoch));
                 }
                 for added in &changes.add {
@@ -382,6 +337,12 @@ macro_rules! impl_delivery_store {
                     .map(|m| m.device_id)
                     .filter(|d| *d != send.sender.device_id)
                     .collect();
+                // Every device whose counter this commit moves is locked first, in one id
+                // order, as batches of sends lock them: no deadlock against a send.
+                let every: Vec<uuid::Uuid> = sorted_unique(
+                    recipients.iter().copied().chain(changes.add.iter().map(|m| m.device_id)).collect(),
+                );
+                lock_counters(&mut tx, &every).await?;
                 let expires = send.now_ms.saturating_add(retention);
                 let commit = cloak_proto::delivery::EnvelopeKind::Commit;
                 if let Err(full) = append_entries(&mut tx, send, &recipients, commit, epoch, &send.body, expires).await? {
@@ -421,6 +382,7 @@ macro_rules! impl_delivery_store {
                 tx.commit().await?;
                 Ok(SendOutcome::Stored($crate::store::StoredSend {
                     recipients: all,
+                    seqs: Vec::new(),
                     epoch,
                     sent_at_ms: send.now_ms,
                     duplicate: false,
@@ -465,24 +427,8 @@ macro_rules! impl_delivery_store {
                 Ok(out)
             }
 
-            async fn ack_mailbox(&self, tenant_id: uuid::Uuid, device_id: uuid::Uuid, up_to: i64) -> Result<u64, $crate::store::StoreError> {
-                let mut tx = self.begin_write().await?;
-                let deleted = sqlx::query("DELETE FROM mailbox WHERE device_id = $1 AND tenant_id = $2 AND seq <= $3")
-                    .bind(device_id)
-                    .bind(tenant_id)
-                    .bind(up_to)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if deleted > 0 {
-                    sqlx::query("UPDATE devices SET mailbox_depth = mailbox_depth - $2 WHERE id = $1")
-                        .bind(device_id)
-                        .bind(i64::try_from(deleted).unwrap_or(i64::MAX))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(deleted)
+            async fn ack_mailboxes(&self, acks: &[$crate::store::Ack]) -> Result<Vec<u64>, $crate::store::StoreError> {
+                ack_batch(self, acks).await
             }
 
             async fn purge_mailboxes(&self, now_ms: i64, sends_before_ms: i64) -> Result<u64, $crate::store::StoreError> {

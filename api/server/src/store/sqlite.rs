@@ -13,6 +13,7 @@ use super::sql_abuse::{impl_abuse_store, report_from_row};
 use super::sql_billing::{delivery_from_row, impl_billing_store, ledger_from_row};
 use super::sql_console::{console_account_from_row, impl_console_store};
 use super::sql_delivery::impl_delivery_store;
+use super::sql_delivery_batch::impl_delivery_batch;
 use super::sql_devices::{device_from_row, impl_device_store};
 use super::sql_invites::{impl_invite_store, invite_from_row};
 use super::sql_key_packages::{CLAIM_ONE_TIME_SQLITE, impl_key_package_store};
@@ -67,12 +68,15 @@ impl SqliteStore {
 
 impl Backend for SqliteStore {
     type Db = sqlx::Sqlite;
+    const LOCK_ROWS: &'static str = "";
+    const SHARE_CONVERSATIONS: &'static str = "";
 }
 
 impl_tenant_and_key_stores!(SqliteStore);
 impl_user_stores!(SqliteStore);
 impl_device_store!(SqliteStore);
 impl_delivery_store!(SqliteStore);
+impl_delivery_batch!(SqliteStore);
 impl_invite_store!(SqliteStore);
 impl_billing_store!(SqliteStore);
 impl_console_store!(SqliteStore);

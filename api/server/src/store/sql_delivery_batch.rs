@@ -1,0 +1,429 @@
+//! Group commit: a batch of application messages and a batch of acknowledgements, each in
+//! one transaction, written once for both backends (see `sql.rs`).
+//!
+//! A batch reads in a handful of statements whatever its messages need (conversations
+//! with their epochs, members, the senders' standing, blocks), claims its send records
+//! with one `INSERT … ON CONFLICT DO NOTHING RETURNING` (a record that already exists
+//! marks a retry, answered as a replay), locks the recipients' mailbox counters and the
+//! payers' wallets in id order, lets [`super::delivery_batch`] decide every message in
+//! order, and writes the result with multi-row statements. Lock order everywhere is
+//! conversations, then devices, then wallets, each by id, so batches, commits and acks
+//! on several nodes cannot deadlock one another.
+
+/// Rows per multi-row statement: well under SQLite's 32,766 and PostgreSQL's 65,535
+/// bind parameters with the widest row (12 columns).
+pub(crate) const ROWS_PER_STATEMENT: usize = 1000;
+
+macro_rules! impl_delivery_batch {
+    ($store:ty) => {
+        type BatchDb = <$store as $crate::store::sql::Backend>::Db;
+        type BatchTx<'t> = sqlx::Transaction<'t, BatchDb>;
+
+        /// `IN (…)` over ids, bound.
+        fn push_ids(qb: &mut sqlx::QueryBuilder<BatchDb>, ids: &[uuid::Uuid]) {
+            qb.push("(");
+            let mut list = qb.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            list.push_unseparated(")");
+        }
+
+        fn sorted_unique(mut ids: Vec<uuid::Uuid>) -> Vec<uuid::Uuid> {
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        }
+
+        /// Reads conversations, members, senders and blocks for a batch.
+        async fn load_batch(
+            tx: &mut BatchTx<'_>,
+            sends: &[$crate::store::NewSend],
+        ) -> Result<$crate::store::delivery_batch::Loaded, $crate::store::StoreError> {
+            use sqlx::Row as _;
+            use $crate::store::delivery_batch::{ConversationRow, Loaded, SenderRow};
+            let mut loaded = Loaded::default();
+            let conversations = sorted_unique(sends.iter().map(|s| s.conversation_id).collect());
+            for chunk in conversations.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT) {
+                let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
+                    "SELECT c.id, c.tenant_id, c.epoch, t.retention_ms FROM conversations c JOIN tenants t ON t.id = c.tenant_id WHERE c.id IN ",
+                );
+                push_ids(&mut qb, chunk);
+                qb.push(" ORDER BY c.id");
+                qb.push(<$store as $crate::store::sql::Backend>::SHARE_CONVERSATIONS);
+                for row in qb.build().fetch_all(&mut **tx).await? {
+                    loaded.conversations.insert(
+                        row.try_get("id")?,
+                        ConversationRow {
+                            tenant_id: row.try_get("tenant_id")?,
+                            epoch: row.try_get("epoch")?,
+                            retention_ms: row.try_get("retention_ms")?,
+                        },
+                    );
+                }
+                let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
+                    "SELECT conversation_id, device_id, user_id FROM conversation_members WHERE conversation_id IN ",
+                );
+                push_ids(&mut qb, chunk);
+                qb.push(" ORDER BY conversation_id, device_id");
+                for row in qb.build().fetch_all(&mut **tx).await? {
+                    let conversation: uuid::Uuid = row.try_get("conversation_id")?;
+                    loaded.members.entry(conversation).or_default().push($crate::store::Member {
+                        device_id: row.try_get("device_id")?,
+                        user_id: row.try_get("user_id")?,
+                    });
+                }
+            }
+            let senders = sorted_unique(sends.iter().map(|s| s.sender.device_id).collect());
+            for chunk in senders.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT) {
+                let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
+                    "SELECT d.id, d.status, u.suspended FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id IN ",
+                );
+                push_ids(&mut qb, chunk);
+                for row in qb.build().fetch_all(&mut **tx).await? {
+                    let status: String = row.try_get("status")?;
+                    loaded.senders.insert(
+                        row.try_get("id")?,
+                        SenderRow {
+                            approved: status == "approved",
+                            suspended: row.try_get("suspended")?,
+                        },
+                    );
+                }
+            }
+            let blocked = sorted_unique(sends.iter().map(|s| s.sender.user_id).collect());
+            for chunk in blocked.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT) {
+                let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
+                    "SELECT tenant_id, blocker_user_id, blocked_user_id FROM blocks WHERE blocked_user_id IN ",
+                );
+                push_ids(&mut qb, chunk);
+                for row in qb.build().fetch_all(&mut **tx).await? {
+                    loaded.blocks.insert((
+                        row.try_get("tenant_id")?,
+                        row.try_get("blocker_user_id")?,
+                        row.try_get("blocked_user_id")?,
+                    ));
+                }
+            }
+            Ok(loaded)
+        }
+
+        /// Inserts the send records of `go` (index, route); returns the indexes this batch
+        /// claimed. One that already existed belongs to an earlier (or concurrent) send.
+        async fn claim_sends(
+            tx: &mut BatchTx<'_>,
+            sends: &[$crate::store::NewSend],
+            go: &[(usize, &$crate::store::delivery_batch::Route)],
+        ) -> Result<std::collections::HashSet<usize>, $crate::store::StoreError> {
+            use sqlx::Row as _;
+            let mut by_key = std::collections::HashMap::with_capacity(go.len());
+            for (i, _) in go {
+                by_key.insert((sends[*i].sender.device_id, sends[*i].client_msg_id), *i);
+            }
+            let mut claimed = std::collections::HashSet::with_capacity(go.len());
+            for chunk in go.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT) {
+                let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
+                    "INSERT INTO sends (sender_device_id, client_msg_id, tenant_id, conversation_id, epoch, recipients, sent_at) ",
+                );
+                qb.push_values(chunk.iter(), |mut row, (i, route)| {
+                    let send = &sends[*i];
+                    row.push_bind(send.sender.device_id)
+                        .push_bind(send.client_msg_id)
+                        .push_bind(send.tenant_id)
+                        .push_bind(send.conversation_id)
+                        .push_bind(route.epoch)
+                        .push_bind(i64::try_from(route.recipients.len()).unwrap_or(i64::MAX))
+                        .push_bind(send.now_ms);
+                });
+                qb.push(" ON CONFLICT (sender_device_id, client_msg_id) DO NOTHING RETURNING sender_device_id, client_msg_id");
+                for row in qb.build().fetch_all(&mut **tx).await? {
+                    let key: (uuid::Uuid, uuid::Uuid) = (row.try_get("sender_device_id")?, row.try_get("client_msg_id")?);
+                    if let Some(i) = by_key.get(&key) {
+                        claimed.insert(*i);
+                    }
+                }
+            }
+            Ok(claimed)
+        }
+
+        /// Locks and reads the mailbox counters of `devices` (sorted, unique).
+        async fn lock_counters(
+            tx: &mut BatchTx<'_>,
+            devices: &[uuid::Uuid],
+        ) -> Result<std::collections::HashMap<uuid::Uuid, $crate::store::delivery_batch::MailboxCounter>, $crate::store::StoreError> {
+            use sqlx::Row as _;
+            let mut out = std::collections::HashMap::with_capacity(devices.len());
+            for chunk in devices.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT) {
+                let mut qb = sqlx::QueryBuilder::<BatchDb>::new("SELECT id, mailbox_seq, mailbox_depth FROM devices WHERE id IN ");
+                push_ids(&mut qb, chunk);
+                qb.push(" ORDER BY id");
+                qb.push(<$store as $crate::store::sql::Backend>::LOCK_ROWS);
+                for row in qb.build().fetch_all(&mut **tx).await? {
+                    out.insert(
+                        row.try_get("id")?,
+                        $crate::store::delivery_batch::MailboxCounter {
+                            seq: row.try_get("mailbox_seq")?,
+                            depth: row.try_get("mailbox_depth")?,
+                        },
+                    );
+                }
+            }
+            Ok(out)
+        }
+
+        /// Sets mailbox counters to the values given.
+        async fn write_counters(
+            tx: &mut BatchTx<'_>,
+            counters: &[(uuid::Uuid, $crate::store::delivery_batch::MailboxCounter)],
+        ) -> Result<(), $crate::store::StoreError> {
+            for chunk in counters.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT) {
+                let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
+                    "UPDATE devices SET mailbox_seq = v.column2, mailbox_depth = v.column3 FROM (",
+                );
+                qb.push_values(chunk.iter(), |mut row, (id, c)| {
+                    row.push_bind(*id).push_bind(c.seq).push_bind(c.depth);
+                });
+                qb.push(") AS v WHERE devices.id = v.column1");
+                qb.build().execute(&mut **tx).await?;
+            }
+            Ok(())
+        }
+
+        /// Stores a batch of application messages; see the module documentation.
+        async fn application_batch(
+            store: &$store,
+            sends: &[$crate::store::NewSend],
+        ) -> Result<Vec<$crate::store::SendOutcome>, $crate::store::StoreError> {
+            use sqlx::Row as _;
+            use $crate::store::delivery_batch::{self as plan, Routed};
+            use $crate::store::{Charge, SendOutcome};
+            if sends.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut tx = store.begin_write().await?;
+            let loaded = load_batch(&mut tx, sends).await?;
+            let routed = plan::route(sends, &loaded);
+            let go: Vec<(usize, &plan::Route)> = routed
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| match r {
+                    Routed::Go(route) => Some((i, route)),
+                    _ => None,
+                })
+                .collect();
+            let claimed = claim_sends(&mut tx, sends, &go).await?;
+            let mut claimed_routes: Vec<Option<&plan::Route>> = vec![None; sends.len()];
+            for (i, route) in &go {
+                if claimed.contains(i) {
+                    claimed_routes[*i] = Some(route);
+                }
+            }
+            let devices = sorted_unique(
+                claimed_routes.iter().flatten().flat_map(|r| r.recipients.iter().copied()).collect(),
+            );
+            let counters = lock_counters(&mut tx, &devices).await?;
+            let wallets = sorted_unique(
+                sends
+                    .iter()
+                    .zip(&claimed_routes)
+                    .filter(|(_, r)| r.is_some())
+                    .filter_map(|(s, _)| match &s.charge {
+                        Some(Charge::Prepaid { wallet_id, .. }) => Some(*wallet_id),
+                        _ => None,
+                    })
+                    .collect(),
+            );
+            let mut balances = std::collections::HashMap::with_capacity(wallets.len());
+            for chunk in wallets.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT) {
+                let mut qb = sqlx::QueryBuilder::<BatchDb>::new("SELECT id, tenant_id, balance FROM wallets WHERE id IN ");
+                push_ids(&mut qb, chunk);
+                qb.push(" ORDER BY id");
+                qb.push(<$store as $crate::store::sql::Backend>::LOCK_ROWS);
+                for row in qb.build().fetch_all(&mut *tx).await? {
+                    let id: uuid::Uuid = row.try_get("id")?;
+                    let tenant: uuid::Uuid = row.try_get("tenant_id")?;
+                    // A wallet is only ever charged for its own tenant's sends.
+                    if sends.iter().any(|s| s.tenant_id == tenant) {
+                        balances.insert(id, row.try_get::<i64, _>("balance")?);
+                    }
+                }
+            }
+            let alloc = plan::allocate(sends, &claimed_routes, counters, balances);
+            write_counters(&mut tx, &alloc.counters).await?;
+            for chunk in alloc.entries.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT) {
+                let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
+                    "INSERT INTO mailbox (device_id, seq, tenant_id, conversation_id, sender_device_id, kind, epoch, body, sent_at, expires_at, franking_tag, franking_stamp) ",
+                );
+                qb.push_values(chunk.iter(), |mut row, e| {
+                    let send = &sends[e.send];
+                    let route = claimed_routes[e.send];
+                    row.push_bind(e.device_id)
+                        .push_bind(e.seq)
+                        .push_bind(send.tenant_id)
+                        .push_bind(send.conversation_id)
+                        .push_bind(send.sender.device_id)
+                        .push_bind(cloak_proto::delivery::EnvelopeKind::Application.as_str())
+                        .push_bind(route.map_or(send.epoch, |r| r.epoch))
+                        .push_bind(send.body.clone())
+                        .push_bind(send.now_ms)
+                        .push_bind(route.map_or(send.now_ms, |r| r.expires_at))
+                        .push_bind(send.franking.as_ref().map(|f| f.0.clone()))
+                        .push_bind(send.franking.as_ref().map(|f| f.1.clone()));
+                });
+                qb.build().execute(&mut *tx).await?;
+            }
+            if !alloc.debits.is_empty() {
+                for chunk in alloc.debits.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT) {
+                    let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
+                        "INSERT INTO ledger_entries (tenant_id, wallet_id, delta, balance_after, kind, reason, actor, idempotency_key, reference, created_at) ",
+                    );
+                    qb.push_values(chunk.iter(), |mut row, d| {
+                        let send = &sends[d.send];
+                        row.push_bind(send.tenant_id)
+                            .push_bind(d.wallet_id)
+                            .push_bind(d.delta)
+                            .push_bind(d.balance_after)
+                            .push_bind(d.kind)
+                            .push_bind(None::<String>)
+                            .push_bind(d.actor.clone())
+                            .push_bind(format!("msg:{}:{}", send.sender.device_id, send.client_msg_id))
+                            .push_bind(send.client_msg_id.to_string())
+                            .push_bind(send.now_ms);
+                    });
+                    qb.build().execute(&mut *tx).await?;
+                }
+                for chunk in alloc.balances.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT) {
+                    let mut qb = sqlx::QueryBuilder::<BatchDb>::new("UPDATE wallets SET balance = v.column2 FROM (");
+                    qb.push_values(chunk.iter(), |mut row, (id, balance)| {
+                        row.push_bind(*id).push_bind(*balance);
+                    });
+                    qb.push(") AS v WHERE wallets.id = v.column1");
+                    qb.build().execute(&mut *tx).await?;
+                }
+                for d in alloc.debits.iter().filter(|d| d.crossed_threshold.is_some()) {
+                    let send = &sends[d.send];
+                    let wallet = if d.wallet_id == send.tenant_id { "tenant".to_owned() } else { d.wallet_id.to_string() };
+                    let payload = serde_json::json!({
+                        "type": "wallet.low_balance",
+                        "created_at_ms": send.now_ms,
+                        "data": {"wallet": wallet, "balance": d.balance_after, "threshold": d.crossed_threshold},
+                    })
+                    .to_string();
+                    enqueue_webhook_tx(&mut tx, send.tenant_id, "wallet.low_balance", &payload, send.now_ms).await?;
+                }
+            }
+            for chunk in alloc.meters.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT) {
+                let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
+                    "INSERT INTO meter_outbox (tenant_id, customer_id, event_name, value, occurred_at, next_attempt_at) ",
+                );
+                qb.push_values(chunk.iter(), |mut row, (i, customer, event, value)| {
+                    let send = &sends[*i];
+                    row.push_bind(send.tenant_id)
+                        .push_bind(customer.clone())
+                        .push_bind(event.clone())
+                        .push_bind(*value)
+                        .push_bind(send.now_ms)
+                        .push_bind(send.now_ms);
+                });
+                qb.build().execute(&mut *tx).await?;
+            }
+            // Claimed but refused (402, full mailbox): their records go again.
+            for i in &alloc.unclaim {
+                sqlx::query("DELETE FROM sends WHERE sender_device_id = $1 AND client_msg_id = $2")
+                    .bind(sends[*i].sender.device_id)
+                    .bind(sends[*i].client_msg_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // Routed but not claimed: an earlier or concurrent send holds the record.
+            let mut replays = std::collections::HashMap::new();
+            for (i, _) in go.iter().filter(|(i, _)| !claimed.contains(i)) {
+                let send = &sends[*i];
+                let previous = sends_lookup(&mut *tx, send.tenant_id, send.sender.device_id, send.client_msg_id).await?;
+                replays.insert(*i, previous);
+            }
+            tx.commit().await?;
+
+            let mut outcomes: Vec<SendOutcome> = Vec::with_capacity(sends.len());
+            for (i, r) in routed.iter().enumerate() {
+                let outcome = match r {
+                    Routed::Refused(o) => o.clone(),
+                    Routed::SameAs(first) => match outcomes.get(*first) {
+                        Some(o) => plan::repeat_of(o),
+                        None => return Err($crate::store::StoreError::Corrupt("batch repeat before its first".into())),
+                    },
+                    Routed::Go(_) => match (&alloc.outcomes[i], replays.remove(&i)) {
+                        (Some(o), _) => o.clone(),
+                        (None, Some(Some(previous))) => SendOutcome::Stored(previous),
+                        // Its record vanished between the conflict and the look-up (purged):
+                        // the caller may retry.
+                        (None, _) => return Err($crate::store::StoreError::Corrupt("send record conflict without a record".into())),
+                    },
+                };
+                outcomes.push(outcome);
+            }
+            Ok(outcomes)
+        }
+
+        /// Applies a batch of acknowledgements in one transaction.
+        async fn ack_batch(
+            store: &$store,
+            acks: &[$crate::store::Ack],
+        ) -> Result<Vec<u64>, $crate::store::StoreError> {
+            use sqlx::Row as _;
+            if acks.is_empty() {
+                return Ok(Vec::new());
+            }
+            // One deletion per device, up to the highest acknowledged sequence number.
+            let mut highest: std::collections::BTreeMap<uuid::Uuid, (uuid::Uuid, i64)> = std::collections::BTreeMap::new();
+            for a in acks {
+                let e = highest.entry(a.device_id).or_insert((a.tenant_id, a.up_to));
+                if a.tenant_id == e.0 {
+                    e.1 = e.1.max(a.up_to);
+                }
+            }
+            let devices: Vec<uuid::Uuid> = highest.keys().copied().collect();
+            let mut tx = store.begin_write().await?;
+            // Devices are locked before their entries, in id order, as sends lock them.
+            let counters = lock_counters(&mut tx, &devices).await?;
+            let mut deleted: std::collections::HashMap<uuid::Uuid, i64> = std::collections::HashMap::new();
+            let rows: Vec<(uuid::Uuid, (uuid::Uuid, i64))> = highest.into_iter().collect();
+            for chunk in rows.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT / 3) {
+                let mut qb = sqlx::QueryBuilder::<BatchDb>::new("DELETE FROM mailbox WHERE ");
+                let mut any = qb.separated(" OR ");
+                for (device, (tenant, up_to)) in chunk {
+                    any.push("(device_id = ")
+                        .push_bind_unseparated(*device)
+                        .push_unseparated(" AND tenant_id = ")
+                        .push_bind_unseparated(*tenant)
+                        .push_unseparated(" AND seq <= ")
+                        .push_bind_unseparated(*up_to)
+                        .push_unseparated(")");
+                }
+                qb.push(" RETURNING device_id");
+                for row in qb.build().fetch_all(&mut *tx).await? {
+                    *deleted.entry(row.try_get("device_id")?).or_insert(0) += 1;
+                }
+            }
+            let changed: Vec<(uuid::Uuid, $crate::store::delivery_batch::MailboxCounter)> = counters
+                .iter()
+                .filter_map(|(id, c)| {
+                    deleted.get(id).map(|n| (*id, $crate::store::delivery_batch::MailboxCounter { seq: c.seq, depth: (c.depth - n).max(0) }))
+                })
+                .collect();
+            let mut changed = changed;
+            changed.sort_unstable_by_key(|(id, _)| *id);
+            write_counters(&mut tx, &changed).await?;
+            tx.commit().await?;
+            // Each device's count goes to its first acknowledgement in the batch.
+            let mut out = Vec::with_capacity(acks.len());
+            for a in acks {
+                let n = deleted.remove(&a.device_id).unwrap_or(0);
+                out.push(u64::try_from(n).unwrap_or(0));
+            }
+            Ok(out)
+        }
+    };
+}
+
+pub(crate) use impl_delivery_batch;
