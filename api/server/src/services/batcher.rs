@@ -212,3 +212,177 @@ async fn run_shard<W: BatchWriter>(
         items.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Records every batch; refuses odd items; fails whole batches while `failures` > 0.
+    #[derive(Default)]
+    struct Recorder {
+        batches: Mutex<Vec<Vec<u32>>>,
+        failures: AtomicUsize,
+        delay: Duration,
+    }
+
+    #[async_trait]
+    impl BatchWriter for Recorder {
+        type Item = u32;
+        type Output = Result<u32, &'static str>;
+
+        async fn write(&self, items: &[u32]) -> Result<Vec<Self::Output>, StoreError> {
+            if !self.delay.is_zero() {
+                tokio::time::sleep(self.delay).await;
+            }
+            if self
+                .failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| f.checked_sub(1))
+                .is_ok()
+            {
+                return Err(StoreError::Unavailable("down".into()));
+            }
+            self.batches.lock().unwrap().push(items.to_vec());
+            Ok(items
+                .iter()
+                .map(|i| if i % 2 == 1 { Err("odd") } else { Ok(i * 10) })
+                .collect())
+        }
+    }
+
+    fn config(max_batch: usize) -> BatchConfig {
+        BatchConfig {
+            max_batch,
+            ..BatchConfig::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_item_gets_its_own_answer_and_the_others_theirs() {
+        let writer = Arc::new(Recorder {
+            delay: Duration::from_millis(20),
+            ..Recorder::default()
+        });
+        let batcher = Batcher::start(writer.clone(), config(100));
+        let mut pending = Vec::new();
+        for i in 0..10u32 {
+            pending.push(batcher.submit(1, i).await.unwrap());
+        }
+        let mut answers = Vec::new();
+        for p in pending {
+            answers.push(p.wait().await.unwrap());
+        }
+        for (i, a) in answers.iter().enumerate() {
+            let i = i as u32;
+            assert_eq!(*a, if i % 2 == 1 { Err("odd") } else { Ok(i * 10) });
+        }
+        // Items queued while the first write was in flight went together: fewer batches
+        // than items, in submission order.
+        let batches = writer.batches.lock().unwrap().clone();
+        assert!(batches.len() < 10, "{batches:?}");
+        assert_eq!(batches.concat(), (0..10).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn batches_never_exceed_the_maximum() {
+        let writer = Arc::new(Recorder {
+            delay: Duration::from_millis(5),
+            ..Recorder::default()
+        });
+        let batcher = Batcher::start(writer.clone(), config(3));
+        let mut pending = Vec::new();
+        for i in 0..20u32 {
+            pending.push(batcher.submit(7, i * 2).await.unwrap());
+        }
+        for p in pending {
+            assert!(p.wait().await.unwrap().is_ok());
+        }
+        let batches = writer.batches.lock().unwrap().clone();
+        assert!(batches.iter().all(|b| b.len() <= 3), "{batches:?}");
+        assert_eq!(batches.concat().len(), 20);
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_fails_once_is_retried() {
+        let writer = Arc::new(Recorder::default());
+        writer.failures.store(1, Ordering::SeqCst);
+        let batcher = Batcher::start(writer.clone(), config(10));
+        let p = batcher.submit(1, 4).await.unwrap();
+        assert_eq!(p.wait().await.unwrap(), Ok(40));
+        assert_eq!(writer.batches.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_fails_twice_answers_every_caller_with_the_error() {
+        let writer = Arc::new(Recorder {
+            delay: Duration::from_millis(10),
+            ..Recorder::default()
+        });
+        writer.failures.store(2, Ordering::SeqCst);
+        let batcher = Batcher::start(writer.clone(), config(10));
+        let a = batcher.submit(1, 2).await.unwrap();
+        let b = batcher.submit(1, 4).await.unwrap();
+        assert!(matches!(a.wait().await, Err(BatchError::Store(_))));
+        // `b` may have joined the failed batch or the next one; either way it is answered.
+        let _ = b.wait().await;
+        let c = batcher.submit(1, 6).await.unwrap();
+        assert_eq!(c.wait().await.unwrap(), Ok(60));
+    }
+
+    #[tokio::test]
+    async fn close_writes_what_is_queued_then_refuses_more() {
+        let writer = Arc::new(Recorder {
+            delay: Duration::from_millis(30),
+            ..Recorder::default()
+        });
+        let batcher = Batcher::start(
+            writer.clone(),
+            BatchConfig {
+                shards: 3,
+                ..config(2)
+            },
+        );
+        let mut pending = Vec::new();
+        for i in 0..12u32 {
+            pending.push(batcher.submit(i % 4, i * 2).await.unwrap());
+        }
+        batcher.close().await;
+        // Everything queued before the close was written.
+        assert_eq!(writer.batches.lock().unwrap().concat().len(), 12);
+        for p in pending {
+            assert!(p.wait().await.unwrap().is_ok());
+        }
+        assert!(matches!(
+            batcher.submit(0, 2).await,
+            Err(BatchError::Closed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn one_keys_items_keep_their_order_across_shards() {
+        let writer = Arc::new(Recorder::default());
+        let batcher = Batcher::start(
+            writer.clone(),
+            BatchConfig {
+                shards: 4,
+                ..config(5)
+            },
+        );
+        let mut pending = Vec::new();
+        for i in 0..40u32 {
+            pending.push(batcher.submit(i % 2, i * 2).await.unwrap());
+        }
+        for p in pending {
+            p.wait().await.unwrap().unwrap();
+        }
+        let all = writer.batches.lock().unwrap().concat();
+        for key in 0..2u32 {
+            let of_key: Vec<u32> = all.iter().copied().filter(|v| (v / 2) % 2 == key).collect();
+            let mut sorted = of_key.clone();
+            sorted.sort_unstable();
+            assert_eq!(of_key, sorted);
+        }
+    }
+}

@@ -10,9 +10,46 @@
 //! conversations, then devices, then wallets, each by id, so batches, commits and acks
 //! on several nodes cannot deadlock one another.
 
-/// Rows per multi-row statement: well under SQLite's 32,766 and PostgreSQL's 65,535
+/// Most rows per multi-row statement: well under SQLite's 32,766 and PostgreSQL's 65,535
 /// bind parameters with the widest row (12 columns).
-pub(crate) const ROWS_PER_STATEMENT: usize = 1000;
+pub(crate) const ROWS_PER_STATEMENT: usize = 512;
+
+/// Splits `items` into runs of power-of-two lengths (largest first, at most
+/// [`ROWS_PER_STATEMENT`]), so a statement has one of ten shapes whatever the batch size,
+/// and both databases reuse their prepared statements instead of parsing a new one per
+/// batch.
+pub(crate) fn shaped_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
+    let mut rest = items;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let n = rest.len().min(ROWS_PER_STATEMENT);
+        let size = 1usize << (usize::BITS - 1 - n.leading_zeros());
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chunks_have_power_of_two_lengths_and_cover_everything() {
+        let items: Vec<u32> = (0..1300).collect();
+        let sizes: Vec<usize> = super::shaped_chunks(&items).map(<[u32]>::len).collect();
+        assert_eq!(sizes, vec![512, 512, 256, 16, 4]);
+        let joined: Vec<u32> = super::shaped_chunks(&items).flatten().copied().collect();
+        assert_eq!(joined, items);
+        assert_eq!(super::shaped_chunks::<u32>(&[]).count(), 0);
+        assert_eq!(
+            super::shaped_chunks(&[1u8, 2, 3])
+                .map(<[u8]>::len)
+                .collect::<Vec<_>>(),
+            vec![2, 1]
+        );
+    }
+}
 
 macro_rules! impl_delivery_batch {
     ($store:ty) => {
@@ -44,7 +81,7 @@ macro_rules! impl_delivery_batch {
             use $crate::store::delivery_batch::{ConversationRow, Loaded, SenderRow};
             let mut loaded = Loaded::default();
             let conversations = sorted_unique(sends.iter().map(|s| s.conversation_id).collect());
-            for chunk in conversations.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT) {
+            for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&conversations) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
                     "SELECT c.id, c.tenant_id, c.epoch, t.retention_ms FROM conversations c JOIN tenants t ON t.id = c.tenant_id WHERE c.id IN ",
                 );
@@ -75,7 +112,7 @@ macro_rules! impl_delivery_batch {
                 }
             }
             let senders = sorted_unique(sends.iter().map(|s| s.sender.device_id).collect());
-            for chunk in senders.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT) {
+            for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&senders) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
                     "SELECT d.id, d.status, u.suspended FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id IN ",
                 );
@@ -92,7 +129,7 @@ macro_rules! impl_delivery_batch {
                 }
             }
             let blocked = sorted_unique(sends.iter().map(|s| s.sender.user_id).collect());
-            for chunk in blocked.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT) {
+            for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&blocked) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
                     "SELECT tenant_id, blocker_user_id, blocked_user_id FROM blocks WHERE blocked_user_id IN ",
                 );
@@ -121,7 +158,7 @@ macro_rules! impl_delivery_batch {
                 by_key.insert((sends[*i].sender.device_id, sends[*i].client_msg_id), *i);
             }
             let mut claimed = std::collections::HashSet::with_capacity(go.len());
-            for chunk in go.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT) {
+            for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&go) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
                     "INSERT INTO sends (sender_device_id, client_msg_id, tenant_id, conversation_id, epoch, recipients, sent_at) ",
                 );
@@ -153,7 +190,7 @@ macro_rules! impl_delivery_batch {
         ) -> Result<std::collections::HashMap<uuid::Uuid, $crate::store::delivery_batch::MailboxCounter>, $crate::store::StoreError> {
             use sqlx::Row as _;
             let mut out = std::collections::HashMap::with_capacity(devices.len());
-            for chunk in devices.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT) {
+            for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&devices) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new("SELECT id, mailbox_seq, mailbox_depth FROM devices WHERE id IN ");
                 push_ids(&mut qb, chunk);
                 qb.push(" ORDER BY id");
@@ -176,7 +213,7 @@ macro_rules! impl_delivery_batch {
             tx: &mut BatchTx<'_>,
             counters: &[(uuid::Uuid, $crate::store::delivery_batch::MailboxCounter)],
         ) -> Result<(), $crate::store::StoreError> {
-            for chunk in counters.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT) {
+            for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&counters) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
                     "UPDATE devices SET mailbox_seq = v.column2, mailbox_depth = v.column3 FROM (",
                 );
@@ -234,7 +271,7 @@ macro_rules! impl_delivery_batch {
                     .collect(),
             );
             let mut balances = std::collections::HashMap::with_capacity(wallets.len());
-            for chunk in wallets.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT) {
+            for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&wallets) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new("SELECT id, tenant_id, balance FROM wallets WHERE id IN ");
                 push_ids(&mut qb, chunk);
                 qb.push(" ORDER BY id");
@@ -250,7 +287,7 @@ macro_rules! impl_delivery_batch {
             }
             let alloc = plan::allocate(sends, &claimed_routes, counters, balances);
             write_counters(&mut tx, &alloc.counters).await?;
-            for chunk in alloc.entries.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT) {
+            for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&alloc.entries) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
                     "INSERT INTO mailbox (device_id, seq, tenant_id, conversation_id, sender_device_id, kind, epoch, body, sent_at, expires_at, franking_tag, franking_stamp) ",
                 );
@@ -273,7 +310,7 @@ macro_rules! impl_delivery_batch {
                 qb.build().execute(&mut *tx).await?;
             }
             if !alloc.debits.is_empty() {
-                for chunk in alloc.debits.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT) {
+                for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&alloc.debits) {
                     let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
                         "INSERT INTO ledger_entries (tenant_id, wallet_id, delta, balance_after, kind, reason, actor, idempotency_key, reference, created_at) ",
                     );
@@ -292,7 +329,7 @@ macro_rules! impl_delivery_batch {
                     });
                     qb.build().execute(&mut *tx).await?;
                 }
-                for chunk in alloc.balances.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT) {
+                for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&alloc.balances) {
                     let mut qb = sqlx::QueryBuilder::<BatchDb>::new("UPDATE wallets SET balance = v.column2 FROM (");
                     qb.push_values(chunk.iter(), |mut row, (id, balance)| {
                         row.push_bind(*id).push_bind(*balance);
@@ -312,7 +349,7 @@ macro_rules! impl_delivery_batch {
                     enqueue_webhook_tx(&mut tx, send.tenant_id, "wallet.low_balance", &payload, send.now_ms).await?;
                 }
             }
-            for chunk in alloc.meters.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT) {
+            for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&alloc.meters) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
                     "INSERT INTO meter_outbox (tenant_id, customer_id, event_name, value, occurred_at, next_attempt_at) ",
                 );
@@ -388,7 +425,7 @@ macro_rules! impl_delivery_batch {
             let counters = lock_counters(&mut tx, &devices).await?;
             let mut deleted: std::collections::HashMap<uuid::Uuid, i64> = std::collections::HashMap::new();
             let rows: Vec<(uuid::Uuid, (uuid::Uuid, i64))> = highest.into_iter().collect();
-            for chunk in rows.chunks($crate::store::sql_delivery_batch::ROWS_PER_STATEMENT / 3) {
+            for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&rows) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new("DELETE FROM mailbox WHERE ");
                 let mut any = qb.separated(" OR ");
                 for (device, (tenant, up_to)) in chunk {

@@ -23,6 +23,7 @@ mod isolation;
 mod key_packages;
 mod limits;
 mod openapi;
+mod pipeline;
 mod store_conformance;
 mod stripe;
 mod users;
