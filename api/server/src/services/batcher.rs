@@ -23,6 +23,8 @@ use crate::store::StoreError;
 /// Writes one batch: one result per item, in order. `Err` fails the whole batch.
 #[async_trait]
 pub trait BatchWriter: Send + Sync + 'static {
+    /// Names the writer in metrics.
+    const NAME: &'static str;
     type Item: Send + 'static;
     type Output: Send + 'static;
     async fn write(&self, items: &[Self::Item]) -> Result<Vec<Self::Output>, StoreError>;
@@ -181,7 +183,8 @@ async fn run_shard<W: BatchWriter>(
                 }
             }
         }
-        metrics::histogram!("delivery_batch_size").record(items.len() as f64);
+        metrics::histogram!("batch_size", "writer" => W::NAME).record(items.len() as f64);
+        let started = std::time::Instant::now();
         let result = match writer.write(&items).await {
             Ok(out) => Ok(out),
             Err(first) => {
@@ -189,6 +192,8 @@ async fn run_shard<W: BatchWriter>(
                 writer.write(&items).await
             }
         };
+        metrics::histogram!("batch_write_seconds", "writer" => W::NAME)
+            .record(started.elapsed().as_secs_f64());
         match result {
             Ok(outputs) if outputs.len() == items.len() => {
                 for (reply, output) in replies.drain(..).zip(outputs) {
@@ -230,6 +235,7 @@ mod tests {
 
     #[async_trait]
     impl BatchWriter for Recorder {
+        const NAME: &'static str = "test";
         type Item = u32;
         type Output = Result<u32, &'static str>;
 

@@ -43,6 +43,7 @@ struct SendWriter {
 
 #[async_trait]
 impl BatchWriter for SendWriter {
+    const NAME: &'static str = "sends";
     type Item = NewSend;
     type Output = SendOutcome;
 
@@ -61,6 +62,7 @@ struct AckWriter {
 
 #[async_trait]
 impl BatchWriter for AckWriter {
+    const NAME: &'static str = "acks";
     type Item = Ack;
     type Output = u64;
 

@@ -14,40 +14,58 @@
 /// bind parameters with the widest row (12 columns).
 pub(crate) const ROWS_PER_STATEMENT: usize = 512;
 
-/// Splits `items` into runs of power-of-two lengths (largest first, at most
-/// [`ROWS_PER_STATEMENT`]), so a statement has one of ten shapes whatever the batch size,
-/// and both databases reuse their prepared statements instead of parsing a new one per
-/// batch.
-pub(crate) fn shaped_chunks<T>(items: &[T]) -> impl Iterator<Item = &[T]> {
-    let mut rest = items;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let n = rest.len().min(ROWS_PER_STATEMENT);
-        let size = 1usize << (usize::BITS - 1 - n.leading_zeros());
-        let (chunk, tail) = rest.split_at(size);
-        rest = tail;
-        Some(chunk)
+/// A run of rows for one statement, padded to a power-of-two length.
+pub(crate) struct Padded<'a, T> {
+    rows: &'a [T],
+    pad: usize,
+}
+
+impl<'a, T> Padded<'a, T> {
+    /// The rows, then `pad` copies of the last one marked `false`: a statement's padding
+    /// rows repeat a real row, so `IN` lists and `UPDATE … FROM (VALUES …)` are unchanged
+    /// by them, and inserts leave them out with `WHERE` on the flag.
+    pub(crate) fn flagged(&self) -> impl Iterator<Item = (&'a T, bool)> + '_ {
+        let rows = self.rows;
+        rows.iter()
+            .map(|r| (r, true))
+            .chain(rows.last().into_iter().cycle().take(self.pad).map(|r| (r, false)))
+    }
+}
+
+/// Splits `items` into runs of at most [`ROWS_PER_STATEMENT`] rows, each padded to the
+/// next power of two: one statement per run, and a statement has one of ten shapes
+/// whatever the batch size, so both databases reuse their prepared statements instead of
+/// parsing a new one per batch.
+pub(crate) fn padded_chunks<T>(items: &[T]) -> impl Iterator<Item = Padded<'_, T>> {
+    items.chunks(ROWS_PER_STATEMENT).map(|rows| Padded {
+        rows,
+        pad: rows.len().next_power_of_two() - rows.len(),
     })
+}
+
+/// `1` for a real row, `0` for padding.
+pub(crate) fn flag(real: bool) -> i64 {
+    i64::from(real)
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn chunks_have_power_of_two_lengths_and_cover_everything() {
+    fn runs_are_padded_to_powers_of_two_with_copies_of_the_last_row() {
         let items: Vec<u32> = (0..1300).collect();
-        let sizes: Vec<usize> = super::shaped_chunks(&items).map(<[u32]>::len).collect();
-        assert_eq!(sizes, vec![512, 512, 256, 16, 4]);
-        let joined: Vec<u32> = super::shaped_chunks(&items).flatten().copied().collect();
-        assert_eq!(joined, items);
-        assert_eq!(super::shaped_chunks::<u32>(&[]).count(), 0);
-        assert_eq!(
-            super::shaped_chunks(&[1u8, 2, 3])
-                .map(<[u8]>::len)
-                .collect::<Vec<_>>(),
-            vec![2, 1]
-        );
+        let runs: Vec<Vec<(u32, bool)>> = super::padded_chunks(&items)
+            .map(|p| p.flagged().map(|(v, real)| (*v, real)).collect())
+            .collect();
+        let sizes: Vec<usize> = runs.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![512, 512, 512]);
+        let real: Vec<u32> = runs.iter().flatten().filter(|(_, r)| *r).map(|(v, _)| *v).collect();
+        assert_eq!(real, items);
+        assert!(runs[2][276..].iter().all(|(v, r)| *v == 1299 && !*r));
+        assert_eq!(super::padded_chunks::<u32>(&[]).count(), 0);
+        let three: Vec<(u8, bool)> = super::padded_chunks(&[1u8, 2, 3])
+            .flat_map(|p| p.flagged().map(|(v, r)| (*v, r)).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(three, vec![(1, true), (2, true), (3, true), (3, false)]);
     }
 }
 
@@ -57,10 +75,10 @@ macro_rules! impl_delivery_batch {
         type BatchTx<'t> = sqlx::Transaction<'t, BatchDb>;
 
         /// `IN (…)` over ids, bound.
-        fn push_ids(qb: &mut sqlx::QueryBuilder<BatchDb>, ids: &[uuid::Uuid]) {
+        fn push_ids(qb: &mut sqlx::QueryBuilder<BatchDb>, ids: &$crate::store::sql_delivery_batch::Padded<'_, uuid::Uuid>) {
             qb.push("(");
             let mut list = qb.separated(", ");
-            for id in ids {
+            for (id, _) in ids.flagged() {
                 list.push_bind(*id);
             }
             list.push_unseparated(")");
@@ -81,11 +99,11 @@ macro_rules! impl_delivery_batch {
             use $crate::store::delivery_batch::{ConversationRow, Loaded, SenderRow};
             let mut loaded = Loaded::default();
             let conversations = sorted_unique(sends.iter().map(|s| s.conversation_id).collect());
-            for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&conversations) {
+            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&conversations) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
                     "SELECT c.id, c.tenant_id, c.epoch, t.retention_ms FROM conversations c JOIN tenants t ON t.id = c.tenant_id WHERE c.id IN ",
                 );
-                push_ids(&mut qb, chunk);
+                push_ids(&mut qb, &chunk);
                 qb.push(" ORDER BY c.id");
                 qb.push(<$store as $crate::store::sql::Backend>::SHARE_CONVERSATIONS);
                 for row in qb.build().fetch_all(&mut **tx).await? {
@@ -101,7 +119,7 @@ macro_rules! impl_delivery_batch {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
                     "SELECT conversation_id, device_id, user_id FROM conversation_members WHERE conversation_id IN ",
                 );
-                push_ids(&mut qb, chunk);
+                push_ids(&mut qb, &chunk);
                 qb.push(" ORDER BY conversation_id, device_id");
                 for row in qb.build().fetch_all(&mut **tx).await? {
                     let conversation: uuid::Uuid = row.try_get("conversation_id")?;
@@ -112,11 +130,11 @@ macro_rules! impl_delivery_batch {
                 }
             }
             let senders = sorted_unique(sends.iter().map(|s| s.sender.device_id).collect());
-            for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&senders) {
+            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&senders) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
                     "SELECT d.id, d.status, u.suspended FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id IN ",
                 );
-                push_ids(&mut qb, chunk);
+                push_ids(&mut qb, &chunk);
                 for row in qb.build().fetch_all(&mut **tx).await? {
                     let status: String = row.try_get("status")?;
                     loaded.senders.insert(
@@ -129,11 +147,11 @@ macro_rules! impl_delivery_batch {
                 }
             }
             let blocked = sorted_unique(sends.iter().map(|s| s.sender.user_id).collect());
-            for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&blocked) {
+            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&blocked) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
                     "SELECT tenant_id, blocker_user_id, blocked_user_id FROM blocks WHERE blocked_user_id IN ",
                 );
-                push_ids(&mut qb, chunk);
+                push_ids(&mut qb, &chunk);
                 for row in qb.build().fetch_all(&mut **tx).await? {
                     loaded.blocks.insert((
                         row.try_get("tenant_id")?,
@@ -158,11 +176,12 @@ macro_rules! impl_delivery_batch {
                 by_key.insert((sends[*i].sender.device_id, sends[*i].client_msg_id), *i);
             }
             let mut claimed = std::collections::HashSet::with_capacity(go.len());
-            for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&go) {
+            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&go) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
-                    "INSERT INTO sends (sender_device_id, client_msg_id, tenant_id, conversation_id, epoch, recipients, sent_at) ",
+                    "INSERT INTO sends (sender_device_id, client_msg_id, tenant_id, conversation_id, epoch, recipients, sent_at) \
+                     SELECT column1, column2, column3, column4, column5, column6, column7 FROM (",
                 );
-                qb.push_values(chunk.iter(), |mut row, (i, route)| {
+                qb.push_values(chunk.flagged(), |mut row, ((i, route), real)| {
                     let send = &sends[*i];
                     row.push_bind(send.sender.device_id)
                         .push_bind(send.client_msg_id)
@@ -170,8 +189,10 @@ macro_rules! impl_delivery_batch {
                         .push_bind(send.conversation_id)
                         .push_bind(route.epoch)
                         .push_bind(i64::try_from(route.recipients.len()).unwrap_or(i64::MAX))
-                        .push_bind(send.now_ms);
+                        .push_bind(send.now_ms)
+                        .push_bind($crate::store::sql_delivery_batch::flag(real));
                 });
+                qb.push(") AS v WHERE column8 = 1");
                 qb.push(" ON CONFLICT (sender_device_id, client_msg_id) DO NOTHING RETURNING sender_device_id, client_msg_id");
                 for row in qb.build().fetch_all(&mut **tx).await? {
                     let key: (uuid::Uuid, uuid::Uuid) = (row.try_get("sender_device_id")?, row.try_get("client_msg_id")?);
@@ -190,9 +211,9 @@ macro_rules! impl_delivery_batch {
         ) -> Result<std::collections::HashMap<uuid::Uuid, $crate::store::delivery_batch::MailboxCounter>, $crate::store::StoreError> {
             use sqlx::Row as _;
             let mut out = std::collections::HashMap::with_capacity(devices.len());
-            for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&devices) {
+            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&devices) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new("SELECT id, mailbox_seq, mailbox_depth FROM devices WHERE id IN ");
-                push_ids(&mut qb, chunk);
+                push_ids(&mut qb, &chunk);
                 qb.push(" ORDER BY id");
                 qb.push(<$store as $crate::store::sql::Backend>::LOCK_ROWS);
                 for row in qb.build().fetch_all(&mut **tx).await? {
@@ -213,11 +234,11 @@ macro_rules! impl_delivery_batch {
             tx: &mut BatchTx<'_>,
             counters: &[(uuid::Uuid, $crate::store::delivery_batch::MailboxCounter)],
         ) -> Result<(), $crate::store::StoreError> {
-            for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&counters) {
+            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&counters) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
                     "UPDATE devices SET mailbox_seq = v.column2, mailbox_depth = v.column3 FROM (",
                 );
-                qb.push_values(chunk.iter(), |mut row, (id, c)| {
+                qb.push_values(chunk.flagged(), |mut row, ((id, c), _)| {
                     row.push_bind(*id).push_bind(c.seq).push_bind(c.depth);
                 });
                 qb.push(") AS v WHERE devices.id = v.column1");
@@ -271,9 +292,9 @@ macro_rules! impl_delivery_batch {
                     .collect(),
             );
             let mut balances = std::collections::HashMap::with_capacity(wallets.len());
-            for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&wallets) {
+            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&wallets) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new("SELECT id, tenant_id, balance FROM wallets WHERE id IN ");
-                push_ids(&mut qb, chunk);
+                push_ids(&mut qb, &chunk);
                 qb.push(" ORDER BY id");
                 qb.push(<$store as $crate::store::sql::Backend>::LOCK_ROWS);
                 for row in qb.build().fetch_all(&mut *tx).await? {
@@ -287,11 +308,12 @@ macro_rules! impl_delivery_batch {
             }
             let alloc = plan::allocate(sends, &claimed_routes, counters, balances);
             write_counters(&mut tx, &alloc.counters).await?;
-            for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&alloc.entries) {
+            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&alloc.entries) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
-                    "INSERT INTO mailbox (device_id, seq, tenant_id, conversation_id, sender_device_id, kind, epoch, body, sent_at, expires_at, franking_tag, franking_stamp) ",
+                    "INSERT INTO mailbox (device_id, seq, tenant_id, conversation_id, sender_device_id, kind, epoch, body, sent_at, expires_at, franking_tag, franking_stamp) \
+                     SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9, column10, column11, column12 FROM (",
                 );
-                qb.push_values(chunk.iter(), |mut row, e| {
+                qb.push_values(chunk.flagged(), |mut row, (e, real)| {
                     let send = &sends[e.send];
                     let route = claimed_routes[e.send];
                     row.push_bind(e.device_id)
@@ -305,16 +327,19 @@ macro_rules! impl_delivery_batch {
                         .push_bind(send.now_ms)
                         .push_bind(route.map_or(send.now_ms, |r| r.expires_at))
                         .push_bind(send.franking.as_ref().map(|f| f.0.clone()))
-                        .push_bind(send.franking.as_ref().map(|f| f.1.clone()));
+                        .push_bind(send.franking.as_ref().map(|f| f.1.clone()))
+                        .push_bind($crate::store::sql_delivery_batch::flag(real));
                 });
+                qb.push(") AS v WHERE column13 = 1");
                 qb.build().execute(&mut *tx).await?;
             }
             if !alloc.debits.is_empty() {
-                for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&alloc.debits) {
+                for chunk in $crate::store::sql_delivery_batch::padded_chunks(&alloc.debits) {
                     let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
-                        "INSERT INTO ledger_entries (tenant_id, wallet_id, delta, balance_after, kind, reason, actor, idempotency_key, reference, created_at) ",
+                        "INSERT INTO ledger_entries (tenant_id, wallet_id, delta, balance_after, kind, reason, actor, idempotency_key, reference, created_at) \
+                         SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9, column10 FROM (",
                     );
-                    qb.push_values(chunk.iter(), |mut row, d| {
+                    qb.push_values(chunk.flagged(), |mut row, (d, real)| {
                         let send = &sends[d.send];
                         row.push_bind(send.tenant_id)
                             .push_bind(d.wallet_id)
@@ -325,13 +350,15 @@ macro_rules! impl_delivery_batch {
                             .push_bind(d.actor.clone())
                             .push_bind(format!("msg:{}:{}", send.sender.device_id, send.client_msg_id))
                             .push_bind(send.client_msg_id.to_string())
-                            .push_bind(send.now_ms);
+                            .push_bind(send.now_ms)
+                            .push_bind($crate::store::sql_delivery_batch::flag(real));
                     });
+                    qb.push(") AS v WHERE column11 = 1");
                     qb.build().execute(&mut *tx).await?;
                 }
-                for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&alloc.balances) {
+                for chunk in $crate::store::sql_delivery_batch::padded_chunks(&alloc.balances) {
                     let mut qb = sqlx::QueryBuilder::<BatchDb>::new("UPDATE wallets SET balance = v.column2 FROM (");
-                    qb.push_values(chunk.iter(), |mut row, (id, balance)| {
+                    qb.push_values(chunk.flagged(), |mut row, ((id, balance), _)| {
                         row.push_bind(*id).push_bind(*balance);
                     });
                     qb.push(") AS v WHERE wallets.id = v.column1");
@@ -349,19 +376,22 @@ macro_rules! impl_delivery_batch {
                     enqueue_webhook_tx(&mut tx, send.tenant_id, "wallet.low_balance", &payload, send.now_ms).await?;
                 }
             }
-            for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&alloc.meters) {
+            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&alloc.meters) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
-                    "INSERT INTO meter_outbox (tenant_id, customer_id, event_name, value, occurred_at, next_attempt_at) ",
+                    "INSERT INTO meter_outbox (tenant_id, customer_id, event_name, value, occurred_at, next_attempt_at) \
+                     SELECT column1, column2, column3, column4, column5, column6 FROM (",
                 );
-                qb.push_values(chunk.iter(), |mut row, (i, customer, event, value)| {
+                qb.push_values(chunk.flagged(), |mut row, ((i, customer, event, value), real)| {
                     let send = &sends[*i];
                     row.push_bind(send.tenant_id)
                         .push_bind(customer.clone())
                         .push_bind(event.clone())
                         .push_bind(*value)
                         .push_bind(send.now_ms)
-                        .push_bind(send.now_ms);
+                        .push_bind(send.now_ms)
+                        .push_bind($crate::store::sql_delivery_batch::flag(real));
                 });
+                qb.push(") AS v WHERE column7 = 1");
                 qb.build().execute(&mut *tx).await?;
             }
             // Claimed but refused (402, full mailbox): their records go again.
@@ -425,10 +455,10 @@ macro_rules! impl_delivery_batch {
             let counters = lock_counters(&mut tx, &devices).await?;
             let mut deleted: std::collections::HashMap<uuid::Uuid, i64> = std::collections::HashMap::new();
             let rows: Vec<(uuid::Uuid, (uuid::Uuid, i64))> = highest.into_iter().collect();
-            for chunk in $crate::store::sql_delivery_batch::shaped_chunks(&rows) {
+            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&rows) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new("DELETE FROM mailbox WHERE ");
                 let mut any = qb.separated(" OR ");
-                for (device, (tenant, up_to)) in chunk {
+                for ((device, (tenant, up_to)), _) in chunk.flagged() {
                     any.push("(device_id = ")
                         .push_bind_unseparated(*device)
                         .push_unseparated(" AND tenant_id = ")
