@@ -10,7 +10,6 @@ use uuid::Uuid;
 
 use super::ServiceError;
 use super::abuse;
-use super::batcher::Pending;
 use super::billing::{self, Billable};
 use super::devices::require_approved;
 use super::hot::HotCache;
@@ -147,7 +146,7 @@ pub enum Prepared {
 
 /// A send queued in the pipeline, or already answered.
 pub enum Queued {
-    Pending(Pending<SendOutcome>),
+    Pending(pipeline::Queued<SendOutcome>),
     Done(StoredSend),
 }
 
@@ -156,7 +155,7 @@ impl Queued {
     pub async fn wait(self) -> Result<StoredSend, ServiceError> {
         match self {
             Self::Done(s) => Ok(s),
-            Self::Pending(p) => outcome(pipeline::settle(p).await?),
+            Self::Pending(p) => outcome(p.wait().await?),
         }
     }
 }
@@ -359,7 +358,7 @@ pub async fn ack(
     pipeline: &Pipeline,
     device: &DevicePrincipal,
     up_to: u64,
-) -> Result<Pending<u64>, ServiceError> {
+) -> Result<pipeline::Queued<u64>, ServiceError> {
     require_approved(device)?;
     let up_to = i64::try_from(up_to).unwrap_or(i64::MAX);
     pipeline

@@ -1,7 +1,7 @@
-//! The node's delivery pipeline: application messages from every socket and REST call go
-//! through one group-commit batcher (stored in one transaction per batch, then pushed from
-//! memory to the recipients' sockets), and acknowledgements through another (one
-//! transaction and one delete statement per batch).
+//! The node's delivery pipeline: application messages and acknowledgements from every
+//! socket and REST call go through one group-commit batcher. A batch is one transaction
+//! (one fsync): its acknowledgements are applied with one delete, its messages stored with
+//! multi-row inserts, and then pushed from memory to the recipients' sockets.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,45 +36,58 @@ impl Default for PipelineConfig {
     }
 }
 
-struct SendWriter {
+/// One unit of work for the batch writer.
+pub enum Work {
+    Send(Box<NewSend>),
+    Ack(Ack),
+}
+
+/// Its result.
+pub enum Done {
+    Sent(SendOutcome),
+    Acked(u64),
+}
+
+struct DeliveryWriter {
     store: Arc<dyn Store>,
     broker: Arc<dyn Broker>,
 }
 
 #[async_trait]
-impl BatchWriter for SendWriter {
-    const NAME: &'static str = "sends";
-    type Item = NewSend;
-    type Output = SendOutcome;
+impl BatchWriter for DeliveryWriter {
+    const NAME: &'static str = "delivery";
+    type Item = Work;
+    type Output = Done;
 
-    async fn write(&self, items: &[NewSend]) -> Result<Vec<SendOutcome>, StoreError> {
-        let outcomes = self.store.store_applications(items).await?;
+    async fn write(&self, items: &[Work]) -> Result<Vec<Done>, StoreError> {
+        let mut sends = Vec::new();
+        let mut acks = Vec::new();
+        for item in items {
+            match item {
+                Work::Send(send) => sends.push((**send).clone()),
+                Work::Ack(ack) => acks.push(*ack),
+            }
+        }
+        let (outcomes, acked) = self.store.store_batch(&sends, &acks).await?;
         // Pushed before the senders hear back, so a receipt never overtakes its delivery
         // on one node, and in batch order, so sockets rarely see a gap.
-        push::push_batch(self.broker.as_ref(), items, &outcomes).await;
-        Ok(outcomes)
+        push::push_batch(self.broker.as_ref(), &sends, &outcomes).await;
+        let mut outcomes = outcomes.into_iter();
+        let mut acked = acked.into_iter();
+        items
+            .iter()
+            .map(|item| match item {
+                Work::Send(_) => outcomes.next().map(Done::Sent),
+                Work::Ack(_) => acked.next().map(Done::Acked),
+            })
+            .collect::<Option<Vec<Done>>>()
+            .ok_or_else(|| StoreError::Corrupt("batch answered the wrong count".into()))
     }
 }
 
-struct AckWriter {
-    store: Arc<dyn Store>,
-}
-
-#[async_trait]
-impl BatchWriter for AckWriter {
-    const NAME: &'static str = "acks";
-    type Item = Ack;
-    type Output = u64;
-
-    async fn write(&self, items: &[Ack]) -> Result<Vec<u64>, StoreError> {
-        self.store.ack_mailboxes(items).await
-    }
-}
-
-/// The send and ack batchers of this node.
+/// The node's batch writers: sends and acks share transactions.
 pub struct Pipeline {
-    sends: Batcher<SendWriter>,
-    acks: Batcher<AckWriter>,
+    batcher: Batcher<DeliveryWriter>,
 }
 
 fn batch_error(e: BatchError) -> ServiceError {
@@ -86,14 +99,27 @@ fn batch_error(e: BatchError) -> ServiceError {
     }
 }
 
+/// A queued send or ack.
+pub struct Queued<O> {
+    pending: Pending<Done>,
+    pick: fn(Done) -> Option<O>,
+}
+
+impl<O> Queued<O> {
+    /// Waits for the batch that writes it.
+    pub async fn wait(self) -> Result<O, ServiceError> {
+        let done = self.pending.wait().await.map_err(batch_error)?;
+        (self.pick)(done).ok_or_else(|| {
+            ServiceError::Store(StoreError::Corrupt("batch answered the wrong kind".into()))
+        })
+    }
+}
+
 impl Pipeline {
     /// Starts the writer tasks on the current runtime.
     pub fn start(store: Arc<dyn Store>, broker: Arc<dyn Broker>, config: PipelineConfig) -> Self {
-        let sends = Batcher::start(
-            Arc::new(SendWriter {
-                store: store.clone(),
-                broker,
-            }),
+        let batcher = Batcher::start(
+            Arc::new(DeliveryWriter { store, broker }),
             BatchConfig {
                 max_batch: config.max_batch,
                 linger: config.linger,
@@ -101,42 +127,48 @@ impl Pipeline {
                 ..BatchConfig::default()
             },
         );
-        let acks = Batcher::start(
-            Arc::new(AckWriter { store }),
-            BatchConfig {
-                max_batch: config.max_batch,
-                linger: config.linger,
-                shards: 1,
-                ..BatchConfig::default()
+        Self { batcher }
+    }
+
+    /// Queues a message behind the sender device's earlier work.
+    pub async fn send(&self, send: NewSend) -> Result<Queued<SendOutcome>, ServiceError> {
+        let pending = self
+            .batcher
+            .submit(send.sender.device_id, Work::Send(Box::new(send)))
+            .await
+            .map_err(batch_error)?;
+        Ok(Queued {
+            pending,
+            pick: |d| match d {
+                Done::Sent(o) => Some(o),
+                Done::Acked(_) => None,
             },
-        );
-        Self { sends, acks }
+        })
     }
 
-    /// Queues a message behind the sender device's earlier ones.
-    pub async fn send(&self, send: NewSend) -> Result<Pending<SendOutcome>, ServiceError> {
-        self.sends
-            .submit(send.sender.device_id, send)
+    /// Queues an acknowledgement behind the device's earlier work.
+    pub async fn ack(&self, ack: Ack) -> Result<Queued<u64>, ServiceError> {
+        let pending = self
+            .batcher
+            .submit(ack.device_id, Work::Ack(ack))
             .await
-            .map_err(batch_error)
-    }
-
-    /// Queues an acknowledgement.
-    pub async fn ack(&self, ack: Ack) -> Result<Pending<u64>, ServiceError> {
-        self.acks
-            .submit(ack.device_id, ack)
-            .await
-            .map_err(batch_error)
+            .map_err(batch_error)?;
+        Ok(Queued {
+            pending,
+            pick: |d| match d {
+                Done::Acked(n) => Some(n),
+                Done::Sent(_) => None,
+            },
+        })
     }
 
     /// Writes what is queued and stops (graceful shutdown).
     pub async fn close(&self) {
-        self.sends.close().await;
-        self.acks.close().await;
+        self.batcher.close().await;
     }
 }
 
 /// Waits for a queued item's result.
-pub async fn settle<O>(pending: Pending<O>) -> Result<O, ServiceError> {
-    pending.wait().await.map_err(batch_error)
+pub async fn settle<O>(queued: Queued<O>) -> Result<O, ServiceError> {
+    queued.wait().await
 }

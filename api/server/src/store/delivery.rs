@@ -150,7 +150,17 @@ pub trait DeliveryStore: Send + Sync {
     /// each in order: one outcome per send. A refused message (stale epoch, 402, full
     /// mailbox, …) changes nothing and never fails the others; an `Err` means nothing of
     /// the batch was stored.
-    async fn store_applications(&self, sends: &[NewSend]) -> Result<Vec<SendOutcome>, StoreError>;
+    async fn store_applications(&self, sends: &[NewSend]) -> Result<Vec<SendOutcome>, StoreError> {
+        Ok(self.store_batch(sends, &[]).await?.0)
+    }
+    /// Stores application messages and applies acknowledgements in one transaction (one
+    /// fsync for both); the acknowledgements go first. Returns the send outcomes and, per
+    /// acknowledgement, how many entries it deleted.
+    async fn store_batch(
+        &self,
+        sends: &[NewSend],
+        acks: &[Ack],
+    ) -> Result<(Vec<SendOutcome>, Vec<u64>), StoreError>;
     /// The stored send with this sender device and client message id, if any.
     async fn find_send(
         &self,
@@ -195,7 +205,9 @@ pub trait DeliveryStore: Send + Sync {
             .unwrap_or(0))
     }
     /// Applies many acknowledgements in one transaction; how many entries each deleted.
-    async fn ack_mailboxes(&self, acks: &[Ack]) -> Result<Vec<u64>, StoreError>;
+    async fn ack_mailboxes(&self, acks: &[Ack]) -> Result<Vec<u64>, StoreError> {
+        Ok(self.store_batch(&[], acks).await?.1)
+    }
     /// Deletes expired entries and old send records; returns how many entries went.
     async fn purge_mailboxes(&self, now_ms: i64, sends_before_ms: i64) -> Result<u64, StoreError>;
 }

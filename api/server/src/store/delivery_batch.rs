@@ -165,7 +165,7 @@ pub(crate) struct Allocation {
 pub(crate) fn allocate(
     sends: &[NewSend],
     claimed: &[Option<&Route>],
-    mut counters: HashMap<Uuid, MailboxCounter>,
+    counters: &mut HashMap<Uuid, MailboxCounter>,
     mut balances: HashMap<Uuid, i64>,
 ) -> Allocation {
     let mut out = Allocation {
@@ -365,7 +365,7 @@ mod tests {
             .collect();
         let counters = HashMap::from([(b.device_id, MailboxCounter { seq: 7, depth: 0 })]);
         let balances = HashMap::from([(wallet, 8)]);
-        let alloc = allocate(&sends, &claimed, counters, balances);
+        let alloc = allocate(&sends, &claimed, &mut counters.clone(), balances);
         let stored: Vec<i64> = alloc
             .outcomes
             .iter()
@@ -411,7 +411,12 @@ mod tests {
             })
             .collect();
         let counters = HashMap::from([(b.device_id, MailboxCounter { seq: 0, depth: 0 })]);
-        let alloc = allocate(&sends, &claimed, counters, HashMap::from([(wallet, 3)]));
+        let alloc = allocate(
+            &sends,
+            &claimed,
+            &mut counters.clone(),
+            HashMap::from([(wallet, 3)]),
+        );
         let accepted = alloc
             .outcomes
             .iter()

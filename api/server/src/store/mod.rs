@@ -55,6 +55,9 @@ pub use records::{
     ApiKeyRecord, NewApiKey, NewTenant, RevokeOutcome, Tenant, TenantSettingsUpdate,
 };
 
+/// Prepared statements kept per connection.
+pub(crate) const STATEMENT_CACHE: usize = 512;
+
 /// Tenants (host platforms).
 #[async_trait]
 pub trait TenantStore: Send + Sync {

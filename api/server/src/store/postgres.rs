@@ -27,7 +27,9 @@ pub struct PgStore {
 impl PgStore {
     /// Connects (lazily verified by the first query).
     pub async fn connect(url: &str, options: &PoolOptions) -> Result<Self, StoreError> {
-        let connect = PgConnectOptions::from_str(url)?;
+        // Batches use a few statement kinds in ten sizes each: room for all of them.
+        let connect =
+            PgConnectOptions::from_str(url)?.statement_cache_capacity(super::STATEMENT_CACHE);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)

@@ -278,11 +278,12 @@ macro_rules! impl_delivery_store {
                 Ok(row.is_some())
             }
 
-            async fn store_applications(
+            async fn store_batch(
                 &self,
                 sends: &[$crate::store::NewSend],
-            ) -> Result<Vec<$crate::store::SendOutcome>, $crate::store::StoreError> {
-                application_batch(self, sends).await
+                acks: &[$crate::store::Ack],
+            ) -> Result<(Vec<$crate::store::SendOutcome>, Vec<u64>), $crate::store::StoreError> {
+                delivery_batch(self, sends, acks).await
             }
 
             async fn find_send(
@@ -425,10 +426,6 @@ macro_rules! impl_delivery_store {
                     });
                 }
                 Ok(out)
-            }
-
-            async fn ack_mailboxes(&self, acks: &[$crate::store::Ack]) -> Result<Vec<u64>, $crate::store::StoreError> {
-                ack_batch(self, acks).await
             }
 
             async fn purge_mailboxes(&self, now_ms: i64, sends_before_ms: i64) -> Result<u64, $crate::store::StoreError> {

@@ -26,9 +26,13 @@ impl<'a, T> Padded<'a, T> {
     /// by them, and inserts leave them out with `WHERE` on the flag.
     pub(crate) fn flagged(&self) -> impl Iterator<Item = (&'a T, bool)> + '_ {
         let rows = self.rows;
-        rows.iter()
-            .map(|r| (r, true))
-            .chain(rows.last().into_iter().cycle().take(self.pad).map(|r| (r, false)))
+        rows.iter().map(|r| (r, true)).chain(
+            rows.last()
+                .into_iter()
+                .cycle()
+                .take(self.pad)
+                .map(|r| (r, false)),
+        )
     }
 }
 
@@ -46,27 +50,6 @@ pub(crate) fn padded_chunks<T>(items: &[T]) -> impl Iterator<Item = Padded<'_, T
 /// `1` for a real row, `0` for padding.
 pub(crate) fn flag(real: bool) -> i64 {
     i64::from(real)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn runs_are_padded_to_powers_of_two_with_copies_of_the_last_row() {
-        let items: Vec<u32> = (0..1300).collect();
-        let runs: Vec<Vec<(u32, bool)>> = super::padded_chunks(&items)
-            .map(|p| p.flagged().map(|(v, real)| (*v, real)).collect())
-            .collect();
-        let sizes: Vec<usize> = runs.iter().map(Vec::len).collect();
-        assert_eq!(sizes, vec![512, 512, 512]);
-        let real: Vec<u32> = runs.iter().flatten().filter(|(_, r)| *r).map(|(v, _)| *v).collect();
-        assert_eq!(real, items);
-        assert!(runs[2][276..].iter().all(|(v, r)| *v == 1299 && !*r));
-        assert_eq!(super::padded_chunks::<u32>(&[]).count(), 0);
-        let three: Vec<(u8, bool)> = super::padded_chunks(&[1u8, 2, 3])
-            .flat_map(|p| p.flagged().map(|(v, r)| (*v, r)).collect::<Vec<_>>())
-            .collect();
-        assert_eq!(three, vec![(1, true), (2, true), (3, true), (3, false)]);
-    }
 }
 
 macro_rules! impl_delivery_batch {
@@ -247,19 +230,65 @@ macro_rules! impl_delivery_batch {
             Ok(())
         }
 
-        /// Stores a batch of application messages; see the module documentation.
-        async fn application_batch(
+        /// The highest acknowledged sequence number per device (its tenant beside it).
+        fn highest_acks(acks: &[$crate::store::Ack]) -> std::collections::BTreeMap<uuid::Uuid, (uuid::Uuid, i64)> {
+            let mut highest: std::collections::BTreeMap<uuid::Uuid, (uuid::Uuid, i64)> = std::collections::BTreeMap::new();
+            for a in acks {
+                let e = highest.entry(a.device_id).or_insert((a.tenant_id, a.up_to));
+                if a.tenant_id == e.0 {
+                    e.1 = e.1.max(a.up_to);
+                }
+            }
+            highest
+        }
+
+        /// Deletes acknowledged entries (their devices locked already); how many per device.
+        async fn delete_acked(
+            tx: &mut BatchTx<'_>,
+            highest: &std::collections::BTreeMap<uuid::Uuid, (uuid::Uuid, i64)>,
+        ) -> Result<std::collections::HashMap<uuid::Uuid, i64>, $crate::store::StoreError> {
+            use sqlx::Row as _;
+            let mut deleted: std::collections::HashMap<uuid::Uuid, i64> = std::collections::HashMap::new();
+            let rows: Vec<(uuid::Uuid, (uuid::Uuid, i64))> = highest.iter().map(|(d, v)| (*d, *v)).collect();
+            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&rows) {
+                let mut qb = sqlx::QueryBuilder::<BatchDb>::new("DELETE FROM mailbox WHERE ");
+                let mut any = qb.separated(" OR ");
+                for ((device, (tenant, up_to)), _) in chunk.flagged() {
+                    any.push("(device_id = ")
+                        .push_bind_unseparated(*device)
+                        .push_unseparated(" AND tenant_id = ")
+                        .push_bind_unseparated(*tenant)
+                        .push_unseparated(" AND seq <= ")
+                        .push_bind_unseparated(*up_to)
+                        .push_unseparated(")");
+                }
+                qb.push(" RETURNING device_id");
+                for row in qb.build().fetch_all(&mut **tx).await? {
+                    *deleted.entry(row.try_get("device_id")?).or_insert(0) += 1;
+                }
+            }
+            Ok(deleted)
+        }
+
+        /// Stores a batch of application messages and applies a batch of acknowledgements,
+        /// in one transaction; see the module documentation.
+        async fn delivery_batch(
             store: &$store,
             sends: &[$crate::store::NewSend],
-        ) -> Result<Vec<$crate::store::SendOutcome>, $crate::store::StoreError> {
+            acks: &[$crate::store::Ack],
+        ) -> Result<(Vec<$crate::store::SendOutcome>, Vec<u64>), $crate::store::StoreError> {
             use sqlx::Row as _;
             use $crate::store::delivery_batch::{self as plan, Routed};
             use $crate::store::{Charge, SendOutcome};
-            if sends.is_empty() {
-                return Ok(Vec::new());
+            if sends.is_empty() && acks.is_empty() {
+                return Ok((Vec::new(), Vec::new()));
             }
             let mut tx = store.begin_write().await?;
-            let loaded = load_batch(&mut tx, sends).await?;
+            let loaded = if sends.is_empty() {
+                plan::Loaded::default()
+            } else {
+                load_batch(&mut tx, sends).await?
+            };
             let routed = plan::route(sends, &loaded);
             let go: Vec<(usize, &plan::Route)> = routed
                 .iter()
@@ -276,10 +305,25 @@ macro_rules! impl_delivery_batch {
                     claimed_routes[*i] = Some(route);
                 }
             }
+            let highest = highest_acks(acks);
+            // Every device whose counter moves — recipients and acknowledging devices — is
+            // locked in one id order.
             let devices = sorted_unique(
-                claimed_routes.iter().flatten().flat_map(|r| r.recipients.iter().copied()).collect(),
+                claimed_routes
+                    .iter()
+                    .flatten()
+                    .flat_map(|r| r.recipients.iter().copied())
+                    .chain(highest.keys().copied())
+                    .collect(),
             );
-            let counters = lock_counters(&mut tx, &devices).await?;
+            let mut counters = lock_counters(&mut tx, &devices).await?;
+            // Acknowledgements first, so the messages after them see the room they freed.
+            let deleted = delete_acked(&mut tx, &highest).await?;
+            for (device, n) in &deleted {
+                if let Some(c) = counters.get_mut(device) {
+                    c.depth = (c.depth - n).max(0);
+                }
+            }
             let wallets = sorted_unique(
                 sends
                     .iter()
@@ -306,8 +350,13 @@ macro_rules! impl_delivery_batch {
                     }
                 }
             }
-            let alloc = plan::allocate(sends, &claimed_routes, counters, balances);
-            write_counters(&mut tx, &alloc.counters).await?;
+            let alloc = plan::allocate(sends, &claimed_routes, &mut counters, balances);
+            let moved = sorted_unique(
+                alloc.counters.iter().map(|(d, _)| *d).chain(deleted.keys().copied()).collect(),
+            );
+            let moved: Vec<(uuid::Uuid, plan::MailboxCounter)> =
+                moved.into_iter().filter_map(|d| counters.get(&d).map(|c| (d, *c))).collect();
+            write_counters(&mut tx, &moved).await?;
             for chunk in $crate::store::sql_delivery_batch::padded_chunks(&alloc.entries) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
                     "INSERT INTO mailbox (device_id, seq, tenant_id, conversation_id, sender_device_id, kind, epoch, body, sent_at, expires_at, franking_tag, franking_stamp) \
@@ -429,68 +478,42 @@ macro_rules! impl_delivery_batch {
                 };
                 outcomes.push(outcome);
             }
-            Ok(outcomes)
+            // Each device's count goes to its first acknowledgement in the batch.
+            let mut deleted = deleted;
+            let acked = acks
+                .iter()
+                .map(|a| u64::try_from(deleted.remove(&a.device_id).unwrap_or(0)).unwrap_or(0))
+                .collect();
+            Ok((outcomes, acked))
         }
 
-        /// Applies a batch of acknowledgements in one transaction.
-        async fn ack_batch(
-            store: &$store,
-            acks: &[$crate::store::Ack],
-        ) -> Result<Vec<u64>, $crate::store::StoreError> {
-            use sqlx::Row as _;
-            if acks.is_empty() {
-                return Ok(Vec::new());
-            }
-            // One deletion per device, up to the highest acknowledged sequence number.
-            let mut highest: std::collections::BTreeMap<uuid::Uuid, (uuid::Uuid, i64)> = std::collections::BTreeMap::new();
-            for a in acks {
-                let e = highest.entry(a.device_id).or_insert((a.tenant_id, a.up_to));
-                if a.tenant_id == e.0 {
-                    e.1 = e.1.max(a.up_to);
-                }
-            }
-            let devices: Vec<uuid::Uuid> = highest.keys().copied().collect();
-            let mut tx = store.begin_write().await?;
-            // Devices are locked before their entries, in id order, as sends lock them.
-            let counters = lock_counters(&mut tx, &devices).await?;
-            let mut deleted: std::collections::HashMap<uuid::Uuid, i64> = std::collections::HashMap::new();
-            let rows: Vec<(uuid::Uuid, (uuid::Uuid, i64))> = highest.into_iter().collect();
-            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&rows) {
-                let mut qb = sqlx::QueryBuilder::<BatchDb>::new("DELETE FROM mailbox WHERE ");
-                let mut any = qb.separated(" OR ");
-                for ((device, (tenant, up_to)), _) in chunk.flagged() {
-                    any.push("(device_id = ")
-                        .push_bind_unseparated(*device)
-                        .push_unseparated(" AND tenant_id = ")
-                        .push_bind_unseparated(*tenant)
-                        .push_unseparated(" AND seq <= ")
-                        .push_bind_unseparated(*up_to)
-                        .push_unseparated(")");
-                }
-                qb.push(" RETURNING device_id");
-                for row in qb.build().fetch_all(&mut *tx).await? {
-                    *deleted.entry(row.try_get("device_id")?).or_insert(0) += 1;
-                }
-            }
-            let changed: Vec<(uuid::Uuid, $crate::store::delivery_batch::MailboxCounter)> = counters
-                .iter()
-                .filter_map(|(id, c)| {
-                    deleted.get(id).map(|n| (*id, $crate::store::delivery_batch::MailboxCounter { seq: c.seq, depth: (c.depth - n).max(0) }))
-                })
-                .collect();
-            let mut changed = changed;
-            changed.sort_unstable_by_key(|(id, _)| *id);
-            write_counters(&mut tx, &changed).await?;
-            tx.commit().await?;
-            // Each device's count goes to its first acknowledgement in the batch.
-            let mut out = Vec::with_capacity(acks.len());
-            for a in acks {
-                let n = deleted.remove(&a.device_id).unwrap_or(0);
-                out.push(u64::try_from(n).unwrap_or(0));
-            }
-            Ok(out)
-        }
     };
 }
 
 pub(crate) use impl_delivery_batch;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn runs_are_padded_to_powers_of_two_with_copies_of_the_last_row() {
+        let items: Vec<u32> = (0..1300).collect();
+        let runs: Vec<Vec<(u32, bool)>> = super::padded_chunks(&items)
+            .map(|p| p.flagged().map(|(v, real)| (*v, real)).collect())
+            .collect();
+        let sizes: Vec<usize> = runs.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![512, 512, 512]);
+        let real: Vec<u32> = runs
+            .iter()
+            .flatten()
+            .filter(|(_, r)| *r)
+            .map(|(v, _)| *v)
+            .collect();
+        assert_eq!(real, items);
+        assert!(runs[2][276..].iter().all(|(v, r)| *v == 1299 && !*r));
+        assert_eq!(super::padded_chunks::<u32>(&[]).count(), 0);
+        let three: Vec<(u8, bool)> = super::padded_chunks(&[1u8, 2, 3])
+            .flat_map(|p| p.flagged().map(|(v, r)| (*v, r)).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(three, vec![(1, true), (2, true), (3, true), (3, false)]);
+    }
+}

@@ -42,7 +42,9 @@ impl SqliteStore {
             // FULL: a transaction acknowledged to a client survives power loss, not just a crash.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // Batches use a few statement kinds in ten sizes each: room for all of them.
+            .statement_cache_capacity(super::STATEMENT_CACHE);
         if let Some(parent) = connect.get_filename().parent()
             && !parent.as_os_str().is_empty()
         {

@@ -251,8 +251,7 @@ async fn commits_racing_sends_never_deadlock(backend: Backend) {
         extra.push(d);
     }
     let conv = app.conversation(&a, &[&b]).await;
-    let mut epoch = 1u64;
-    for device in &extra {
+    for (epoch, device) in (1u64..).zip(&extra) {
         // Sends from both sides while bob's device commits another of his devices in.
         let sends = futures_util::stream::iter(0..30)
             .map(|i| {
@@ -287,7 +286,6 @@ async fn commits_racing_sends_never_deadlock(backend: Backend) {
             statuses.iter().all(|s| *s == 201 || *s == 409),
             "{statuses:?}"
         );
-        epoch += 1;
     }
 }
 
