@@ -11,7 +11,7 @@
 //! its transaction.
 
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -26,8 +26,10 @@ use crate::store::{BillingPlan, DeviceAuthRecord, Store, StoreError};
 /// The broker topic that carries invalidations.
 pub const CACHE_TOPIC: &str = "cache";
 
-/// How long an entry may be served without an announcement having dropped it.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
+/// How long an entry may be served without an announcement having dropped it: each
+/// entry lives between half of this and all of it (spread by its key, so entries loaded
+/// together do not all expire together and reload in one burst).
+pub const DEFAULT_TTL: Duration = Duration::from_secs(30);
 
 /// Most entries per map before it is emptied (a bound, not an LRU).
 const MAX_ENTRIES: usize = 200_000;
@@ -97,9 +99,13 @@ impl<K: Eq + Hash, V: Clone> Map<K, V> {
     }
 
     fn get(&self, key: &K, ttl: Duration) -> Option<V> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut hasher);
+        // Between ttl/2 and ttl, by key.
+        let spread = ttl / 2 + ttl.mul_f64((hasher.finish() % 1024) as f64 / 2048.0);
         let map = self.lock();
         map.get(key)
-            .filter(|t| t.at.elapsed() < ttl)
+            .filter(|t| t.at.elapsed() < spread)
             .map(|t| t.value.clone())
     }
 

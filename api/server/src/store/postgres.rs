@@ -21,8 +21,13 @@ use super::{PoolOptions, PoolStats, Store, StoreError};
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Connections of the delivery batches alone: a batch never queues behind requests.
+    batches: PgPool,
     max: u32,
 }
+
+/// Connections kept for delivery batches (more than the batcher's shards ever use).
+const BATCH_CONNECTIONS: u32 = 4;
 
 impl PgStore {
     /// Connects (lazily verified by the first query).
@@ -33,10 +38,15 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await?;
+        let batches = PgPoolOptions::new()
+            .max_connections(BATCH_CONNECTIONS)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_lazy_with(connect);
         Ok(Self {
             pool,
+            batches,
             max: options.max_connections,
         })
     }
@@ -49,12 +59,20 @@ impl PgStore {
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
         self.pool.begin().await
     }
+
+    /// Begins a delivery batch's transaction, on the batches' own connections.
+    pub(crate) async fn begin_batch(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.batches.begin().await
+    }
 }
 
 impl Backend for PgStore {
     type Db = sqlx::Postgres;
     const LOCK_ROWS: &'static str = " FOR NO KEY UPDATE";
-    const SHARE_CONVERSATIONS: &'static str = " FOR SHARE OF c";
+    const LOCK_DEVICES: &'static str = " FOR NO KEY UPDATE OF d";
+    const DELETE_USING: bool = true;
 }
 
 impl_tenant_and_key_stores!(PgStore);

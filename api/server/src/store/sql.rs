@@ -243,7 +243,9 @@ pub(crate) trait Backend {
     /// `NO KEY UPDATE`, as an `UPDATE` of non-key columns takes: it does not block the
     /// foreign-key checks of concurrent inserts that reference the row.
     const LOCK_ROWS: &'static str;
-    /// Appended to the batch's conversation read: a share lock, so a commit's epoch
-    /// compare-and-swap waits for the batches that checked the epoch before it.
-    const SHARE_CONVERSATIONS: &'static str;
+    /// The same for the batch's read of device counters, which joins (alias `d`).
+    const LOCK_DEVICES: &'static str;
+    /// Whether `DELETE … USING (VALUES …)` is available (PostgreSQL); SQLite deletes
+    /// acknowledged entries with an `OR` of index ranges instead.
+    const DELETE_USING: bool;
 }

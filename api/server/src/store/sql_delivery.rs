@@ -91,7 +91,8 @@ macro_rules! impl_delivery_store {
             for &device in recipients {
                 let row = sqlx::query(
                     "UPDATE devices SET mailbox_seq = mailbox_seq + 1, mailbox_depth = mailbox_depth + 1 \
-                     WHERE id = $1 AND tenant_id = $2 RETURNING mailbox_seq, mailbox_depth",
+                     WHERE id = $1 AND tenant_id = $2 \
+                     RETURNING mailbox_seq, mailbox_depth - COALESCE((SELECT deleted FROM mailbox_acks WHERE device_id = $1), 0) AS mailbox_depth",
                 )
                 .bind(device)
                 .bind(send.tenant_id)
@@ -441,6 +442,10 @@ macro_rules! impl_delivery_store {
                 }
                 for device in touched {
                     sqlx::query("UPDATE devices SET mailbox_depth = (SELECT COUNT(*) FROM mailbox WHERE device_id = $1) WHERE id = $1")
+                        .bind(device)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("UPDATE mailbox_acks SET deleted = 0 WHERE device_id = $1")
                         .bind(device)
                         .execute(&mut *tx)
                         .await?;

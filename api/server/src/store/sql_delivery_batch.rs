@@ -7,8 +7,12 @@
 //! marks a retry, answered as a replay), locks the recipients' mailbox counters and the
 //! payers' wallets in id order, lets [`super::delivery_batch`] decide every message in
 //! order, and writes the result with multi-row statements. Lock order everywhere is
-//! conversations, then devices, then wallets, each by id, so batches, commits and acks
-//! on several nodes cannot deadlock one another.
+//! devices, then wallets, each by id in one run, so batches and commits on several nodes
+//! cannot deadlock one another. The epoch is read without a lock, as a single send always
+//! read it: a message checked against epoch e may land behind a commit to e + 1 that was
+//! accepted meanwhile, which members decrypt with the past epoch's secrets they keep.
+//! (A share lock on the conversation rows would order them strictly, but costs every
+//! batch a tuple write per conversation on PostgreSQL.)
 
 /// Most rows per multi-row statement: well under SQLite's 32,766 and PostgreSQL's 65,535
 /// bind parameters with the widest row (12 columns).
@@ -88,7 +92,6 @@ macro_rules! impl_delivery_batch {
                 );
                 push_ids(&mut qb, &chunk);
                 qb.push(" ORDER BY c.id");
-                qb.push(<$store as $crate::store::sql::Backend>::SHARE_CONVERSATIONS);
                 for row in qb.build().fetch_all(&mut **tx).await? {
                     loaded.conversations.insert(
                         row.try_get("id")?,
@@ -195,10 +198,14 @@ macro_rules! impl_delivery_batch {
             use sqlx::Row as _;
             let mut out = std::collections::HashMap::with_capacity(devices.len());
             for chunk in $crate::store::sql_delivery_batch::padded_chunks(&devices) {
-                let mut qb = sqlx::QueryBuilder::<BatchDb>::new("SELECT id, mailbox_seq, mailbox_depth FROM devices WHERE id IN ");
+                // Depth net of acknowledgements, which are counted apart (never locked here).
+                let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
+                    "SELECT d.id, d.mailbox_seq, d.mailbox_depth - COALESCE(a.deleted, 0) AS mailbox_depth \
+                     FROM devices d LEFT JOIN mailbox_acks a ON a.device_id = d.id WHERE d.id IN ",
+                );
                 push_ids(&mut qb, &chunk);
-                qb.push(" ORDER BY id");
-                qb.push(<$store as $crate::store::sql::Backend>::LOCK_ROWS);
+                qb.push(" ORDER BY d.id");
+                qb.push(<$store as $crate::store::sql::Backend>::LOCK_DEVICES);
                 for row in qb.build().fetch_all(&mut **tx).await? {
                     out.insert(
                         row.try_get("id")?,
@@ -212,17 +219,18 @@ macro_rules! impl_delivery_batch {
             Ok(out)
         }
 
-        /// Sets mailbox counters to the values given.
+        /// Sets each device's next sequence number and adds the entries it got to its depth:
+        /// (device, new sequence number, entries added).
         async fn write_counters(
             tx: &mut BatchTx<'_>,
-            counters: &[(uuid::Uuid, $crate::store::delivery_batch::MailboxCounter)],
+            counters: &[(uuid::Uuid, i64, i64)],
         ) -> Result<(), $crate::store::StoreError> {
             for chunk in $crate::store::sql_delivery_batch::padded_chunks(&counters) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
-                    "UPDATE devices SET mailbox_seq = v.column2, mailbox_depth = v.column3 FROM (",
+                    "UPDATE devices SET mailbox_seq = v.column2, mailbox_depth = mailbox_depth + v.column3 FROM (",
                 );
-                qb.push_values(chunk.flagged(), |mut row, ((id, c), _)| {
-                    row.push_bind(*id).push_bind(c.seq).push_bind(c.depth);
+                qb.push_values(chunk.flagged(), |mut row, ((id, seq, added), _)| {
+                    row.push_bind(*id).push_bind(*seq).push_bind(*added);
                 });
                 qb.push(") AS v WHERE devices.id = v.column1");
                 qb.build().execute(&mut **tx).await?;
@@ -251,21 +259,44 @@ macro_rules! impl_delivery_batch {
             let mut deleted: std::collections::HashMap<uuid::Uuid, i64> = std::collections::HashMap::new();
             let rows: Vec<(uuid::Uuid, (uuid::Uuid, i64))> = highest.iter().map(|(d, v)| (*d, *v)).collect();
             for chunk in $crate::store::sql_delivery_batch::padded_chunks(&rows) {
-                let mut qb = sqlx::QueryBuilder::<BatchDb>::new("DELETE FROM mailbox WHERE ");
-                let mut any = qb.separated(" OR ");
-                for ((device, (tenant, up_to)), _) in chunk.flagged() {
-                    any.push("(device_id = ")
-                        .push_bind_unseparated(*device)
-                        .push_unseparated(" AND tenant_id = ")
-                        .push_bind_unseparated(*tenant)
-                        .push_unseparated(" AND seq <= ")
-                        .push_bind_unseparated(*up_to)
-                        .push_unseparated(")");
+                let mut qb;
+                if <$store as $crate::store::sql::Backend>::DELETE_USING {
+                    qb = sqlx::QueryBuilder::<BatchDb>::new("DELETE FROM mailbox m USING (");
+                    qb.push_values(chunk.flagged(), |mut row, ((device, (tenant, up_to)), _)| {
+                        row.push_bind(*device).push_bind(*tenant).push_bind(*up_to);
+                    });
+                    qb.push(") AS v WHERE m.device_id = v.column1 AND m.tenant_id = v.column2 AND m.seq <= v.column3 RETURNING m.device_id");
+                } else {
+                    qb = sqlx::QueryBuilder::<BatchDb>::new("DELETE FROM mailbox WHERE ");
+                    let mut any = qb.separated(" OR ");
+                    for ((device, (tenant, up_to)), _) in chunk.flagged() {
+                        any.push("(device_id = ")
+                            .push_bind_unseparated(*device)
+                            .push_unseparated(" AND tenant_id = ")
+                            .push_bind_unseparated(*tenant)
+                            .push_unseparated(" AND seq <= ")
+                            .push_bind_unseparated(*up_to)
+                            .push_unseparated(")");
+                    }
+                    qb.push(" RETURNING device_id");
                 }
-                qb.push(" RETURNING device_id");
                 for row in qb.build().fetch_all(&mut **tx).await? {
                     *deleted.entry(row.try_get("device_id")?).or_insert(0) += 1;
                 }
+            }
+            let mut counts: Vec<(uuid::Uuid, i64)> = deleted.iter().map(|(d, n)| (*d, *n)).collect();
+            counts.sort_unstable();
+            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&counts) {
+                let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
+                    "INSERT INTO mailbox_acks (device_id, deleted) SELECT column1, column2 FROM (",
+                );
+                qb.push_values(chunk.flagged(), |mut row, ((device, n), real)| {
+                    row.push_bind(*device)
+                        .push_bind(*n)
+                        .push_bind($crate::store::sql_delivery_batch::flag(real));
+                });
+                qb.push(") AS v WHERE column3 = 1 ON CONFLICT (device_id) DO UPDATE SET deleted = mailbox_acks.deleted + excluded.deleted");
+                qb.build().execute(&mut **tx).await?;
             }
             Ok(deleted)
         }
@@ -283,7 +314,7 @@ macro_rules! impl_delivery_batch {
             if sends.is_empty() && acks.is_empty() {
                 return Ok((Vec::new(), Vec::new()));
             }
-            let mut tx = store.begin_write().await?;
+            let mut tx = store.begin_batch().await?;
             let loaded = if sends.is_empty() {
                 plan::Loaded::default()
             } else {
@@ -305,25 +336,17 @@ macro_rules! impl_delivery_batch {
                     claimed_routes[*i] = Some(route);
                 }
             }
+            // Acknowledgements first, so the messages after them see the room they freed.
+            // They touch only the mailbox and their own counts, never the device rows that
+            // sends lock, so a device's acks and the sends to it never wait for each other.
             let highest = highest_acks(acks);
-            // Every device whose counter moves — recipients and acknowledging devices — is
-            // locked in one id order.
+            let deleted = delete_acked(&mut tx, &highest).await?;
             let devices = sorted_unique(
-                claimed_routes
-                    .iter()
-                    .flatten()
-                    .flat_map(|r| r.recipients.iter().copied())
-                    .chain(highest.keys().copied())
-                    .collect(),
+                claimed_routes.iter().flatten().flat_map(|r| r.recipients.iter().copied()).collect(),
             );
             let mut counters = lock_counters(&mut tx, &devices).await?;
-            // Acknowledgements first, so the messages after them see the room they freed.
-            let deleted = delete_acked(&mut tx, &highest).await?;
-            for (device, n) in &deleted {
-                if let Some(c) = counters.get_mut(device) {
-                    c.depth = (c.depth - n).max(0);
-                }
-            }
+            let before: std::collections::HashMap<uuid::Uuid, i64> =
+                counters.iter().map(|(d, c)| (*d, c.seq)).collect();
             let wallets = sorted_unique(
                 sends
                     .iter()
@@ -351,11 +374,11 @@ macro_rules! impl_delivery_batch {
                 }
             }
             let alloc = plan::allocate(sends, &claimed_routes, &mut counters, balances);
-            let moved = sorted_unique(
-                alloc.counters.iter().map(|(d, _)| *d).chain(deleted.keys().copied()).collect(),
-            );
-            let moved: Vec<(uuid::Uuid, plan::MailboxCounter)> =
-                moved.into_iter().filter_map(|d| counters.get(&d).map(|c| (d, *c))).collect();
+            let moved: Vec<(uuid::Uuid, i64, i64)> = alloc
+                .counters
+                .iter()
+                .map(|(d, c)| (*d, c.seq, c.seq - before.get(d).copied().unwrap_or(c.seq)))
+                .collect();
             write_counters(&mut tx, &moved).await?;
             for chunk in $crate::store::sql_delivery_batch::padded_chunks(&alloc.entries) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new(

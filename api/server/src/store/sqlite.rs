@@ -43,6 +43,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
+            // Statement journals (a batch's multi-row statements each keep one for
+            // statement-level rollback) and temporary tables in memory, not in files.
+            .pragma("temp_store", "memory")
             // Batches use a few statement kinds in ten sizes each: room for all of them.
             .statement_cache_capacity(super::STATEMENT_CACHE);
         if let Some(parent) = connect.get_filename().parent()
@@ -77,12 +80,20 @@ impl SqliteStore {
     ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.writer.begin_with("BEGIN IMMEDIATE").await
     }
+
+    /// Begins a delivery batch's transaction (SQLite has one writer: the same queue).
+    pub(crate) async fn begin_batch(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_write().await
+    }
 }
 
 impl Backend for SqliteStore {
     type Db = sqlx::Sqlite;
     const LOCK_ROWS: &'static str = "";
-    const SHARE_CONVERSATIONS: &'static str = "";
+    const LOCK_DEVICES: &'static str = "";
+    const DELETE_USING: bool = false;
 }
 
 impl_tenant_and_key_stores!(SqliteStore);

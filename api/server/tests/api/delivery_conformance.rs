@@ -215,6 +215,54 @@ async fn duplicates_quota_and_acks(backend: Backend) {
     );
 }
 
+/// One batch holding acknowledgements and sends: the acks go first and free room under the
+/// quota for the sends after them; a commit's quota check counts the acks too.
+async fn a_batch_applies_its_acks_before_its_sends(backend: Backend) {
+    let (store, _db) = fresh_store(backend).await;
+    let w = world(store, 2).await;
+    let conv = group(&w).await;
+    let receiver = w.devices[1].device_id;
+    for body in [b"a", b"b"] {
+        let mut s = send(&w, 0, conv, 1, body);
+        s.mailbox_quota = 3;
+        stored(w.store.store_application(&s).await.unwrap());
+    }
+    let entries = w
+        .store
+        .fetch_mailbox(w.tenant, receiver, 0, 100, 100)
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 3, "the Welcome and two messages");
+    let last = entries.last().unwrap().seq;
+    // Full at a quota of 3 unless the acknowledgement in the same batch goes first.
+    let mut sends = Vec::new();
+    for body in [b"c", b"d"] {
+        let mut s = send(&w, 0, conv, 1, body);
+        s.mailbox_quota = 3;
+        sends.push(s);
+    }
+    let ack = cloak_api::store::Ack {
+        tenant_id: w.tenant,
+        device_id: receiver,
+        up_to: last,
+    };
+    let (outcomes, acked) = w.store.store_batch(&sends, &[ack]).await.unwrap();
+    assert_eq!(acked, vec![3]);
+    let seqs: Vec<i64> = outcomes.into_iter().map(|o| stored(o).seqs[0]).collect();
+    assert_eq!(seqs, vec![last + 1, last + 2]);
+    // Two entries wait now: with a quota of 3 one more fits, through a commit too.
+    let mut commit = send(&w, 0, conv, 1, b"commit");
+    commit.mailbox_quota = 3;
+    let changes = CommitChanges::default();
+    stored(w.store.store_commit(&commit, &changes).await.unwrap());
+    let mut over = send(&w, 0, conv, 2, b"over");
+    over.mailbox_quota = 3;
+    assert_eq!(
+        w.store.store_application(&over).await.unwrap(),
+        SendOutcome::MailboxFull(receiver)
+    );
+}
+
 async fn commits_compare_and_swap_and_change_members(backend: Backend) {
     let (store, _db) = fresh_store(backend).await;
     let w = world(store, 3).await;
@@ -393,6 +441,7 @@ backend_tests!(
     charges_are_part_of_the_send,
     concurrent_sends_give_each_mailbox_gapless_increasing_sequences,
     duplicates_quota_and_acks,
+    a_batch_applies_its_acks_before_its_sends,
     commits_compare_and_swap_and_change_members,
     expired_entries_are_hidden_then_purged,
 );
