@@ -205,3 +205,44 @@ async fn redis_carries_notifications_between_nodes() {
         Notification::Message(b"from a".as_slice().into())
     );
 }
+
+/// Pushed envelopes: a node's own subscribers get each payload once, directly (not a second
+/// time through Redis), and the other node's subscribers get it once through Redis.
+#[tokio::test]
+async fn publish_each_reaches_local_and_remote_subscribers_once() {
+    let node_a = fresh_broker(Backend::Postgres).await;
+    let node_b = fresh_broker(Backend::Postgres).await;
+    let (t1, t2) = (topic(), topic());
+    let mut local = node_a.subscribe(&t1).await.unwrap();
+    let mut remote = node_b.subscribe(&t2).await.unwrap();
+    let items: Vec<(String, std::sync::Arc<[u8]>)> = vec![
+        (t1.clone(), b"one".as_slice().into()),
+        (t2.clone(), b"two".as_slice().into()),
+        (t1.clone(), b"three".as_slice().into()),
+    ];
+    node_a.publish_each(&items).await.unwrap();
+    assert_eq!(
+        next(&mut local).await,
+        Notification::Message(b"one".as_slice().into())
+    );
+    assert_eq!(
+        next(&mut local).await,
+        Notification::Message(b"three".as_slice().into())
+    );
+    assert_eq!(
+        next(&mut remote).await,
+        Notification::Message(b"two".as_slice().into())
+    );
+    // Nothing more arrives: the echo of node A's own publications through Redis is skipped.
+    node_a.publish(&t1, b"marker").await.unwrap();
+    assert_eq!(
+        next(&mut local).await,
+        Notification::Message(b"marker".as_slice().into())
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), local.recv())
+            .await
+            .is_err(),
+        "a publication came back through Redis"
+    );
+}
