@@ -79,26 +79,6 @@ async fn send(base: &str, from: &Dev, conv: Uuid, body: &[u8]) -> reqwest::Statu
         .status()
 }
 
-/// The application messages in the device's mailbox, in order.
-async fn mailbox_bodies(base: &str, dev: &Dev) -> Vec<Vec<u8>> {
-    let page: Value = reqwest::Client::new()
-        .get(format!("{base}/v1/mailbox?limit=500"))
-        .bearer_auth(dev.token().await)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["kind"] == "application")
-        .map(|e| STANDARD.decode(e["body"].as_str().unwrap()).unwrap())
-        .collect()
-}
-
 async fn socket(base: &str, dev: &Dev, after: u64) -> Socket {
     let url = format!("{}/v1/ws", base.replacen("http://", "ws://", 1));
     let mut request =
@@ -178,8 +158,8 @@ async fn kill_9_after_acknowledged_sends_loses_nothing(env: ServerEnv) {
     assert_eq!(mailbox_bodies(&restarted.base_url, &b).await, sent);
 }
 
-/// Every application message in the device's mailbox, in order, page by page.
-async fn all_mailbox_bodies(base: &str, dev: &Dev) -> Vec<Vec<u8>> {
+/// The application messages in the device's mailbox, in order, page by page.
+async fn mailbox_bodies(base: &str, dev: &Dev) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut after = 0u64;
     loop {
@@ -270,7 +250,7 @@ async fn kill_9_with_batches_in_flight_loses_nothing(env: ServerEnv) {
     }
     let restarted = ServerProcess::start(stack.dir.path(), &env);
     let base = restarted.base_url.clone();
-    let stored = all_mailbox_bodies(&base, &b).await;
+    let stored = mailbox_bodies(&base, &b).await;
     let expected: Vec<Vec<u8>> = (0..ids.len()).map(body).collect();
     // What survived is a prefix of the sender's sequence that holds every acknowledged send.
     if stored.len() == ids.len() {
@@ -321,7 +301,7 @@ async fn kill_9_with_batches_in_flight_loses_nothing(env: ServerEnv) {
         }
     }
     drop(writer.await.unwrap());
-    assert_eq!(all_mailbox_bodies(&base, &b).await, expected);
+    assert_eq!(mailbox_bodies(&base, &b).await, expected);
 }
 
 #[tokio::test]

@@ -132,11 +132,13 @@ impl CpuSnapshot {
         let external: f64 = later
             .externals
             .iter()
-            .filter_map(|(pid, b)| {
+            // A process first seen at the later snapshot started inside the window (the
+            // process list is read again at every snapshot): all its CPU counts.
+            .map(|(pid, b)| {
                 self.externals
                     .iter()
                     .find(|(p, _)| p == pid)
-                    .map(|(_, a)| b - a)
+                    .map_or(*b, |(_, a)| b - a)
             })
             .sum();
         let wall = later.at.duration_since(self.at).as_secs_f64();
@@ -172,13 +174,15 @@ pub struct CpuUsage {
 pub struct Watched {
     /// Server processes (Cloak nodes or the naive relay).
     pub servers: Vec<u32>,
-    /// Database and broker processes, reported separately.
-    pub externals: Vec<u32>,
+    /// Command names of the database and broker processes, reported separately. They are
+    /// looked up again at every snapshot: PostgreSQL starts a backend per connection, and
+    /// the server opens some of its connections only when it first needs them.
+    pub external_names: Vec<&'static str>,
 }
 
 impl Watched {
     /// Takes a snapshot of their counters.
     pub fn snapshot(&self) -> Result<CpuSnapshot> {
-        CpuSnapshot::take(&self.servers, &self.externals)
+        CpuSnapshot::take(&self.servers, &pids_named(&self.external_names))
     }
 }

@@ -17,7 +17,7 @@ use anyhow::{Result, bail};
 use crate::cli::{Common, LoadArgs, Workload};
 use crate::fdlimit;
 use crate::load::LoadConfig;
-use crate::procfs::{self, Watched};
+use crate::procfs::Watched;
 use crate::server::{self, CloakNode, ServerConfig};
 use crate::setup::{Api, Pair};
 use crate::ws::{self, Socket, Target};
@@ -108,7 +108,7 @@ impl Env {
         }
         Watched {
             servers,
-            externals: procfs::pids_named(&names),
+            external_names: names,
         }
     }
 

@@ -31,7 +31,7 @@ pub async fn run(env: &Env, dir: &Path, n_pairs: usize, config: LoadConfig) -> R
     let senders = senders.into_iter().map(|s| (s, Uuid::nil())).collect();
     let watched = crate::procfs::Watched {
         servers: vec![process.pid()],
-        externals: Vec::new(),
+        external_names: Vec::new(),
     };
     eprintln!("running the same load against the naive relay");
     let outcome = load::run(config, Protocol::Naive, senders, receivers, &watched).await?;

@@ -9,18 +9,8 @@ use uuid::Uuid;
 use crate::backend_tests;
 use crate::billing_helpers::Receiver;
 use crate::delivery_helpers::next_frame;
-use crate::helpers::{Backend, TestApp, assert_problem, spawn_app};
-use crate::identity_helpers::{TestDevice, b64};
-
-async fn pair(app: &TestApp) -> (TestDevice, TestDevice, Uuid) {
-    let alice = app.create_user("alice").await;
-    let bob = app.create_user("bob").await;
-    app.make_contacts(alice, bob).await;
-    let a = app.new_device(alice).await;
-    let b = app.new_device(bob).await;
-    let conv = app.conversation(&a, &[&b]).await;
-    (a, b, conv)
-}
+use crate::helpers::{Backend, assert_problem, spawn_app};
+use crate::identity_helpers::b64;
 
 async fn prices_and_settings_round_trip_and_validate(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -83,7 +73,7 @@ async fn prices_and_settings_round_trip_and_validate(backend: Backend) {
 
 async fn sends_are_charged_in_their_transaction(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (a, b, conv) = pair(&app).await;
+    let (a, b, conv) = app.pair().await;
     app.set_prices(1, 0).await;
     // Unpriced tenants' sends were free; now the tenant's wallet pays and is empty.
     let refused = app.send(&a, conv, 1, Uuid::new_v4(), b"no credits").await;
@@ -181,7 +171,7 @@ async fn sends_are_charged_in_their_transaction(backend: Backend) {
 
 async fn concurrent_sends_never_overdraw(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (a, _b, conv) = pair(&app).await;
+    let (a, _b, conv) = app.pair().await;
     app.set_prices(1, 0).await;
     app.grant("tenant", 500).await;
     let url = app.url(&format!("/v1/conversations/{conv}/messages"));
@@ -366,7 +356,7 @@ async fn grants_and_adjustments_are_idempotent_and_never_negative(backend: Backe
 
 async fn low_balance_fires_a_signed_webhook_with_retries(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (a, _b, conv) = pair(&app).await;
+    let (a, _b, conv) = app.pair().await;
     let receiver = Receiver::start(&[500]).await;
     let set: Value = app
         .put_json("/v1/webhooks", &app.api_key, &json!({"url": receiver.url}))

@@ -13,6 +13,17 @@ pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 impl TestApp {
+    /// alice and bob (contacts), one device each, in a conversation at epoch 1.
+    pub async fn pair(&self) -> (TestDevice, TestDevice, Uuid) {
+        let alice = self.create_user("alice").await;
+        let bob = self.create_user("bob").await;
+        self.make_contacts(alice, bob).await;
+        let a = self.new_device(alice).await;
+        let b = self.new_device(bob).await;
+        let conv = self.conversation(&a, &[&b]).await;
+        (a, b, conv)
+    }
+
     /// `owner` creates a conversation and commits the other devices into it (epoch 1).
     pub async fn conversation(&self, owner: &TestDevice, others: &[&TestDevice]) -> Uuid {
         let id = Uuid::new_v4();

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::backend_tests;
 use crate::delivery_helpers::next_frame;
 use crate::helpers::{Backend, TestApp, assert_problem, spawn_app, spawn_app_with};
-use crate::identity_helpers::{TestDevice, b64};
+use crate::identity_helpers::b64;
 
 fn defaults() -> Value {
     json!({"levels": cloak_api::services::limits::default_levels()})
@@ -28,20 +28,10 @@ async fn set_levels(app: &TestApp, levels: &Value) {
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
 }
 
-async fn pair(app: &TestApp) -> (TestDevice, TestDevice, Uuid) {
-    let alice = app.create_user("alice").await;
-    let bob = app.create_user("bob").await;
-    app.make_contacts(alice, bob).await;
-    let a = app.new_device(alice).await;
-    let b = app.new_device(bob).await;
-    let conv = app.conversation(&a, &[&b]).await;
-    (a, b, conv)
-}
-
 async fn a_new_users_second_message_within_ten_seconds_is_refused(backend: Backend) {
     let app = spawn_app(backend).await;
     set_levels(&app, &defaults()).await;
-    let (a, _b, conv) = pair(&app).await;
+    let (a, _b, conv) = app.pair().await;
     let first = Uuid::new_v4();
     assert_eq!(app.send(&a, conv, 1, first, b"one").await.status(), 201);
     app.clock.advance_ms(1_000);
@@ -119,7 +109,7 @@ async fn levels_set_limits_attachments_and_promotion(backend: Backend) {
         .unwrap();
     assert_problem(bad, 400, "invalid_trust_level").await;
 
-    let (a, _b, conv) = pair(&app).await;
+    let (a, _b, conv) = app.pair().await;
     let patch = |level: &str| {
         let req = app
             .client

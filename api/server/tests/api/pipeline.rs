@@ -10,18 +10,8 @@ use uuid::Uuid;
 
 use crate::backend_tests;
 use crate::delivery_helpers::{Socket, body_of, next_frame};
-use crate::helpers::{Backend, TestApp, spawn_app, spawn_on, spawn_with_clock};
-use crate::identity_helpers::{TestDevice, b64};
-
-async fn pair(app: &TestApp) -> (TestDevice, TestDevice, Uuid) {
-    let alice = app.create_user("alice").await;
-    let bob = app.create_user("bob").await;
-    app.make_contacts(alice, bob).await;
-    let a = app.new_device(alice).await;
-    let b = app.new_device(bob).await;
-    let conv = app.conversation(&a, &[&b]).await;
-    (a, b, conv)
-}
+use crate::helpers::{Backend, spawn_app, spawn_on, spawn_with_clock};
+use crate::identity_helpers::b64;
 
 fn send_frame(conv: Uuid, id: Uuid, epoch: u64, body: &[u8]) -> Message {
     Message::text(
@@ -44,7 +34,7 @@ async fn answers(ws: &mut Socket, n: usize) -> Vec<Value> {
 
 async fn pipelined_sends_are_answered_in_order_and_charged_exactly(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (a, b, conv) = pair(&app).await;
+    let (a, b, conv) = app.pair().await;
     app.set_prices(1, 0).await;
     app.grant("tenant", 500).await;
     let mut ws = app.socket(&app.address, &a, u64::MAX).await;
@@ -111,7 +101,7 @@ async fn pipelined_sends_are_answered_in_order_and_charged_exactly(backend: Back
 
 async fn socket_sends_are_validated_like_rest_bodies(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (a, b, conv) = pair(&app).await;
+    let (a, b, conv) = app.pair().await;
     let mut ws = app.socket(&app.address, &a, u64::MAX).await;
     let empty = Uuid::new_v4();
     let huge = Uuid::new_v4();
@@ -143,7 +133,7 @@ async fn concurrent_retries_are_answered_as_replays(backend: Backend) {
     let app = spawn_app(backend).await;
     // Node B shares A's clock: they share the limiter's state in Redis.
     let (node_b, _) = spawn_with_clock(backend, &app.db, app.clock.clone()).await;
-    let (a, b, conv) = pair(&app).await;
+    let (a, b, conv) = app.pair().await;
     let id = Uuid::new_v4();
     let statuses: Vec<u16> = futures_util::stream::iter(0..40)
         .map(|i| {
@@ -188,7 +178,7 @@ async fn concurrent_retries_are_answered_as_replays(backend: Backend) {
 
 async fn a_missed_push_is_read_from_the_mailbox(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (a, b, conv) = pair(&app).await;
+    let (a, b, conv) = app.pair().await;
     let mut ws = app.socket(&app.address, &b, 0).await;
     assert_eq!(next_frame(&mut ws).await["kind"], "welcome");
     // Stored behind the pipeline's back: no push, as if the note were lost.
@@ -291,7 +281,7 @@ async fn commits_racing_sends_never_deadlock(backend: Backend) {
 
 async fn revocation_closes_sockets_on_every_node(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (a, b, _conv) = pair(&app).await;
+    let (a, b, _conv) = app.pair().await;
     // With Redis the socket sits on another node; the in-process broker is one node.
     let node = if backend == Backend::Postgres {
         spawn_on(backend, &app.db).await.0
