@@ -186,6 +186,15 @@ async fn mailbox_bodies(base: &str, dev: &Dev) -> Vec<Vec<u8>> {
     }
 }
 
+/// The client message id of a `sent` receipt.
+fn receipt_of(msg: &Message) -> Option<Uuid> {
+    let Message::Text(text) = msg else {
+        return None;
+    };
+    let f: Value = serde_json::from_str(text.as_str()).ok()?;
+    (f["type"] == "sent").then(|| f["client_msg_id"].as_str()?.parse().ok())?
+}
+
 /// The node is killed while a socket's pipelined sends are in flight, batches being
 /// written. Every send that got a `sent` receipt survives; the sender then retries the
 /// rest with the same client message ids and every message is stored exactly once, in order.
@@ -216,17 +225,8 @@ async fn kill_9_with_batches_in_flight_loses_nothing(env: ServerEnv) {
             .expect("receipts keep coming")
             .expect("socket open")
             .expect("socket ok");
-        if let Message::Text(text) = msg {
-            let f: Value = serde_json::from_str(text.as_str()).unwrap();
-            if f["type"] == "sent" {
-                acknowledged.insert(
-                    f["client_msg_id"]
-                        .as_str()
-                        .unwrap()
-                        .parse::<Uuid>()
-                        .unwrap(),
-                );
-            }
+        if let Some(id) = receipt_of(&msg) {
+            acknowledged.insert(id);
         }
     }
     stack.server.kill_hard();
@@ -235,17 +235,8 @@ async fn kill_9_with_batches_in_flight_loses_nothing(env: ServerEnv) {
     while let Ok(Some(Ok(msg))) =
         tokio::time::timeout(Duration::from_millis(200), stream.next()).await
     {
-        if let Message::Text(text) = msg {
-            let f: Value = serde_json::from_str(text.as_str()).unwrap();
-            if f["type"] == "sent" {
-                acknowledged.insert(
-                    f["client_msg_id"]
-                        .as_str()
-                        .unwrap()
-                        .parse::<Uuid>()
-                        .unwrap(),
-                );
-            }
+        if let Some(id) = receipt_of(&msg) {
+            acknowledged.insert(id);
         }
     }
     let restarted = ServerProcess::start(stack.dir.path(), &env);
