@@ -329,6 +329,17 @@ mod tests {
         l
     }
 
+    /// Every routed message as if this batch claimed its record.
+    fn all_claimed(routed: &[Routed]) -> Vec<Option<&Route>> {
+        routed
+            .iter()
+            .map(|r| match r {
+                Routed::Go(route) => Some(route),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn prepaid(wallet: Uuid, amount: i64) -> Option<Charge> {
         Some(Charge::Prepaid {
             wallet_id: wallet,
@@ -356,13 +367,7 @@ mod tests {
             routed[1],
             Routed::Refused(SendOutcome::StaleEpoch(3))
         ));
-        let claimed: Vec<Option<&Route>> = routed
-            .iter()
-            .map(|r| match r {
-                Routed::Go(route) => Some(route),
-                _ => None,
-            })
-            .collect();
+        let claimed = all_claimed(&routed);
         let counters = HashMap::from([(b.device_id, MailboxCounter { seq: 7, depth: 0 })]);
         let balances = HashMap::from([(wallet, 8)]);
         let alloc = allocate(&sends, &claimed, &mut counters.clone(), balances);
@@ -403,13 +408,7 @@ mod tests {
         }
         let l = loaded(c, &[a, b]);
         let routed = route(&sends, &l);
-        let claimed: Vec<Option<&Route>> = routed
-            .iter()
-            .map(|r| match r {
-                Routed::Go(route) => Some(route),
-                _ => None,
-            })
-            .collect();
+        let claimed = all_claimed(&routed);
         let counters = HashMap::from([(b.device_id, MailboxCounter { seq: 0, depth: 0 })]);
         let alloc = allocate(
             &sends,

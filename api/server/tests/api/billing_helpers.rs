@@ -127,6 +127,26 @@ impl TestApp {
     }
 
     /// Every ledger entry of a wallet, following cursors.
+    /// The 500-credit grant and 500 one-credit debits of a wallet drained by sends: 501
+    /// ledger entries summing to 0, none below zero, and a balance of 0.
+    pub async fn assert_drained_by_500_sends(&self, wallet: &str) {
+        assert_eq!(self.balance(wallet).await, 0);
+        let ledger = self.ledger(wallet).await;
+        assert_eq!(ledger.len(), 501);
+        assert_eq!(
+            ledger
+                .iter()
+                .map(|e| e["delta"].as_i64().unwrap())
+                .sum::<i64>(),
+            0
+        );
+        assert!(
+            ledger
+                .iter()
+                .all(|e| e["balance_after"].as_i64().unwrap() >= 0)
+        );
+    }
+
     pub async fn ledger(&self, wallet: &str) -> Vec<Value> {
         let mut out = Vec::new();
         let mut cursor = String::new();

@@ -66,16 +66,7 @@ async fn pipelined_sends_are_answered_in_order_and_charged_exactly(backend: Back
             .iter()
             .all(|f| f["code"] == "insufficient_credits")
     );
-    assert_eq!(app.balance("tenant").await, 0);
-    let ledger = app.ledger("tenant").await;
-    assert_eq!(ledger.len(), 501);
-    assert_eq!(
-        ledger
-            .iter()
-            .map(|e| e["delta"].as_i64().unwrap())
-            .sum::<i64>(),
-        0
-    );
+    app.assert_drained_by_500_sends("tenant").await;
     // Bob's mailbox holds the 500, in the sender's order, with consecutive sequence numbers.
     let mut entries = Vec::new();
     let mut after = 0;
