@@ -60,7 +60,10 @@ fn group(n: usize) -> Vec<(Device, Conversation)> {
         conv.confirm_commit(&creator.provider).unwrap();
         let welcome = pending.welcome.unwrap();
         for d in others {
-            let joined = Conversation::join(&d.provider, &welcome).unwrap();
+            let joined = Conversation::stage_join(&d.provider, &welcome)
+                .unwrap()
+                .join(&d.provider)
+                .unwrap();
             members.push((d, joined));
         }
     }

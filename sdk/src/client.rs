@@ -50,6 +50,7 @@ pub struct DeviceClient<C: Clock = SystemClock> {
     identity: DeviceIdentity,
     clock: C,
     ids: Option<DeviceIds>,
+    own_root: Option<[u8; 32]>,
     token: Mutex<Option<CachedToken>>,
 }
 
@@ -77,6 +78,7 @@ impl<C: Clock> DeviceClient<C> {
             identity,
             clock,
             ids: None,
+            own_root: None,
             token: Mutex::new(None),
         }
     }
@@ -100,6 +102,12 @@ impl<C: Clock> DeviceClient<C> {
     /// The device's identity key.
     pub fn identity(&self) -> &DeviceIdentity {
         &self.identity
+    }
+
+    /// The root key of the device's own user when the server registered it as the user's
+    /// first device (its own key then is the root); `None` before that or for later devices.
+    pub fn own_root(&self) -> Option<[u8; 32]> {
+        self.own_root
     }
 
     /// The device's ids, once registered.
@@ -140,6 +148,9 @@ impl<C: Clock> DeviceClient<C> {
             *self.token.get_mut() = None;
         }
         self.ids = Some(ids);
+        if device.status == DeviceStatus::Approved && device.approved_by.is_none() {
+            self.own_root = Some(self.identity.public_key());
+        }
         Ok(device)
     }
 

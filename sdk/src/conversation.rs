@@ -16,9 +16,10 @@
 //! cannot encrypt.
 //!
 //! Trust: the sender of every incoming message and the members added by a commit are
-//! named by their MLS credentials, never by the envelope. After a commit, and after
-//! joining, compare the leaves with the verified device directory
-//! ([`check_members`](Conversation::check_members)).
+//! named by their MLS credentials, never by the envelope. Nothing received changes the
+//! group before it is checked: a Welcome becomes a [`StagedJoin`] and another member's
+//! commit a [`StagedChange`]; the caller checks their leaves against the verified device
+//! directory and only then joins or merges (stage → check → merge, or drop).
 
 use cloak_proto::devices::{Device, DeviceStatus};
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
@@ -26,7 +27,7 @@ use openmls::prelude::{
     BasicCredential, Credential, GroupId, KeyPackage, LeafNodeIndex, Member, MlsGroup,
     MlsGroupCreateConfig, MlsGroupJoinConfig, MlsMessageBodyIn, MlsMessageIn, MlsMessageOut,
     OpenMlsProvider, ProcessedMessageContent, ProtocolMessage, Sender, SenderRatchetConfiguration,
-    StagedWelcome,
+    StagedCommit, StagedWelcome,
 };
 use uuid::Uuid;
 
@@ -67,7 +68,6 @@ pub struct PendingCommit {
 }
 
 /// What an incoming MLS message was.
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incoming {
     /// An application message from `sender` (named by its MLS credential).
     Application {
@@ -76,18 +76,137 @@ pub enum Incoming {
         /// The decrypted payload (its kind may be [`Unknown`](crate::PayloadKind::Unknown)).
         payload: Payload,
     },
-    /// A commit by another member, now merged.
-    Commit {
-        /// Devices it added.
-        added: Vec<DeviceIds>,
-        /// Devices it removed (possibly this one: the conversation is then inactive).
-        removed: Vec<DeviceIds>,
-        /// The new epoch.
-        epoch: u64,
-    },
+    /// A commit by another member that MLS accepted, **not merged yet**: check its new
+    /// leaves against the verified directory ([`StagedChange::check`]), then
+    /// [`merge`](Conversation::merge) it, or drop it to refuse it.
+    Commit(StagedChange),
     /// Nothing to act on: this device's own message, or a standalone proposal (Cloak
     /// members only commit).
     Ignored,
+}
+
+impl std::fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Application { sender, .. } => f
+                .debug_struct("Application")
+                .field("sender", sender)
+                .finish_non_exhaustive(),
+            Self::Commit(change) => f.debug_tuple("Commit").field(change).finish(),
+            Self::Ignored => f.write_str("Ignored"),
+        }
+    }
+}
+
+/// A leaf a commit brings in: an added device, or the committer's (or an updater's) new
+/// leaf. Its credential and signature key must match an approved directory device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NewLeaf {
+    credential: Option<DeviceIds>,
+    signature_key: Vec<u8>,
+}
+
+/// Another member's commit, staged by OpenMLS (signature, membership and tree checks
+/// passed) but not merged. Nothing about the group changes until
+/// [`Conversation::merge`]; dropping it leaves the conversation where it was.
+pub struct StagedChange {
+    added: Vec<DeviceIds>,
+    removed: Vec<DeviceIds>,
+    new_leaves: Vec<NewLeaf>,
+    staged: Box<StagedCommit>,
+}
+
+impl std::fmt::Debug for StagedChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StagedChange")
+            .field("added", &self.added)
+            .field("removed", &self.removed)
+            .field("epoch", &self.epoch())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StagedChange {
+    /// Devices the commit adds.
+    pub fn added(&self) -> &[DeviceIds] {
+        &self.added
+    }
+
+    /// Devices the commit removes (possibly this one).
+    pub fn removed(&self) -> &[DeviceIds] {
+        &self.removed
+    }
+
+    /// The epoch the conversation reaches when the commit is merged.
+    pub fn epoch(&self) -> u64 {
+        self.staged.group_context().epoch().as_u64()
+    }
+
+    /// Every leaf the commit brings in (added devices, and the committer's new leaf from
+    /// its update path) must be an approved device of the (verified) directory with the
+    /// leaf's signature key as its identity key. The error names the first that fails.
+    pub fn check(&self, directory: &[Device]) -> Result<(), Error> {
+        self.new_leaves.iter().try_for_each(|leaf| {
+            check_leaf(
+                "new leaf",
+                leaf.credential.as_ref(),
+                &leaf.signature_key,
+                directory,
+            )
+        })
+    }
+
+    /// The users whose directories [`check`](Self::check) needs.
+    pub fn users(&self) -> Vec<Uuid> {
+        let mut users: Vec<Uuid> = self
+            .new_leaves
+            .iter()
+            .filter_map(|l| l.credential.map(|c| c.user_id))
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        users
+    }
+}
+
+/// A Welcome that decrypted with one of this device's KeyPackages, not yet a
+/// conversation: check its members ([`StagedJoin::check`]), then
+/// [`join`](StagedJoin::join). OpenMLS consumed the KeyPackage's private part from the
+/// provider when it opened the Welcome.
+pub struct StagedJoin {
+    id: Uuid,
+    staged: StagedWelcome,
+}
+
+impl StagedJoin {
+    /// The conversation (the group id).
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The members as their credentials name them.
+    pub fn members(&self) -> Vec<DeviceIds> {
+        self.staged
+            .members()
+            .filter_map(|m| credential_ids(&m.credential))
+            .collect()
+    }
+
+    /// Every member must be an approved directory device with the leaf's key.
+    pub fn check(&self, directory: &[Device]) -> Result<(), Error> {
+        self.staged
+            .members()
+            .try_for_each(|m| check_member(&m, directory))
+    }
+
+    /// Becomes the conversation.
+    pub fn join(self, provider: &impl OpenMlsProvider) -> Result<Conversation, Error> {
+        let group = self
+            .staged
+            .into_group(provider)
+            .map_err(|e| Error::Verification(format!("welcome: {e}")))?;
+        Ok(Conversation { id: self.id, group })
+    }
 }
 
 /// One conversation: an MLS group. No `Debug`: it holds the group's secrets.
@@ -172,21 +291,22 @@ impl Conversation {
         })
     }
 
-    /// Joins from a Welcome addressed to one of this device's KeyPackages (whose private
-    /// parts are in `provider`'s storage). The ratchet tree comes inside the Welcome.
-    /// Check the members against the device directory before trusting the conversation.
-    pub fn join(provider: &impl OpenMlsProvider, welcome: &[u8]) -> Result<Self, Error> {
+    /// Opens a Welcome addressed to one of this device's KeyPackages (whose private parts
+    /// are in `provider`'s storage). The ratchet tree comes inside the Welcome. Check the
+    /// members against the device directory, then [`StagedJoin::join`].
+    pub fn stage_join(
+        provider: &impl OpenMlsProvider,
+        welcome: &[u8],
+    ) -> Result<StagedJoin, Error> {
         let MlsMessageBodyIn::Welcome(welcome) = parse_message(welcome)?.extract() else {
             return Err(Error::Malformed("not a Welcome".into()));
         };
-        let group = StagedWelcome::new_from_welcome(provider, &join_config(), welcome, None)
-            .map_err(|e| Error::Verification(format!("welcome: {e}")))?
-            .into_group(provider)
+        let staged = StagedWelcome::new_from_welcome(provider, &join_config(), welcome, None)
             .map_err(|e| Error::Verification(format!("welcome: {e}")))?;
-        let id = <[u8; 16]>::try_from(group.group_id().as_slice())
+        let id = <[u8; 16]>::try_from(staged.group_context().group_id().as_slice())
             .map(Uuid::from_bytes)
             .map_err(|_| Error::Verification("group id is not a conversation id".into()))?;
-        Ok(Self { id, group })
+        Ok(StagedJoin { id, staged })
     }
 
     /// Loads the conversation from `provider`'s storage; `None` if it is not there.
@@ -357,14 +477,13 @@ impl Conversation {
     }
 
     /// Processes one envelope body (an MLS application message or commit of this
-    /// conversation). A commit by another member is merged at once (discarding this
-    /// device's own pending commit, which the server can then no longer accept).
-    /// Malformed bytes give [`Error::Malformed`]; anything that does not decrypt or verify
-    /// (forged, from a removed device, from an epoch too old or not reached yet) gives
-    /// [`Error::Verification`] and is dropped; later messages still decrypt. A commit
-    /// that adds a leaf whose credential names no Cloak device is refused (not merged):
-    /// the device then stays at its epoch, failing closed. After every merged commit,
-    /// call [`check_members`](Self::check_members).
+    /// conversation). A commit by another member comes back staged
+    /// ([`Incoming::Commit`]), not merged: check it, then [`merge`](Self::merge) it or
+    /// drop it. Malformed bytes give [`Error::Malformed`]; anything that does not decrypt
+    /// or verify (forged, from a removed device, from an epoch too old or not reached yet)
+    /// gives [`Error::Verification`] and is dropped; later messages still decrypt. A
+    /// commit that adds a leaf whose credential names no Cloak device is refused: the
+    /// device then stays at its epoch, failing closed.
     pub fn process(
         &mut self,
         provider: &impl OpenMlsProvider,
@@ -395,10 +514,20 @@ impl Conversation {
                 Ok(Incoming::Application { sender, payload })
             }
             ProcessedMessageContent::StagedCommitMessage(staged) => {
-                let added = staged
-                    .add_proposals()
-                    .map(|p| required_ids(p.add_proposal().key_package().leaf_node().credential()))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let mut added = Vec::new();
+                let mut new_leaves = Vec::new();
+                for p in staged.add_proposals() {
+                    let leaf = p.add_proposal().key_package().leaf_node();
+                    added.push(required_ids(leaf.credential())?);
+                    new_leaves.push(new_leaf(leaf.credential(), leaf.signature_key().as_slice()));
+                }
+                for p in staged.update_proposals() {
+                    let leaf = p.update_proposal().leaf_node();
+                    new_leaves.push(new_leaf(leaf.credential(), leaf.signature_key().as_slice()));
+                }
+                if let Some(leaf) = staged.update_path_leaf_node() {
+                    new_leaves.push(new_leaf(leaf.credential(), leaf.signature_key().as_slice()));
+                }
                 let removed = staged
                     .remove_proposals()
                     .map(|p| {
@@ -409,38 +538,72 @@ impl Conversation {
                             .ok_or_else(|| Error::Verification("removed leaf is unknown".into()))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                self.discard_commit(provider)?;
-                self.group
-                    .merge_staged_commit(provider, *staged)
-                    .map_err(|e| crypto("merge commit", e))?;
-                Ok(Incoming::Commit {
+                Ok(Incoming::Commit(StagedChange {
                     added,
                     removed,
-                    epoch: self.epoch(),
-                })
+                    new_leaves,
+                    staged,
+                }))
             }
             _ => Ok(Incoming::Ignored),
         }
     }
+
+    /// Merges a commit staged by [`process`](Self::process) after its check passed
+    /// (discarding this device's own pending commit, which the server can then no longer
+    /// accept). Returns the new epoch.
+    pub fn merge(
+        &mut self,
+        provider: &impl OpenMlsProvider,
+        change: StagedChange,
+    ) -> Result<u64, Error> {
+        self.discard_commit(provider)?;
+        self.group
+            .merge_staged_commit(provider, *change.staged)
+            .map_err(|e| crypto("merge commit", e))?;
+        Ok(self.epoch())
+    }
+}
+
+fn new_leaf(credential: &Credential, signature_key: &[u8]) -> NewLeaf {
+    NewLeaf {
+        credential: credential_ids(credential),
+        signature_key: signature_key.to_vec(),
+    }
 }
 
 fn check_member(member: &Member, directory: &[Device]) -> Result<(), Error> {
-    let leaf = member.index.u32();
-    let ids = credential_ids(&member.credential).ok_or_else(|| {
-        Error::Verification(format!("leaf {leaf}: credential names no Cloak device"))
-    })?;
+    let leaf = format!("leaf {}", member.index.u32());
+    check_leaf(
+        &leaf,
+        credential_ids(&member.credential).as_ref(),
+        member.signature_key.as_slice(),
+        directory,
+    )
+}
+
+/// A leaf must name (by its credential) a device listed as approved in the directory,
+/// with the leaf's signature key as that device's identity key.
+fn check_leaf(
+    leaf: &str,
+    ids: Option<&DeviceIds>,
+    signature_key: &[u8],
+    directory: &[Device],
+) -> Result<(), Error> {
+    let ids = ids
+        .ok_or_else(|| Error::Verification(format!("{leaf}: credential names no Cloak device")))?;
     let approved = directory.iter().any(|d| {
         d.status == DeviceStatus::Approved
             && d.tenant_id == ids.tenant_id
             && d.user_id == ids.user_id
             && d.id == ids.device_id
-            && d.identity_key.as_slice() == member.signature_key.as_slice()
+            && d.identity_key.as_slice() == signature_key
     });
     if approved {
         Ok(())
     } else {
         Err(Error::Verification(format!(
-            "leaf {leaf}: device {} of user {} is not an approved directory device with this key",
+            "{leaf}: device {} of user {} is not an approved directory device with this key",
             ids.device_id, ids.user_id
         )))
     }

@@ -28,7 +28,7 @@ pub mod store;
 
 pub use client::DeviceClient;
 pub use clock::{Clock, SystemClock};
-pub use conversation::{Conversation, Incoming, PendingCommit};
+pub use conversation::{Conversation, Incoming, PendingCommit, StagedChange, StagedJoin};
 pub use directory::verify_device_directory;
 pub use identity::{DeviceIdentity, fingerprint, verify_approval, verify_login};
 pub use ids::DeviceIds;
@@ -39,7 +39,7 @@ pub use mls::{
 };
 pub use payload::{Attachment, AttachmentKey, Payload, PayloadKind};
 pub use safety::SafetyNumber;
-pub use store::{AppState, InboxMessage, LocalStore, StoreKey};
+pub use store::{InboxMessage, LocalStore, StoreKey};
 
 use cloak_proto::Problem;
 use cloak_proto::health::Health;
@@ -87,6 +87,19 @@ pub enum Error {
     WrongStoreKey,
 }
 
+impl Error {
+    /// Whether trying again later may succeed: the server could not be reached, was
+    /// overloaded or failing (5xx), or rate-limited the call. Such an error never turns a
+    /// received entry into a refusal: the entry stays unacknowledged and is retried.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Transport(_) | Self::RateLimited { .. } => true,
+            Self::Problem(p) => p.status >= 500,
+            _ => false,
+        }
+    }
+}
+
 /// What the server says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerInfo {
@@ -112,6 +125,8 @@ pub fn parse_problem(status: u16, body: &[u8]) -> Error {
             code: p.code,
         },
         Ok(p) => Error::Problem(Box::new(p)),
+        // A proxy or load balancer in trouble answers 5xx pages of its own.
+        Err(_) if status >= 500 => Error::Transport(format!("status {status}")),
         Err(_) => Error::Protocol(format!("status {status} without a problem document")),
     }
 }
@@ -150,9 +165,14 @@ mod tests {
             }
             other => panic!("expected a problem, got {other:?}"),
         }
+        let gateway = parse_problem(502, b"<html>bad gateway</html>");
+        assert!(matches!(gateway, Error::Transport(_)) && gateway.is_transient());
         assert!(matches!(
-            parse_problem(502, b"<html>bad gateway</html>"),
+            parse_problem(404, b"<html>not here</html>"),
             Error::Protocol(_)
         ));
+        let overloaded = br#"{"type":"urn:cloak:problem:database_unavailable","title":"x","status":503,"code":"database_unavailable"}"#;
+        assert!(parse_problem(503, overloaded).is_transient());
+        assert!(!parse_problem(401, body).is_transient());
     }
 }

@@ -42,15 +42,13 @@
 use std::collections::{HashMap, HashSet};
 
 use cloak_proto::delivery::{CommitRequest, EnvelopeKind, SendMessageRequest};
-use cloak_proto::devices::{Device, DeviceStatus};
-use openmls::prelude::{KeyPackage, OpenMlsProvider};
+use openmls::prelude::OpenMlsProvider;
 use openmls_rust_crypto::OpenMlsRustCrypto;
 use uuid::Uuid;
 
 use crate::clock::{Clock, SystemClock};
-use crate::conversation::{Conversation, Incoming, PendingCommit};
+use crate::conversation::{Conversation, Incoming};
 use crate::ids::DeviceIds;
-use crate::mls::{check_key_package_device, parse_key_package};
 use crate::payload::{Payload, PayloadKind};
 use crate::realtime::Channel;
 use crate::store::{AppState, LocalStore};
@@ -61,6 +59,8 @@ use secrecy::ExposeSecret as _;
 
 mod contacts;
 mod inbox;
+mod membership;
+mod trust;
 
 pub use contacts::Joined;
 
@@ -68,6 +68,9 @@ pub use contacts::Joined;
 const PAGE: u32 = 100;
 /// How often a commit or send is retried after `stale_epoch` (each time after a sync).
 const STALE_RETRIES: usize = 3;
+
+/// A copy of the MLS state to put back after a transient failure (zeroized when dropped).
+type MlsSnapshot = Vec<(Vec<u8>, zeroize::Zeroizing<Vec<u8>>)>;
 
 /// What a sync produced, in mailbox order.
 // Events are short-lived values handed to the app; boxing the message would only add an
@@ -139,6 +142,10 @@ pub struct Messenger<C: Clock = SystemClock> {
     verified: HashMap<Uuid, [u8; 32]>,
     /// Received messages kept for the app, when it asked for an inbox.
     inbox: Option<Vec<crate::InboxMessage>>,
+    /// This device's own user's root key, once pinned (see [`trust`]).
+    own_root: std::sync::Mutex<Option<[u8; 32]>>,
+    /// Commits stored before they were sent and not answered yet, by conversation.
+    pending_commits: HashMap<Uuid, CommitRequest>,
 }
 
 /// How long [`Messenger::events`] waits per round before asking again.
@@ -206,6 +213,7 @@ fn is_stale(e: &Error) -> bool {
 impl<C: Clock> Messenger<C> {
     /// A messenger for a registered, logged-in device, keeping its state in memory only.
     pub fn new(client: DeviceClient<C>) -> Self {
+        let own_root = client.own_root();
         Self {
             client,
             provider: OpenMlsRustCrypto::default(),
@@ -217,6 +225,8 @@ impl<C: Clock> Messenger<C> {
             reconnects: 0,
             verified: HashMap::new(),
             inbox: None,
+            own_root: std::sync::Mutex::new(own_root),
+            pending_commits: HashMap::new(),
         }
     }
 
@@ -240,6 +250,7 @@ impl<C: Clock> Messenger<C> {
         let Some(app) = app else { return Ok(None) };
         let identity = crate::DeviceIdentity::from_secret_bytes(&app.identity_secret);
         let mut client = DeviceClient::new(http, base_url, identity, clock);
+        let client_root = client.own_root();
         if let Some(ids) = app.ids {
             client = client.with_ids(ids);
         }
@@ -251,7 +262,13 @@ impl<C: Clock> Messenger<C> {
             .map_err(|_| Error::Storage("state lock poisoned".into()))?
             .extend(mls);
         let mut conversations = HashMap::new();
-        for id in app.conversations {
+        let pending_commits: HashMap<Uuid, CommitRequest> =
+            app.pending_commits.into_iter().collect();
+        for id in app
+            .conversations
+            .into_iter()
+            .chain(pending_commits.keys().copied())
+        {
             if let Some(c) = Conversation::load(&provider, id)? {
                 conversations.insert(id, c);
             }
@@ -267,31 +284,55 @@ impl<C: Clock> Messenger<C> {
             reconnects: 0,
             verified: app.verified.into_iter().collect(),
             inbox: app.inbox,
+            own_root: std::sync::Mutex::new(app.own_root.or(client_root)),
+            pending_commits,
         }))
     }
 
-    /// Writes MLS state and app state to the store (if any) in one transaction.
+    /// Writes MLS state and app state to the store (if any) in one transaction. Only the
+    /// changed MLS entries are copied, while the state lock is held, into zeroizing buffers.
     async fn persist(&mut self) -> Result<(), Error> {
-        let Some(store) = self.store.as_mut() else {
+        let Some(store) = self.store.as_ref() else {
             return Ok(());
         };
-        let mls = self
-            .provider
-            .storage()
-            .values
-            .read()
-            .map_err(|_| Error::Storage("state lock poisoned".into()))?
-            .clone();
+        let mut conversations: Vec<Uuid> = self.conversations.keys().copied().collect();
+        // A conversation whose creating commit is in flight is not in the map yet.
+        conversations.extend(
+            self.pending_commits
+                .keys()
+                .filter(|id| !self.conversations.contains_key(id)),
+        );
         let app = AppState {
             identity_secret: self.client.identity().to_secret_bytes(),
             ids: self.client.ids(),
             cursor: self.cursor,
-            conversations: self.conversations.keys().copied().collect(),
+            conversations,
             seen: self.seen.iter().copied().collect(),
             verified: self.verified.iter().map(|(u, k)| (*u, *k)).collect(),
             inbox: self.inbox.clone(),
+            own_root: *self
+                .own_root
+                .lock()
+                .map_err(|_| Error::Storage("state lock poisoned".into()))?,
+            pending_commits: self
+                .pending_commits
+                .iter()
+                .map(|(id, c)| (*id, c.clone()))
+                .collect(),
         };
-        store.persist(&mls, &app).await
+        let changes = {
+            let values = self
+                .provider
+                .storage()
+                .values
+                .read()
+                .map_err(|_| Error::Storage("state lock poisoned".into()))?;
+            store.stage(&values, &app)?
+        };
+        match self.store.as_mut() {
+            Some(store) => store.write(changes).await,
+            None => Ok(()),
+        }
     }
 
     /// The device client.
@@ -303,16 +344,6 @@ impl<C: Clock> Messenger<C> {
         self.client
             .ids()
             .ok_or(Error::InvalidState("the device is not registered"))
-    }
-
-    /// Publishes KeyPackages (private parts stay in this messenger's provider) so others
-    /// can add this device.
-    pub async fn publish_key_packages(&mut self, target: u32) -> Result<(), Error> {
-        self.client
-            .top_up_key_packages(&self.provider, target)
-            .await?;
-        // The packages' private parts must survive a restart to process Welcomes.
-        self.persist().await
     }
 
     /// The ids of the conversations this device is in.
@@ -329,228 +360,6 @@ impl<C: Clock> Messenger<C> {
         self.conversations
             .get(&id)
             .ok_or(Error::InvalidState("unknown conversation"))
-    }
-
-    /// Verified KeyPackages of every approved device of `user_id` (this device excepted).
-    /// A user's verified directory whose root is still the one pinned for them (by an
-    /// invite scan or a safety-number comparison), if one is pinned.
-    async fn trusted_directory(&self, user_id: Uuid) -> Result<Vec<Device>, Error> {
-        let directory = self.client.verified_user_devices(user_id).await?;
-        if let Some(pinned) = self.verified.get(&user_id)
-            && crate::safety::root_key(&directory)? != *pinned
-        {
-            return Err(Error::Verification(
-                "the user's root key differs from the verified one".into(),
-            ));
-        }
-        Ok(directory)
-    }
-
-    async fn key_packages_of(&self, user_id: Uuid) -> Result<Vec<KeyPackage>, Error> {
-        let directory = self.trusted_directory(user_id).await?;
-        let claimed = self.client.claim_key_packages(user_id).await?;
-        let mut packages = Vec::with_capacity(claimed.items.len());
-        for item in claimed.items {
-            let device = directory
-                .iter()
-                .find(|d| d.id == item.device_id && d.status == DeviceStatus::Approved)
-                .ok_or_else(|| {
-                    Error::Verification("a key package names a device not in the directory".into())
-                })?;
-            let kp = parse_key_package(self.provider.crypto(), &item.data)?;
-            check_key_package_device(&kp, device)?;
-            packages.push(kp);
-        }
-        Ok(packages)
-    }
-
-    /// Starts a conversation with every approved device of `users` and of this device's
-    /// own user. Returns its id.
-    pub async fn create_conversation(&mut self, users: &[Uuid]) -> Result<Uuid, Error> {
-        let ids = self.ids()?;
-        let mut packages = self.key_packages_of(ids.user_id).await?;
-        for user in users.iter().filter(|u| **u != ids.user_id) {
-            packages.extend(self.key_packages_of(*user).await?);
-        }
-        let id = Uuid::new_v4();
-        self.client.create_conversation(id).await?;
-        let mut conversation =
-            Conversation::create(&self.provider, self.client.identity(), &ids, id)?;
-        if !packages.is_empty() {
-            let pending =
-                conversation.add_devices(&self.provider, self.client.identity(), &packages)?;
-            self.submit(&mut conversation, pending).await?;
-        }
-        self.conversations.insert(id, conversation);
-        self.persist().await?;
-        Ok(id)
-    }
-
-    /// Submits a pending commit: merged when accepted, discarded when refused.
-    async fn submit(
-        &self,
-        conversation: &mut Conversation,
-        pending: PendingCommit,
-    ) -> Result<(), Error> {
-        let request = CommitRequest {
-            client_msg_id: Uuid::new_v4(),
-            epoch: pending.epoch_before,
-            commit: pending.commit,
-            welcome: pending.welcome,
-            add: pending.add,
-            remove: pending.remove,
-        };
-        let id = conversation.id();
-        match retry_transport(|| self.client.submit_commit(id, &request)).await {
-            Ok(_) => conversation.confirm_commit(&self.provider),
-            Err(e) => {
-                conversation.discard_commit(&self.provider)?;
-                Err(e)
-            }
-        }
-    }
-
-    /// Approves a pending device of this user after checking the fingerprint it shows, and
-    /// adds it to every conversation this device is in (it reads messages from then on,
-    /// never earlier ones). Returns the events of any sync needed on the way.
-    pub async fn approve_device(
-        &mut self,
-        device_id: Uuid,
-        fingerprint: &str,
-    ) -> Result<Vec<Event>, Error> {
-        let ids = self.ids()?;
-        self.client
-            .approve_device_with_fingerprint(device_id, fingerprint)
-            .await?;
-        let mut events = self.sync().await?;
-        let mut ids_to_update: Vec<Uuid> = self
-            .conversations
-            .iter()
-            .filter(|(_, c)| c.is_active() && !c.members().iter().any(|m| m.device_id == device_id))
-            .map(|(id, _)| *id)
-            .collect();
-        ids_to_update.sort();
-        if ids_to_update.is_empty() {
-            return Ok(events);
-        }
-        let directory = self.client.verified_user_devices(ids.user_id).await?;
-        let device = directory
-            .iter()
-            .find(|d| d.id == device_id && d.status == DeviceStatus::Approved)
-            .ok_or(Error::InvalidState(
-                "the device is not approved in the directory",
-            ))?
-            .clone();
-        for conversation_id in ids_to_update {
-            let claimed = self.client.claim_key_packages(ids.user_id).await?;
-            let item = claimed
-                .items
-                .into_iter()
-                .find(|i| i.device_id == device_id)
-                .ok_or(Error::InvalidState(
-                    "the new device has published no key package",
-                ))?;
-            let kp = parse_key_package(self.provider.crypto(), &item.data)?;
-            check_key_package_device(&kp, &device)?;
-            let packages = [kp];
-            events.extend(
-                self.commit_with_retry(conversation_id, |c, p, i| c.add_devices(p, i, &packages))
-                    .await?,
-            );
-        }
-        Ok(events)
-    }
-
-    /// Revokes a device (its tokens stop at once) and removes it from every conversation
-    /// this device is in, so it cannot read anything sent afterwards.
-    pub async fn revoke_device(&mut self, device_id: Uuid) -> Result<Vec<Event>, Error> {
-        self.client.revoke_device(device_id).await?;
-        let mut events = self.sync().await?;
-        let mut affected: Vec<Uuid> = self
-            .conversations
-            .iter()
-            .filter(|(_, c)| c.members().iter().any(|m| m.device_id == device_id))
-            .map(|(id, _)| *id)
-            .collect();
-        affected.sort();
-        for conversation_id in affected {
-            events.extend(
-                self.commit_with_retry(conversation_id, |c, p, i| {
-                    c.remove_devices(p, i, &[device_id])
-                })
-                .await?,
-            );
-        }
-        Ok(events)
-    }
-
-    /// Makes a commit with `make` and submits it; on `stale_epoch` syncs (merging the
-    /// commits that won) and makes it again.
-    async fn commit_with_retry<F>(
-        &mut self,
-        conversation_id: Uuid,
-        make: F,
-    ) -> Result<Vec<Event>, Error>
-    where
-        F: Fn(
-            &mut Conversation,
-            &OpenMlsRustCrypto,
-            &crate::DeviceIdentity,
-        ) -> Result<PendingCommit, Error>,
-    {
-        let mut events = Vec::new();
-        for _ in 0..=STALE_RETRIES {
-            let mut conversation = self
-                .conversations
-                .remove(&conversation_id)
-                .ok_or(Error::InvalidState("unknown conversation"))?;
-            let result = match make(&mut conversation, &self.provider, self.client.identity()) {
-                Ok(pending) => self.submit(&mut conversation, pending).await,
-                Err(e) => Err(e),
-            };
-            self.conversations.insert(conversation_id, conversation);
-            match result {
-                Ok(()) => {
-                    self.persist().await?;
-                    return Ok(events);
-                }
-                Err(e) if is_stale(&e) => events.extend(self.sync().await?),
-                Err(e) => return Err(e),
-            }
-        }
-        Err(Error::InvalidState(
-            "the conversation kept moving; try again",
-        ))
-    }
-
-    /// The safety number between this device's user and `contact`, from both users' root
-    /// keys in their verified directories. Compare it in person, then
-    /// [`mark_verified`](Self::mark_verified).
-    pub async fn safety_number(&self, contact: Uuid) -> Result<crate::SafetyNumber, Error> {
-        let ids = self.ids()?;
-        let mine = crate::safety::root_key(&self.client.verified_user_devices(ids.user_id).await?)?;
-        let theirs = crate::safety::root_key(&self.client.verified_user_devices(contact).await?)?;
-        Ok(crate::safety::safety_number(
-            (ids.user_id, mine),
-            (contact, theirs),
-        ))
-    }
-
-    /// Records that the safety number with `contact` was compared and matched.
-    pub async fn mark_verified(&mut self, contact: Uuid) -> Result<(), Error> {
-        let root = crate::safety::root_key(&self.client.verified_user_devices(contact).await?)?;
-        self.verified.insert(contact, root);
-        self.persist().await
-    }
-
-    /// Whether `contact` is verified and still has the root key that was verified (a new
-    /// root key, such as after all devices were replaced, makes this false).
-    pub async fn is_verified(&self, contact: Uuid) -> Result<bool, Error> {
-        let Some(verified) = self.verified.get(&contact) else {
-            return Ok(false);
-        };
-        let root = crate::safety::root_key(&self.client.verified_user_devices(contact).await?)?;
-        Ok(&root == verified)
     }
 
     /// Encrypts and sends a text message; returns its message id. On `stale_epoch` it
@@ -623,6 +432,9 @@ impl<C: Clock> Messenger<C> {
     /// mailbox order, stored, and acknowledged. When the socket cannot be opened, falls back
     /// to fetching over REST.
     pub async fn next_events(&mut self, wait: std::time::Duration) -> Result<Vec<Event>, Error> {
+        if !self.pending_commits.is_empty() {
+            return self.sync().await;
+        }
         if self.channel.is_none() {
             let token = self.client.token().await?;
             match Channel::connect(self.client.base_url(), token.expose_secret(), self.cursor).await
@@ -664,7 +476,18 @@ impl<C: Clock> Messenger<C> {
                 continue; // already processed (a resume can repeat entries)
             }
             let seq = envelope.seq;
-            events.extend(self.handle(&envelope).await);
+            match self.handle(&envelope).await {
+                Ok(event) => events.extend(event),
+                Err(e) => {
+                    // A transient failure: drop the socket so the next call resumes at
+                    // this entry and tries it again.
+                    self.channel = None;
+                    if events.is_empty() {
+                        return Err(e);
+                    }
+                    break;
+                }
+            }
             self.cursor = seq;
             self.persist().await?;
             if let Some(channel) = self.channel.as_mut()
@@ -709,36 +532,66 @@ impl<C: Clock> Messenger<C> {
         })
     }
 
-    /// Fetches and processes every mailbox entry, in order, acknowledging them.
+    /// Fetches and processes every mailbox entry, in order, acknowledging them. Commits
+    /// this device wrote before a restart and never heard back about are settled first.
+    /// A transient failure while checking an entry stops there: what came before is
+    /// stored and acknowledged, the entry and those after it are fetched again next time
+    /// (an error only if nothing was processed in this call).
     pub async fn sync(&mut self) -> Result<Vec<Event>, Error> {
+        self.resume_pending_commits().await?;
         let mut events = Vec::new();
         loop {
             let page = self.client.fetch_mailbox(self.cursor, PAGE).await?;
-            let Some(last) = page.items.last().map(|e| e.seq) else {
+            if page.items.is_empty() {
                 return Ok(events);
-            };
-            for envelope in &page.items {
-                events.extend(self.handle(envelope).await);
             }
-            self.cursor = last;
+            let mut stopped = None;
+            let mut last = None;
+            for envelope in &page.items {
+                if envelope.seq <= self.cursor {
+                    continue;
+                }
+                match self.handle(envelope).await {
+                    Ok(event) => {
+                        events.extend(event);
+                        last = Some(envelope.seq);
+                        self.cursor = envelope.seq;
+                    }
+                    Err(e) => {
+                        stopped = Some(e);
+                        break;
+                    }
+                }
+            }
             if self.seen.len() > SEEN_LIMIT {
                 self.seen.clear();
             }
             // State first, then the acknowledgement: nothing acknowledged is lost.
-            self.persist().await?;
-            self.client.ack_mailbox(last).await?;
-            if !page.more {
-                return Ok(events);
+            if let Some(last) = last {
+                self.persist().await?;
+                self.client.ack_mailbox(last).await?;
+            }
+            match stopped {
+                Some(e) if events.is_empty() => return Err(e),
+                Some(_) => return Ok(events),
+                None if !page.more => return Ok(events),
+                None => {}
             }
         }
     }
 
     /// Processes one envelope; a refusal becomes an [`Event::Rejected`], never an error, so
-    /// one bad entry cannot stall the mailbox.
-    async fn handle(&mut self, envelope: &cloak_proto::delivery::Envelope) -> Option<Event> {
+    /// one bad entry cannot stall the mailbox. The error is for a *transient* failure
+    /// (the network, a 5xx, a rate limit) while checking it: nothing was changed, and the
+    /// caller stops before this entry so it is processed again later, never refused.
+    async fn handle(
+        &mut self,
+        envelope: &cloak_proto::delivery::Envelope,
+    ) -> Result<Option<Event>, Error> {
         let conversation_id = envelope.conversation_id;
         let event = match self.process(envelope).await {
             Ok(event) => event,
+            Err(e) if e.is_transient() => return Err(e),
             Err(e) => Some(Event::Rejected {
                 conversation_id,
                 seq: envelope.seq,
@@ -749,7 +602,7 @@ impl<C: Clock> Messenger<C> {
         if let Some(event) = &event {
             self.stash(event);
         }
-        event
+        Ok(event)
     }
 
     async fn process(
@@ -758,22 +611,28 @@ impl<C: Clock> Messenger<C> {
     ) -> Result<Option<Event>, Error> {
         let (conversation_id, body) = (envelope.conversation_id, envelope.body.as_slice());
         match envelope.kind {
-            EnvelopeKind::Welcome => {
-                let conversation = Conversation::join(&self.provider, body)?;
-                if conversation.id() != conversation_id {
-                    return Err(Error::Verification(
-                        "welcome for another conversation".into(),
-                    ));
+            EnvelopeKind::Welcome => self.process_welcome(conversation_id, body).await,
+            EnvelopeKind::Commit => {
+                // Staging a commit uses up its handshake key: a transient failure while
+                // checking it puts the MLS state back so it stages again next time.
+                let snapshot = self.mls_snapshot()?;
+                let result = self.process_group_message(envelope).await;
+                if matches!(&result, Err(e) if e.is_transient()) {
+                    self.mls_restore(snapshot)?;
                 }
-                self.check_members(&conversation).await?;
-                let members = conversation.members();
-                self.conversations.insert(conversation_id, conversation);
-                Ok(Some(Event::Joined {
-                    conversation_id,
-                    members,
-                }))
+                result
             }
-            EnvelopeKind::Commit | EnvelopeKind::Application => {
+            EnvelopeKind::Application => self.process_group_message(envelope).await,
+        }
+    }
+
+    async fn process_group_message(
+        &mut self,
+        envelope: &cloak_proto::delivery::Envelope,
+    ) -> Result<Option<Event>, Error> {
+        let (conversation_id, body) = (envelope.conversation_id, envelope.body.as_slice());
+        {
+            {
                 let conversation =
                     self.conversations
                         .get_mut(&conversation_id)
@@ -795,10 +654,16 @@ impl<C: Clock> Messenger<C> {
                             franking,
                         }))
                     }
-                    Incoming::Commit { added, removed, .. } => {
-                        if let Some(conversation) = self.conversations.get(&conversation_id) {
-                            self.check_members(conversation).await?;
-                        }
+                    Incoming::Commit(change) => {
+                        // Stage → check → merge: a commit whose new leaves are not approved
+                        // directory devices is dropped unmerged (the group stays as it was).
+                        let directory = self.directory_of(&change.users()).await?;
+                        change.check(&directory)?;
+                        let (added, removed) = (change.added().to_vec(), change.removed().to_vec());
+                        self.conversations
+                            .get_mut(&conversation_id)
+                            .ok_or(Error::InvalidState("unknown conversation"))?
+                            .merge(&self.provider, change)?;
                         Ok(Some(Event::MembersChanged {
                             conversation_id,
                             added,
@@ -811,13 +676,66 @@ impl<C: Clock> Messenger<C> {
         }
     }
 
-    /// Every member must be an approved device in its user's verified directory.
-    async fn check_members(&self, conversation: &Conversation) -> Result<(), Error> {
-        let users: HashSet<Uuid> = conversation.members().iter().map(|m| m.user_id).collect();
-        let mut directory: Vec<Device> = Vec::new();
-        for user in users {
-            directory.extend(self.trusted_directory(user).await?);
+    /// Opens a Welcome, checks every member against the verified directories, and only
+    /// then joins. OpenMLS consumes the KeyPackage when it opens the Welcome, so a
+    /// transient failure during the check puts the MLS state back as it was: the entry
+    /// stays unacknowledged and the Welcome opens again on the next try.
+    async fn process_welcome(
+        &mut self,
+        conversation_id: Uuid,
+        body: &[u8],
+    ) -> Result<Option<Event>, Error> {
+        let snapshot = self.mls_snapshot()?;
+        let staged = Conversation::stage_join(&self.provider, body)?;
+        if staged.id() != conversation_id {
+            return Err(Error::Verification(
+                "welcome for another conversation".into(),
+            ));
         }
-        conversation.check_members(&directory)
+        let mut users: Vec<Uuid> = staged.members().iter().map(|m| m.user_id).collect();
+        users.sort_unstable();
+        users.dedup();
+        let checked = match self.directory_of(&users).await {
+            Ok(directory) => staged.check(&directory),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = checked {
+            if e.is_transient() {
+                self.mls_restore(snapshot)?;
+            }
+            return Err(e);
+        }
+        let conversation = staged.join(&self.provider)?;
+        let members = conversation.members();
+        self.conversations.insert(conversation_id, conversation);
+        Ok(Some(Event::Joined {
+            conversation_id,
+            members,
+        }))
+    }
+
+    /// A copy of the MLS state (zeroized when dropped).
+    fn mls_snapshot(&self) -> Result<MlsSnapshot, Error> {
+        Ok(self
+            .provider
+            .storage()
+            .values
+            .read()
+            .map_err(|_| Error::Storage("state lock poisoned".into()))?
+            .iter()
+            .map(|(k, v)| (k.clone(), zeroize::Zeroizing::new(v.clone())))
+            .collect())
+    }
+
+    fn mls_restore(&self, snapshot: MlsSnapshot) -> Result<(), Error> {
+        let mut values = self
+            .provider
+            .storage()
+            .values
+            .write()
+            .map_err(|_| Error::Storage("state lock poisoned".into()))?;
+        values.clear();
+        values.extend(snapshot.into_iter().map(|(k, v)| (k, v.to_vec())));
+        Ok(())
     }
 }

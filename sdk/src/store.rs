@@ -65,9 +65,9 @@ impl StoreKey {
     }
 }
 
-/// What the app keeps besides MLS state.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct AppState {
+/// What the device keeps besides MLS state. Crate-private: it holds the identity secret.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct AppState {
     /// The device's identity secret key (restored into a [`crate::DeviceIdentity`]).
     pub identity_secret: Zeroizing<[u8; 32]>,
     /// The device's ids.
@@ -84,6 +84,14 @@ pub struct AppState {
     /// Received messages the app has not taken yet (when it keeps an inbox).
     #[serde(default)]
     pub inbox: Option<Vec<InboxMessage>>,
+    /// The root key of this device's own user, pinned at registration (or at the first
+    /// directory that lists this device as approved).
+    #[serde(default)]
+    pub own_root: Option<[u8; 32]>,
+    /// Commits written here before they were sent and not yet answered: resubmitted (same
+    /// `client_msg_id`, so the server stores each once) when the device starts again.
+    #[serde(default)]
+    pub pending_commits: Vec<(Uuid, cloak_proto::delivery::CommitRequest)>,
 }
 
 /// A received message kept in the encrypted store until the app takes it.
@@ -109,8 +117,18 @@ pub struct LocalStore {
     pool: SqlitePool,
     cipher: XChaCha20Poly1305,
     mac_key: Zeroizing<[u8; 32]>,
-    /// The MLS entries as last written, to write only changes.
-    persisted: HashMap<Vec<u8>, Vec<u8>>,
+    /// The MLS entries as last written, to write only changes (zeroized when replaced).
+    persisted: HashMap<Vec<u8>, Zeroizing<Vec<u8>>>,
+}
+
+/// Sealed rows ready to write, computed while the caller holds its state lock.
+pub(crate) struct Changes {
+    upserts: Vec<(Vec<u8>, Vec<u8>)>,
+    deletes: Vec<Vec<u8>>,
+    /// The MLS entries written (name, plaintext) and the names deleted, applied to
+    /// `persisted` once the transaction commits.
+    written: Vec<(Vec<u8>, Zeroizing<Vec<u8>>)>,
+    removed: Vec<Vec<u8>>,
 }
 
 fn storage_error(e: impl std::fmt::Display) -> Error {
@@ -227,31 +245,54 @@ impl LocalStore {
             })
     }
 
-    /// Writes the MLS entries that changed since the last call and the app state, in one
-    /// transaction.
-    pub async fn persist(
-        &mut self,
+    /// Seals the MLS entries that changed since the last write, and the app state. Only
+    /// the changed entries are copied (into zeroizing buffers).
+    pub(crate) fn stage(
+        &self,
         mls: &HashMap<Vec<u8>, Vec<u8>>,
         app: &AppState,
-    ) -> Result<(), Error> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(storage_error)?;
+    ) -> Result<Changes, Error> {
+        let mut changes = Changes {
+            upserts: Vec::new(),
+            deletes: Vec::new(),
+            written: Vec::new(),
+            removed: Vec::new(),
+        };
         for (name, value) in mls {
-            if self.persisted.get(name) == Some(value) {
+            if self.persisted.get(name).map(|v| v.as_slice()) == Some(value.as_slice()) {
                 continue;
             }
-            let mut full_name = MLS_PREFIX.to_vec();
-            full_name.extend_from_slice(name);
-            let id = self.row_id(&full_name);
+            let id = self.mls_row_id(name);
             // The plaintext carries the entry's name so the map can be rebuilt on load.
             let mut plain = Zeroizing::new(Vec::with_capacity(8 + name.len() + value.len()));
             plain.extend_from_slice(&(name.len() as u64).to_be_bytes());
             plain.extend_from_slice(name);
             plain.extend_from_slice(value);
             let sealed = self.seal(&id, &plain)?;
+            changes.upserts.push((id, sealed));
+            changes
+                .written
+                .push((name.clone(), Zeroizing::new(value.clone())));
+        }
+        for name in self.persisted.keys().filter(|k| !mls.contains_key(*k)) {
+            changes.deletes.push(self.mls_row_id(name));
+            changes.removed.push(name.clone());
+        }
+        let app_id = self.row_id(APP_NAME);
+        let encoded = Zeroizing::new(serde_json::to_vec(app).map_err(storage_error)?);
+        let sealed = self.seal(&app_id, &encoded)?;
+        changes.upserts.push((app_id, sealed));
+        Ok(changes)
+    }
+
+    /// Writes staged changes in one transaction.
+    pub(crate) async fn write(&mut self, changes: Changes) -> Result<(), Error> {
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(storage_error)?;
+        for (id, sealed) in changes.upserts {
             sqlx::query("INSERT INTO kv (id, sealed) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET sealed = excluded.sealed")
                 .bind(id)
                 .bind(sealed)
@@ -259,31 +300,43 @@ impl LocalStore {
                 .await
                 .map_err(storage_error)?;
         }
-        for name in self.persisted.keys().filter(|k| !mls.contains_key(*k)) {
-            let mut full_name = MLS_PREFIX.to_vec();
-            full_name.extend_from_slice(name);
+        for id in changes.deletes {
             sqlx::query("DELETE FROM kv WHERE id = $1")
-                .bind(self.row_id(&full_name))
+                .bind(id)
                 .execute(&mut *tx)
                 .await
                 .map_err(storage_error)?;
         }
-        let app_id = self.row_id(APP_NAME);
-        let encoded = Zeroizing::new(serde_json::to_vec(app).map_err(storage_error)?);
-        let sealed = self.seal(&app_id, &encoded)?;
-        sqlx::query("INSERT INTO kv (id, sealed) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET sealed = excluded.sealed")
-            .bind(app_id)
-            .bind(sealed)
-            .execute(&mut *tx)
-            .await
-            .map_err(storage_error)?;
         tx.commit().await.map_err(storage_error)?;
-        self.persisted = mls.clone();
+        for name in changes.removed {
+            self.persisted.remove(&name);
+        }
+        self.persisted.extend(changes.written);
         Ok(())
     }
 
+    /// Writes the MLS entries that changed since the last call and the app state, in one
+    /// transaction.
+    #[cfg(test)]
+    pub(crate) async fn persist(
+        &mut self,
+        mls: &HashMap<Vec<u8>, Vec<u8>>,
+        app: &AppState,
+    ) -> Result<(), Error> {
+        let changes = self.stage(mls, app)?;
+        self.write(changes).await
+    }
+
+    fn mls_row_id(&self, name: &[u8]) -> Vec<u8> {
+        let mut full_name = MLS_PREFIX.to_vec();
+        full_name.extend_from_slice(name);
+        self.row_id(&full_name)
+    }
+
     /// Reads everything back: the MLS entries and the app state (none in a new store).
-    pub async fn load(&mut self) -> Result<(HashMap<Vec<u8>, Vec<u8>>, Option<AppState>), Error> {
+    pub(crate) async fn load(
+        &mut self,
+    ) -> Result<(HashMap<Vec<u8>, Vec<u8>>, Option<AppState>), Error> {
         let rows = sqlx::query("SELECT id, sealed FROM kv")
             .fetch_all(&self.pool)
             .await
@@ -314,7 +367,10 @@ impl LocalStore {
             }
             mls.insert(name.to_vec(), value.to_vec());
         }
-        self.persisted = mls.clone();
+        self.persisted = mls
+            .iter()
+            .map(|(k, v)| (k.clone(), Zeroizing::new(v.clone())))
+            .collect();
         Ok((mls, app))
     }
 }
@@ -340,6 +396,8 @@ mod tests {
                 },
                 payload: vec![1, 2, 3],
             }]),
+            own_root: None,
+            pending_commits: vec![],
         }
     }
 

@@ -36,9 +36,23 @@ impl Dev {
         }
     }
 
-    fn process(&mut self, body: &[u8]) -> Result<Incoming, Error> {
+    /// Processes one body; commits are merged unchecked (the directory checks have their
+    /// own tests).
+    fn process(&mut self, body: &[u8]) -> Result<Got, Error> {
         let conv = self.conv.as_mut().expect("device is in the conversation");
-        conv.process(&self.provider, body)
+        Ok(match conv.process(&self.provider, body)? {
+            Incoming::Application { sender, payload } => Got::App(sender, payload),
+            Incoming::Commit(change) => {
+                let (added, removed) = (change.added().to_vec(), change.removed().to_vec());
+                let epoch = conv.merge(&self.provider, change)?;
+                Got::Commit {
+                    added,
+                    removed,
+                    epoch,
+                }
+            }
+            Incoming::Ignored => Got::Ignored,
+        })
     }
 
     fn conv(&mut self) -> &mut Conversation {
@@ -78,15 +92,14 @@ impl Dev {
     }
 
     /// Reads every new log entry from other devices, as the mailbox would deliver them.
-    fn sync(&mut self, ds: &Ds) -> Vec<Incoming> {
+    fn sync(&mut self, ds: &Ds) -> Vec<Got> {
         let mut out = Vec::new();
         while let Some(entry) = ds.log.get(self.cursor) {
             self.cursor += 1;
             if entry.sender == self.ids.device_id {
                 continue;
             }
-            let conv = self.conv.as_mut().expect("member");
-            out.push(conv.process(&self.provider, &entry.body).expect("process"));
+            out.push(self.process(&entry.body).expect("process"));
         }
         out
     }
@@ -94,7 +107,10 @@ impl Dev {
     /// Joins from the Welcome the delivery service holds for this device.
     fn join(&mut self, ds: &Ds) {
         let (welcome, cursor) = ds.welcomes.get(&self.ids.device_id).expect("welcome");
-        let conv = Conversation::join(&self.provider, welcome).expect("join");
+        let conv = Conversation::stage_join(&self.provider, welcome)
+            .expect("welcome")
+            .join(&self.provider)
+            .expect("join");
         assert_eq!(conv.id(), CONV);
         self.conv = Some(conv);
         self.cursor = *cursor;
@@ -133,6 +149,18 @@ impl Dev {
             .expect("remove");
         self.submit(ds, pending)
     }
+}
+
+/// What a device made of one incoming body, commits merged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Got {
+    App(DeviceIds, Payload),
+    Commit {
+        added: Vec<DeviceIds>,
+        removed: Vec<DeviceIds>,
+        epoch: u64,
+    },
+    Ignored,
 }
 
 fn text_kind(text: &str) -> PayloadKind {
@@ -195,9 +223,9 @@ fn alice_and_bob() -> (Ds, Dev, Dev, Dev) {
     (ds, alice, bob1, bob2)
 }
 
-fn application(incoming: &Incoming) -> (DeviceIds, &Payload) {
-    match incoming {
-        Incoming::Application { sender, payload } => (*sender, payload),
+fn application(got: &Got) -> (DeviceIds, &Payload) {
+    match got {
+        Got::App(sender, payload) => (*sender, payload),
         other => panic!("expected an application message, got {other:?}"),
     }
 }
@@ -238,7 +266,7 @@ fn a_later_device_reads_later_messages_only() {
         assert_eq!(got.len(), 2);
         assert_eq!(
             got[1],
-            Incoming::Commit {
+            Got::Commit {
                 added: vec![bob3.ids],
                 removed: vec![],
                 epoch: 2
@@ -256,7 +284,7 @@ fn a_later_device_reads_later_messages_only() {
 fn a_removed_device_cannot_read_later_messages() {
     let (mut ds, mut alice, mut bob1, mut bob2) = alice_and_bob();
     assert_eq!(alice.remove(&mut ds, &[bob2.ids.device_id]), Ok(2));
-    let removed = Incoming::Commit {
+    let removed = Got::Commit {
         added: vec![],
         removed: vec![bob2.ids],
         epoch: 2,
@@ -291,11 +319,11 @@ fn a_commit_that_lost_the_race_is_discarded_and_retried() {
     assert_eq!(bob1.conv().epoch(), 1);
     // bob1 catches up, then retries.
     let got = bob1.sync(&ds);
-    assert!(matches!(got[..], [Incoming::Commit { epoch: 2, .. }]));
+    assert!(matches!(got[..], [Got::Commit { epoch: 2, .. }]));
     assert_eq!(bob1.remove(&mut ds, &[bob2.ids.device_id]), Ok(3));
     assert_eq!(bob1.conv().epoch(), 3);
     let got = alice.sync(&ds);
-    assert!(matches!(got[..], [Incoming::Commit { epoch: 3, .. }]));
+    assert!(matches!(got[..], [Got::Commit { epoch: 3, .. }]));
     let (msg, _) = bob1.send(&mut ds, "after the retry");
     let got = alice.sync(&ds);
     assert_eq!(application(&got[0]), (bob1.ids, &msg));
@@ -315,7 +343,7 @@ fn the_loser_may_process_the_winner_without_discarding_first() {
     assert_eq!(alice.remove(&mut ds, &[Uuid::from_u128(3)]), Ok(2));
     assert!(ds.commit(bob1.ids.device_id, &pending).is_err());
     let got = bob1.sync(&ds);
-    assert!(matches!(got[..], [Incoming::Commit { epoch: 2, .. }]));
+    assert!(matches!(got[..], [Got::Commit { epoch: 2, .. }]));
     assert!(!bob1.conv().has_pending_commit());
     let (msg, _) = bob1.send(&mut ds, "still here");
     assert_eq!(application(&alice.sync(&ds)[0]), (bob1.ids, &msg));
@@ -344,7 +372,7 @@ fn own_messages_are_ignored() {
     let (mut ds, mut alice, _bob1, _bob2) = alice_and_bob();
     let (_, body) = alice.send(&mut ds, "echo");
     let got = alice.process(&body).expect("own");
-    assert_eq!(got, Incoming::Ignored);
+    assert_eq!(got, Got::Ignored);
 }
 
 #[test]
@@ -387,8 +415,8 @@ fn garbage_and_forgeries_are_errors() {
         Ok(Incoming::Application { .. })
     ));
     // A Welcome is not a group message; a group message is not a Welcome.
-    assert!(Conversation::join(&bob1.provider, &body).is_err());
-    assert!(Conversation::join(&bob1.provider, b"junk").is_err());
+    assert!(Conversation::stage_join(&bob1.provider, &body).is_err());
+    assert!(Conversation::stage_join(&bob1.provider, b"junk").is_err());
 }
 
 #[test]
@@ -462,4 +490,76 @@ fn invalid_calls_are_refused() {
     assert!(conv.encrypt(provider, identity, &payload).is_err());
     conv.discard_commit(provider).expect("discard");
     assert!(conv.encrypt(provider, identity, &payload).is_ok());
+}
+
+#[test]
+fn a_commit_is_checked_before_it_is_merged_and_dropping_it_refuses_it() {
+    let (mut ds, mut alice, mut bob1, mut bob2) = alice_and_bob();
+    let intruder = Dev::new(BOB, 0x666);
+    let directory: Vec<Device> = [&alice, &bob1, &bob2]
+        .iter()
+        .map(|d| d.directory_entry())
+        .collect();
+    // bob1 adds a device that is not in the directory.
+    assert_eq!(bob1.add(&mut ds, &[intruder.key_package()]), Ok(2));
+    let entry = ds.log.last().expect("commit").body.clone();
+    let conv = alice.conv.as_mut().expect("member");
+    let Incoming::Commit(change) = conv.process(&alice.provider, &entry).expect("stages") else {
+        panic!("expected a staged commit");
+    };
+    assert_eq!(change.added(), &[intruder.ids]);
+    assert_eq!(change.epoch(), 2);
+    assert_eq!(change.users(), vec![BOB]);
+    let err = change.check(&directory).expect_err("intruder refused");
+    assert!(
+        err.to_string()
+            .contains(&intruder.ids.device_id.to_string())
+    );
+    drop(change);
+    // Processing used up the commit's handshake key (forward secrecy): the same commit
+    // cannot be staged twice, which is why a caller that must retry a check restores
+    // its MLS state first.
+    assert!(conv.process(&alice.provider, &entry).is_err());
+    // Nothing changed: same epoch, same members, and it can still encrypt.
+    assert_eq!(alice.conv().epoch(), 1);
+    assert_eq!(alice.conv().members().len(), 3);
+    assert!(
+        !alice
+            .conv()
+            .members()
+            .iter()
+            .any(|m| m.device_id == intruder.ids.device_id)
+    );
+    // A member whose directory lists the device checks the commit and merges it.
+    let mut with_intruder = directory;
+    with_intruder.push(intruder.directory_entry());
+    let conv = bob2.conv.as_mut().expect("member");
+    let Incoming::Commit(change) = conv.process(&bob2.provider, &entry).expect("stages") else {
+        panic!("expected a staged commit");
+    };
+    change.check(&with_intruder).expect("approved");
+    assert_eq!(conv.merge(&bob2.provider, change).expect("merge"), 2);
+    assert_eq!(bob2.conv().members().len(), 4);
+}
+
+#[test]
+fn a_welcome_is_checked_before_it_is_joined() {
+    let mut ds = Ds::default();
+    let mut alice = Dev::new(ALICE, 1);
+    let bob = Dev::new(BOB, 2);
+    alice.conv = Some(
+        Conversation::create(&alice.provider, &alice.identity, &alice.ids, CONV).expect("create"),
+    );
+    assert_eq!(alice.add(&mut ds, &[bob.key_package()]), Ok(1));
+    let (welcome, _) = ds.welcomes.get(&bob.ids.device_id).expect("welcome");
+    let staged = Conversation::stage_join(&bob.provider, welcome).expect("opens");
+    assert_eq!(staged.id(), CONV);
+    assert_eq!(staged.members().len(), 2);
+    // Alice is not (yet) in the directory Bob trusts.
+    assert!(staged.check(&[bob.directory_entry()]).is_err());
+    staged
+        .check(&[alice.directory_entry(), bob.directory_entry()])
+        .expect("both approved");
+    let conv = staged.join(&bob.provider).expect("join");
+    assert_eq!(conv.epoch(), 1);
 }

@@ -55,23 +55,6 @@ impl<C: Clock> Messenger<C> {
         Ok(format!("{base}#fp={}", crate::fingerprint(&root)))
     }
 
-    /// The root key of this device's own user, from a directory whose signed chain
-    /// includes this very device (otherwise the directory is not one this device is part of).
-    async fn own_root_key(&self) -> Result<[u8; 32], Error> {
-        let ids = self.ids()?;
-        let own = self.client.verified_user_devices(ids.user_id).await?;
-        let me = self.client.identity().public_key();
-        if !own
-            .iter()
-            .any(|d| d.id == ids.device_id && d.identity_key.as_slice() == me.as_slice())
-        {
-            return Err(Error::Verification(
-                "this device is not in its own user's verified directory".into(),
-            ));
-        }
-        crate::safety::root_key(&own)
-    }
-
     /// Joins through an invite link (`…/i/{code}#fp={fingerprint}`, as scanned from a QR
     /// code): redeems it, checks the fingerprint in the link against the inviter's root key
     /// in the verified directory, and opens the one-to-one conversation with the inviter
