@@ -8,4 +8,5 @@ mod delivery;
 mod foundation;
 mod identity;
 mod landing;
+mod lying_server;
 mod messaging;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use sqlx::Connection;
 
+pub mod lying_proxy;
 pub mod webdriver;
 
 /// The `cloak-api` binary built next to this test executable.
@@ -175,7 +176,8 @@ impl ServerProcess {
         let (method, route) = (format!("method=\"{method}\""), format!("route=\"{route}\""));
         text.lines()
             .filter_map(|l| l.strip_prefix("http_requests_total{"))
-            .filter_map(|l| l.split_once('}'))
+            // The last brace: route patterns have braces of their own (`{id}`).
+            .filter_map(|l| l.rsplit_once('}'))
             .filter(|(labels, _)| {
                 let labels: Vec<_> = labels.split(',').collect();
                 labels.contains(&method.as_str()) && labels.contains(&route.as_str())
@@ -270,10 +272,19 @@ impl Stack {
     /// A new device of `user` (fresh identity key), registered with a user token from the
     /// tenant and logged in.
     pub async fn device_client(&self, user: uuid::Uuid) -> cloak_sdk::DeviceClient {
+        self.device_client_at(user, &self.server.base_url).await
+    }
+
+    /// Like [`device_client`](Self::device_client), through `base_url` (a proxy).
+    pub async fn device_client_at(
+        &self,
+        user: uuid::Uuid,
+        base_url: &str,
+    ) -> cloak_sdk::DeviceClient {
         let token = self.tenant.user_token(user).await.token;
         let mut client = cloak_sdk::DeviceClient::new(
             reqwest::Client::new(),
-            self.server.base_url.clone(),
+            base_url,
             cloak_sdk::DeviceIdentity::generate_os(),
             cloak_sdk::SystemClock,
         );
