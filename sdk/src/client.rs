@@ -36,7 +36,10 @@ pub const TOKEN_REFRESH_MARGIN_MS: i64 = 60_000;
 
 /// Problem codes of a 401 that a fresh login cures: the token expired (e.g. the
 /// device's clock is behind the server's) or the server no longer accepts it.
-pub const RELOGIN_CODES: [&str; 2] = ["token_expired", "invalid_token"];
+pub const RELOGIN_CODES: [cloak_proto::Code; 2] = [
+    cloak_proto::Code::TokenExpired,
+    cloak_proto::Code::InvalidToken,
+];
 
 struct CachedToken {
     token: SecretString,
@@ -51,6 +54,8 @@ pub struct DeviceClient<C: Clock = SystemClock> {
     clock: C,
     ids: Option<DeviceIds>,
     own_root: Option<[u8; 32]>,
+    tls: Option<crate::Tls>,
+    allow_plaintext: bool,
     token: Mutex<Option<CachedToken>>,
 }
 
@@ -79,8 +84,29 @@ impl<C: Clock> DeviceClient<C> {
             clock,
             ids: None,
             own_root: None,
+            tls: None,
+            allow_plaintext: false,
             token: Mutex::new(None),
         }
+    }
+
+    /// Uses `tls` for HTTP (replacing the client given to [`new`](Self::new)) and for the
+    /// WebSocket, and its plaintext rule.
+    pub fn with_tls(mut self, tls: crate::Tls) -> Result<Self, Error> {
+        self.http = tls.http_client()?;
+        self.allow_plaintext = tls.allows_plaintext();
+        self.tls = Some(tls);
+        Ok(self)
+    }
+
+    /// The TLS settings given with [`with_tls`](Self::with_tls), if any.
+    pub fn tls(&self) -> Option<&crate::Tls> {
+        self.tls.as_ref()
+    }
+
+    /// Refuses to send a token over plain `http` except to loopback.
+    fn check_transport(&self) -> Result<(), Error> {
+        crate::tls::check_base_url(&self.base_url, self.allow_plaintext)
     }
 
     /// Restores a device registered earlier (its ids kept in local storage).
@@ -123,6 +149,7 @@ impl<C: Clock> DeviceClient<C> {
         user_token: &str,
         name: Option<&str>,
     ) -> Result<Device, Error> {
+        self.check_transport()?;
         let body = RegisterDeviceRequest {
             identity_key: self.identity.public_key().to_vec(),
             name: name.map(str::to_owned),
@@ -445,6 +472,7 @@ impl<C: Clock> DeviceClient<C> {
 
     /// Challenge → sign → login. Does not touch the cache.
     async fn fresh_token(&self) -> Result<(CachedToken, Device), Error> {
+        self.check_transport()?;
         let ids = self.require_ids()?;
         let challenge: Challenge = read_json(
             send(
@@ -508,6 +536,7 @@ impl<C: Clock> DeviceClient<C> {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<Response, Error> {
+        self.check_transport()?;
         let build = |token: &SecretString| {
             let req = self
                 .request(method.clone(), path)
@@ -525,7 +554,7 @@ impl<C: Clock> DeviceClient<C> {
             return check(resp).await;
         }
         match problem_from_response(resp).await {
-            Error::Problem(p) if RELOGIN_CODES.contains(&p.code.as_str()) => {}
+            Error::Problem(p) if RELOGIN_CODES.contains(&p.code) => {}
             other => return Err(other),
         }
         *self.token.lock().await = None;

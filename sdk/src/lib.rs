@@ -25,6 +25,7 @@ pub mod payload;
 pub mod realtime;
 pub mod safety;
 pub mod store;
+pub mod tls;
 
 pub use client::DeviceClient;
 pub use clock::{Clock, SystemClock};
@@ -40,16 +41,41 @@ pub use mls::{
 pub use payload::{Attachment, AttachmentKey, Payload, PayloadKind};
 pub use safety::SafetyNumber;
 pub use store::{InboxMessage, LocalStore, StoreKey};
+pub use tls::Tls;
 
-use cloak_proto::Problem;
 use cloak_proto::health::Health;
+use cloak_proto::{Code, Problem};
 
-/// Errors returned by the SDK.
+/// Errors returned by the SDK. Server refusals that an app acts on have their own
+/// variants; any other refusal is a [`Problem`](Error::Problem) whose
+/// [`code`](Error::code) says why.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The server refused the request with a problem document (boxed: it is large).
     #[error("server refused: {0}")]
     Problem(Box<Problem>),
+    /// A rate limit refused the request: wait `retry_after`, then try again.
+    #[error("rate limited; retry after {retry_after:?}")]
+    RateLimited {
+        /// How long to wait.
+        retry_after: std::time::Duration,
+    },
+    /// The payer's wallet cannot afford the message (or invite, or call).
+    #[error("insufficient credits")]
+    InsufficientCredits {
+        /// The server's explanation.
+        detail: Option<String>,
+    },
+    /// This device was revoked: it can no longer act for its user.
+    #[error("this device was revoked")]
+    Revoked,
+    /// This device's user is suspended by the tenant.
+    #[error("the user is suspended")]
+    Suspended,
+    /// This device is not approved yet: another device of the user must approve it.
+    #[error("this device is pending approval")]
+    Pending,
     /// The server could not be reached or the connection failed.
     #[error("transport: {0}")]
     Transport(String),
@@ -74,20 +100,29 @@ pub enum Error {
     /// The local store failed (I/O, or a value that does not decrypt).
     #[error("local store: {0}")]
     Storage(String),
-    /// A rate limit refused the request: wait `retry_after`, then try again.
-    #[error("rate limited ({code}); retry after {retry_after:?}")]
-    RateLimited {
-        /// The problem's code (`rate_limited`).
-        code: String,
-        /// How long to wait.
-        retry_after: std::time::Duration,
-    },
     /// The local store was opened with another key than the one it was created with.
     #[error("the local store key is wrong")]
     WrongStoreKey,
+    /// The server URL is unusable: not `https`, or plain `http` to a host that is not
+    /// loopback (tokens would travel in clear).
+    #[error("invalid server URL: {0}")]
+    InvalidUrl(String),
 }
 
 impl Error {
+    /// The server's problem code behind this error, if the server refused something.
+    pub fn code(&self) -> Option<Code> {
+        match self {
+            Self::Problem(p) => Some(p.code),
+            Self::RateLimited { .. } => Some(Code::RateLimited),
+            Self::InsufficientCredits { .. } => Some(Code::InsufficientCredits),
+            Self::Revoked => Some(Code::DeviceRevoked),
+            Self::Suspended => Some(Code::UserSuspended),
+            Self::Pending => Some(Code::DevicePending),
+            _ => None,
+        }
+    }
+
     /// Whether trying again later may succeed: the server could not be reached, was
     /// overloaded or failing (5xx), or rate-limited the call. Such an error never turns a
     /// received entry into a refusal: the entry stays unacknowledged and is retried.
@@ -117,14 +152,20 @@ pub async fn problem_from_response(resp: reqwest::Response) -> Error {
     }
 }
 
-/// Parses a problem document; anything else becomes [`Error::Protocol`].
+/// Parses a problem document into the matching [`Error`]; anything else becomes
+/// [`Error::Protocol`] (or [`Error::Transport`] for a 5xx page from a proxy).
 pub fn parse_problem(status: u16, body: &[u8]) -> Error {
     match serde_json::from_slice::<Problem>(body) {
         Ok(p) if status == 429 => Error::RateLimited {
             retry_after: std::time::Duration::from_secs(p.retry_after_secs.unwrap_or(1)),
-            code: p.code,
         },
-        Ok(p) => Error::Problem(Box::new(p)),
+        Ok(p) => match p.code {
+            Code::InsufficientCredits => Error::InsufficientCredits { detail: p.detail },
+            Code::DeviceRevoked => Error::Revoked,
+            Code::UserSuspended => Error::Suspended,
+            Code::DevicePending => Error::Pending,
+            _ => Error::Problem(Box::new(p)),
+        },
         // A proxy or load balancer in trouble answers 5xx pages of its own.
         Err(_) if status >= 500 => Error::Transport(format!("status {status}")),
         Err(_) => Error::Protocol(format!("status {status} without a problem document")),
@@ -160,7 +201,7 @@ mod tests {
         let body = br#"{"type":"urn:cloak:problem:invalid_api_key","title":"Invalid API key","status":401,"code":"invalid_api_key"}"#;
         match parse_problem(401, body) {
             Error::Problem(p) => {
-                assert_eq!(p.code, "invalid_api_key");
+                assert_eq!(p.code, Code::InvalidApiKey);
                 assert_eq!(p.status, 401);
             }
             other => panic!("expected a problem, got {other:?}"),
@@ -174,5 +215,14 @@ mod tests {
         let overloaded = br#"{"type":"urn:cloak:problem:database_unavailable","title":"x","status":503,"code":"database_unavailable"}"#;
         assert!(parse_problem(503, overloaded).is_transient());
         assert!(!parse_problem(401, body).is_transient());
+        let revoked = br#"{"type":"t","title":"x","status":403,"code":"device_revoked"}"#;
+        assert!(matches!(parse_problem(403, revoked), Error::Revoked));
+        let broke = br#"{"type":"t","title":"x","status":402,"code":"insufficient_credits","detail":"top up"}"#;
+        assert!(matches!(
+            parse_problem(402, broke),
+            Error::InsufficientCredits { detail: Some(d) } if d == "top up"
+        ));
+        let future = br#"{"type":"t","title":"x","status":409,"code":"brand_new"}"#;
+        assert_eq!(parse_problem(409, future).code(), Some(Code::Unknown));
     }
 }

@@ -207,7 +207,7 @@ fn check_franking(
 }
 
 fn is_stale(e: &Error) -> bool {
-    matches!(e, Error::Problem(p) if p.code == "stale_epoch")
+    matches!(e, Error::Problem(p) if p.code == cloak_proto::Code::StaleEpoch)
 }
 
 impl<C: Clock> Messenger<C> {
@@ -437,7 +437,13 @@ impl<C: Clock> Messenger<C> {
         }
         if self.channel.is_none() {
             let token = self.client.token().await?;
-            match Channel::connect(self.client.base_url(), token.expose_secret(), self.cursor).await
+            match Channel::connect(
+                self.client.base_url(),
+                token.expose_secret(),
+                self.cursor,
+                self.client.tls(),
+            )
+            .await
             {
                 Ok(c) => {
                     self.reconnects = 0;

@@ -42,8 +42,13 @@ fn transport(e: impl std::fmt::Display) -> Error {
 
 impl Channel {
     /// Connects with the device token (sent as a header, never in the URL) and resumes
-    /// after `after`.
-    pub async fn connect(base_url: &str, token: &str, after: u64) -> Result<Self, Error> {
+    /// after `after`. `wss` uses `tls` (or the default roots when it is `None`).
+    pub async fn connect(
+        base_url: &str,
+        token: &str,
+        after: u64,
+        tls: Option<&crate::Tls>,
+    ) -> Result<Self, Error> {
         let url = format!(
             "{}/v1/ws",
             base_url.trim_end_matches('/').replacen("http", "ws", 1)
@@ -51,9 +56,18 @@ impl Channel {
         let mut request = url.into_client_request().map_err(transport)?;
         let value = format!("Bearer {token}").parse().map_err(transport)?;
         request.headers_mut().insert("authorization", value);
-        let (socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .map_err(transport)?;
+        let config = match tls {
+            Some(tls) => tls.config(),
+            None => crate::tls::default_config()?,
+        };
+        let (socket, _) = tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            None,
+            false,
+            Some(tokio_tungstenite::Connector::Rustls(config)),
+        )
+        .await
+        .map_err(transport)?;
         let mut channel = Self { socket };
         match channel.next_frame(Duration::from_secs(10)).await? {
             Some(ServerFrame::Ready { .. }) => {}
@@ -111,11 +125,14 @@ impl Channel {
             match self.next_frame(left).await? {
                 None => return Ok(None),
                 Some(ServerFrame::Envelope(e)) => return Ok(Some(e)),
-                Some(ServerFrame::Error { code, .. })
-                    if code == "device_revoked" || code == "user_suspended" =>
-                {
-                    return Err(Error::Protocol(format!("socket: {code}")));
-                }
+                Some(ServerFrame::Error {
+                    code: cloak_proto::Code::DeviceRevoked,
+                    ..
+                }) => return Err(Error::Revoked),
+                Some(ServerFrame::Error {
+                    code: cloak_proto::Code::UserSuspended,
+                    ..
+                }) => return Err(Error::Suspended),
                 Some(_) => continue,
             }
         }

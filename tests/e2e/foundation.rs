@@ -211,7 +211,7 @@ async fn the_sdk_reads_server_info_and_typed_problems() {
     assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
     let resp = client.get(server.url("/v1/api-keys")).send().await.unwrap();
     match cloak_sdk::problem_from_response(resp).await {
-        cloak_sdk::Error::Problem(p) => assert_eq!(p.code, "missing_credentials"),
+        cloak_sdk::Error::Problem(p) => assert_eq!(p.code, cloak_proto::Code::MissingCredentials),
         other => panic!("expected a problem, got {other:?}"),
     }
 }

@@ -3,6 +3,7 @@
 //! KeyPackages, get revoked, and keep their device tokens fresh.
 
 use cloak_e2e::{ServerEnv, Stack, TestClock, on_both_backends};
+use cloak_proto::Code;
 use cloak_proto::devices::{Device, DeviceStatus};
 use cloak_proto::key_packages::{ClaimedKeyPackage, KeyPackageStock};
 use cloak_proto::users::User;
@@ -58,11 +59,11 @@ async fn another_device(stack: &Stack, user: &User, name: &str) -> (DeviceClient
     (client, device)
 }
 
-/// The problem's (status, code), or a panic naming what came back instead.
-fn problem<T: std::fmt::Debug>(result: Result<T, Error>) -> (u16, String) {
+/// The server's problem code behind an error, or a panic naming what came back instead.
+fn problem<T: std::fmt::Debug>(result: Result<T, Error>) -> Code {
     match result {
-        Err(Error::Problem(p)) => (p.status, p.code),
-        other => panic!("expected a problem document, got {other:?}"),
+        Err(e) if e.code().is_some() => e.code().unwrap(),
+        other => panic!("expected a server refusal, got {other:?}"),
     }
 }
 
@@ -115,7 +116,7 @@ async fn a_new_device_is_approved_by_fingerprint(env: ServerEnv) {
     let mut phone = new_device(&stack, SystemClock);
     assert_eq!(
         problem(phone.register("cu_forged.token", Some("phone")).await),
-        (401, "invalid_token".to_owned())
+        Code::InvalidToken
     );
     assert_eq!(phone.ids(), None);
 
@@ -146,7 +147,7 @@ async fn a_new_device_is_approved_by_fingerprint(env: ServerEnv) {
     // It cannot approve itself: the server wants an approved approver.
     assert_eq!(
         problem(laptop.approve_device(laptop_dev.id).await),
-        (403, "device_pending".to_owned())
+        Code::DevicePending
     );
 
     // The phone refuses a key whose fingerprint is not the one the laptop shows.
@@ -330,11 +331,11 @@ async fn key_packages_are_claimed_by_contacts_once_per_device(env: ServerEnv) {
     for user_id in [bob.id, Uuid::new_v4()] {
         assert_eq!(
             problem(carol_phone.claim_key_packages(user_id).await),
-            (404, "not_found".to_owned())
+            Code::NotFound
         );
         assert_eq!(
             problem(carol_phone.user_devices(user_id).await),
-            (404, "not_found".to_owned())
+            Code::NotFound
         );
     }
     assert_eq!(bob_phone.stock().await.unwrap().one_time, 9);
@@ -371,14 +372,8 @@ async fn revoked_devices_are_refused_at_once(env: ServerEnv) {
         .server
         .request_count("POST", "/v1/auth/challenge")
         .await;
-    assert_eq!(
-        problem(laptop.devices().await),
-        (401, "device_revoked".to_owned())
-    );
-    assert_eq!(
-        problem(laptop.stock().await),
-        (401, "device_revoked".to_owned())
-    );
+    assert_eq!(problem(laptop.devices().await), Code::DeviceRevoked);
+    assert_eq!(problem(laptop.stock().await), Code::DeviceRevoked);
     assert_eq!(
         stack
             .server
@@ -386,10 +381,7 @@ async fn revoked_devices_are_refused_at_once(env: ServerEnv) {
             .await,
         challenges
     );
-    assert_eq!(
-        problem(laptop.login().await),
-        (401, "device_revoked".to_owned())
-    );
+    assert_eq!(problem(laptop.login().await), Code::DeviceRevoked);
     // The others carry on. The directory lists the laptop as revoked and still verifies:
     // the tablet's approval, signed by the laptop before it was revoked, stays valid.
     let directory = bob_phone.verified_user_devices(alice.id).await.unwrap();
@@ -418,10 +410,7 @@ async fn revoked_devices_are_refused_at_once(env: ServerEnv) {
     // The tenant's backend revokes the lost first phone, with the same immediate effect.
     assert_eq!(phone.devices().await.unwrap().len(), 3);
     stack.tenant.revoke_device(phone_dev.id).await;
-    assert_eq!(
-        problem(phone.devices().await),
-        (401, "device_revoked".to_owned())
-    );
+    assert_eq!(problem(phone.devices().await), Code::DeviceRevoked);
     // The tablet is Alice's only approved device; its chain of approvals still leads to
     // her first device, so her contacts still trust it.
     let directory = bob_phone.verified_user_devices(alice.id).await.unwrap();
@@ -469,11 +458,11 @@ async fn pending_devices_wait_for_approval(env: ServerEnv) {
     for user_id in [bob.id, alice.id] {
         assert_eq!(
             problem(laptop.claim_key_packages(user_id).await),
-            (403, "device_pending".to_owned())
+            Code::DevicePending
         );
         assert_eq!(
             problem(laptop.user_devices(user_id).await),
-            (403, "device_pending".to_owned())
+            Code::DevicePending
         );
     }
     // Nothing was claimed on its behalf.

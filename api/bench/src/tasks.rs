@@ -153,7 +153,7 @@ async fn sender_receipts(
                 }
                 Ok(ServerFrame::Error { code, .. }) => {
                     Counters::bump(&shared.counters.rejected);
-                    shared.error(&code);
+                    shared.error(code.as_str());
                 }
                 _ => {}
             },

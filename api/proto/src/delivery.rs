@@ -310,7 +310,7 @@ pub enum ServerFrame {
     /// A request failed; `code` is the problem code the REST API would return.
     Error {
         /// Stable code.
-        code: String,
+        code: crate::Code,
         /// Human-readable detail.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         detail: Option<String>,

@@ -8,6 +8,7 @@ pub mod abuse;
 pub mod api_keys;
 pub mod billing;
 pub mod bytes;
+pub mod code;
 pub mod console;
 pub mod delivery;
 pub mod devices;
@@ -19,4 +20,5 @@ pub mod signing;
 pub mod tenants;
 pub mod users;
 
+pub use code::Code;
 pub use problem::{FieldError, Problem};

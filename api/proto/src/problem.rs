@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::Code;
+
 /// Media type of every error body.
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
@@ -23,7 +25,7 @@ pub struct Problem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// Stable machine-readable code, e.g. `invalid_api_key`.
-    pub code: String,
+    pub code: Code,
     /// Per-field validation failures, present on `validation_failed`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
@@ -54,13 +56,13 @@ impl Problem {
     }
 
     /// Builds a problem with the `type` derived from `code`.
-    pub fn new(status: u16, code: &str, title: &str, detail: Option<String>) -> Self {
+    pub fn new(status: u16, code: Code, title: &str, detail: Option<String>) -> Self {
         Self {
-            type_uri: Self::type_uri_for(code),
+            type_uri: Self::type_uri_for(code.as_str()),
             title: title.to_owned(),
             status,
             detail,
-            code: code.to_owned(),
+            code,
             errors: Vec::new(),
             current_epoch: None,
             retry_after_secs: None,
@@ -84,7 +86,7 @@ mod tests {
 
     #[test]
     fn serializes_as_rfc9457_with_type_field() {
-        let p = Problem::new(401, "invalid_api_key", "Invalid API key", None);
+        let p = Problem::new(401, Code::InvalidApiKey, "Invalid API key", None);
         let v = serde_json::to_value(&p).unwrap();
         assert_eq!(v["type"], "urn:cloak:problem:invalid_api_key");
         assert_eq!(v["status"], 401);

@@ -75,6 +75,18 @@ pub struct Settings {
     /// Batches written at once (`CLOAK_BATCH_SHARDS`; 0: 1 on SQLite, which has one
     /// writer, 2 on PostgreSQL).
     pub batch_shards: usize,
+    /// Serve HTTPS with this certificate chain and key (PEM files, `CLOAK_TLS_CERT` and
+    /// `CLOAK_TLS_KEY`, both or neither), for deployments without a TLS proxy.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files the server serves TLS with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// The TOML file's shape: every key optional, same names as the variables without `CLOAK_`.
@@ -100,6 +112,8 @@ struct FileSettings {
     batch_max: Option<usize>,
     batch_linger_us: Option<u64>,
     batch_shards: Option<usize>,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
 }
 
 /// Why settings could not be loaded.
@@ -261,6 +275,28 @@ impl Settings {
                 0,
             )?,
             batch_shards: number(&env, "CLOAK_BATCH_SHARDS", file_settings.batch_shards, 0)?,
+            tls: match (
+                pick("CLOAK_TLS_CERT", file_settings.tls_cert).filter(|s| !s.is_empty()),
+                pick("CLOAK_TLS_KEY", file_settings.tls_key).filter(|s| !s.is_empty()),
+            ) {
+                (Some(cert), Some(key)) => Some(TlsFiles {
+                    cert: cert.into(),
+                    key: key.into(),
+                }),
+                (None, None) => None,
+                (Some(_), None) => {
+                    return Err(ConfigError::Invalid {
+                        key: "CLOAK_TLS_KEY",
+                        message: "CLOAK_TLS_CERT is set; set the key file too".into(),
+                    });
+                }
+                (None, Some(_)) => {
+                    return Err(ConfigError::Invalid {
+                        key: "CLOAK_TLS_CERT",
+                        message: "CLOAK_TLS_KEY is set; set the certificate file too".into(),
+                    });
+                }
+            },
         })
     }
 }

@@ -35,6 +35,9 @@ pub enum StartupError {
     /// The Stripe client could not be configured.
     #[error("Stripe: {0}")]
     Stripe(String),
+    /// The TLS certificate or key could not be loaded.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// The listen address could not be bound.
     #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),
@@ -79,11 +82,18 @@ impl Application {
             Duration::from_millis(settings.worker_poll_ms.max(10)),
             stripe.clone(),
         );
+        let tls = settings
+            .tls
+            .as_ref()
+            .map(crate::tls::server_config)
+            .transpose()
+            .map_err(StartupError::Tls)?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = TcpListener::bind(settings.bind)?;
         let port = listener.local_addr()?.port();
         let mut settings = settings;
         if settings.public_url_from_bind {
-            settings.public_url = format!("http://{}:{port}", settings.bind.ip());
+            settings.public_url = format!("{scheme}://{}:{port}", settings.bind.ip());
         }
         let settings = Arc::new(settings);
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -119,7 +129,7 @@ impl Application {
 
         let app_state = state.clone();
         let max_body = settings.max_body_bytes;
-        let mut server = HttpServer::new(move || {
+        let server = HttpServer::new(move || {
             let (app, _) = App::new()
                 .into_utoipa_app()
                 .app_data(app_state.clone())
@@ -137,17 +147,21 @@ impl Application {
                     Err::<HttpResponse, _>(ApiError::route_not_found())
                 }))
                 .wrap(from_fn(http::metrics::observe))
-        })
-        .listen(listener)?
-        // Signals are handled in `run_until_stopped`, which tells sockets to go away first.
-        .disable_signals()
-        .shutdown_timeout(settings.shutdown_timeout_secs);
+        });
+        let server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config)?,
+            None => server.listen(listener)?,
+        };
+        let mut server = server
+            // Signals are handled in `run_until_stopped`, which tells sockets to go away first.
+            .disable_signals()
+            .shutdown_timeout(settings.shutdown_timeout_secs);
         if settings.workers > 0 {
             server = server.workers(settings.workers);
         }
         let server = server.run();
         tracing::info!(
-            url = %format!("http://{}:{port}", settings.bind.ip()),
+            url = %format!("{scheme}://{}:{port}", settings.bind.ip()),
             database = state.store.backend(),
             broker = state.broker.backend(),
             "cloak-api listening"

@@ -42,9 +42,18 @@ impl Ctx {
 
 /// An error as a person should read it: the server's problem detail and code, or the cause.
 pub fn describe(e: &anyhow::Error) -> String {
-    if let Some(cloak_sdk::Error::Problem(p)) = e.downcast_ref::<cloak_sdk::Error>() {
-        let what = p.detail.as_deref().unwrap_or(&p.title);
-        return format!("{what} ({})", p.code);
+    match e.downcast_ref::<cloak_sdk::Error>() {
+        Some(cloak_sdk::Error::Problem(p)) => {
+            let what = p.detail.as_deref().unwrap_or(&p.title);
+            return format!("{what} ({})", p.code);
+        }
+        Some(other) if other.code().is_some() => {
+            return format!(
+                "{other} ({})",
+                other.code().unwrap_or(cloak_proto::Code::Unknown)
+            );
+        }
+        _ => {}
     }
     format!("{e:#}")
 }

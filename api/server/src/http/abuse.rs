@@ -1,6 +1,7 @@
 //! Trust levels, blocks, verifiable reports and moderation.
 
 use actix_web::{HttpResponse, delete, get, post, put, web};
+use cloak_proto::Code;
 use cloak_proto::Problem;
 use cloak_proto::abuse::{
     BlockList, BlockRequest, ModerationSettings, Report, ReportList, ReportQuery, ReportRequest,
@@ -86,7 +87,9 @@ pub async fn block(
 ) -> Result<HttpResponse, ApiError> {
     require_approved(&auth.0)?;
     if body.0.user_id == auth.0.user_id {
-        return Err(ServiceError::invalid("self_block", "a user cannot block themselves").into());
+        return Err(
+            ServiceError::invalid(Code::SelfBlock, "a user cannot block themselves").into(),
+        );
     }
     let done = state
         .store
@@ -178,9 +181,11 @@ pub async fn list_reports(
     query.validate().map_err(|e| ApiError::validation(&e))?;
     let status = query.status.as_deref().unwrap_or("open");
     if !matches!(status, "open" | "upheld" | "dismissed") {
-        return Err(
-            ServiceError::invalid("invalid_status", "status is open, upheld or dismissed").into(),
-        );
+        return Err(ServiceError::invalid(
+            Code::InvalidStatus,
+            "status is open, upheld or dismissed",
+        )
+        .into());
     }
     let items = state
         .store

@@ -5,6 +5,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use cloak_proto::Code;
 use cloak_proto::billing::{CheckoutRequest, PriceTable};
 use secrecy::ExposeSecret as _;
 use serde::Deserialize;
@@ -365,7 +366,7 @@ pub async fn grant(
             billing::parse_wallet(state.store.as_ref(), tenant, form.wallet.trim()).await?;
         if form.reason.trim().is_empty() || form.reason.len() > 500 {
             return Err(ServiceError::invalid(
-                "invalid_reason",
+                Code::InvalidReason,
                 "a reason has 1 to 500 characters",
             ));
         }

@@ -5,6 +5,7 @@ use actix_web::dev::Payload;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, web};
+use cloak_proto::Code;
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use validator::Validate;
@@ -34,33 +35,41 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
         JsonPayloadError::OverflowKnownLength { limit, .. }
         | JsonPayloadError::Overflow { limit } => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            Code::PayloadTooLarge,
             "Payload too large",
         )
         .with_detail(format!("the body is larger than {limit} bytes")),
         JsonPayloadError::ContentType => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             "Unsupported media type",
         )
         .with_detail("send Content-Type: application/json"),
-        JsonPayloadError::Deserialize(e) if e.is_data() => {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "Invalid JSON body")
-                .with_detail(e.to_string())
-        }
-        JsonPayloadError::Deserialize(e) => {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON")
-                .with_detail(e.to_string())
-        }
-        _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", "Malformed JSON")
-            .with_detail("the body could not be read as JSON"),
+        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            Code::InvalidJson,
+            "Invalid JSON body",
+        )
+        .with_detail(e.to_string()),
+        JsonPayloadError::Deserialize(e) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            Code::MalformedJson,
+            "Malformed JSON",
+        )
+        .with_detail(e.to_string()),
+        _ => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            Code::MalformedJson,
+            "Malformed JSON",
+        )
+        .with_detail("the body could not be read as JSON"),
     };
     api.into()
 }
 
 /// Maps path parameter failures (e.g. a malformed UUID) to 404: no such resource exists.
 pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "Not found")
+    ApiError::new(StatusCode::NOT_FOUND, Code::NotFound, "Not found")
         .with_detail(format!("no resource at this path ({err})"))
         .into()
 }
@@ -69,7 +78,7 @@ pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
 pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
     ApiError::new(
         StatusCode::BAD_REQUEST,
-        "invalid_query",
+        Code::InvalidQuery,
         "Invalid query string",
     )
     .with_detail(err.to_string())

@@ -2,6 +2,7 @@
 //! Server-rendered, no external assets: the QR code is inline SVG.
 
 use actix_web::{HttpResponse, get, web};
+use cloak_proto::Code;
 
 use super::invites::invite_url;
 use super::problem::ApiError;
@@ -72,8 +73,8 @@ pub async fn landing_page(
     if let Some(ServiceError::Gone { code, .. }) = invites::unusable(&invite, state.clock.now_ms())
     {
         let why = match code {
-            "invite_expired" => "This invite has expired.",
-            "invite_revoked" => "This invite was withdrawn.",
+            Code::InviteExpired => "This invite has expired.",
+            Code::InviteRevoked => "This invite was withdrawn.",
             _ => "This invite has been used as often as allowed.",
         };
         return Ok(html(

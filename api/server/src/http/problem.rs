@@ -3,6 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
+use cloak_proto::Code;
 use cloak_proto::problem::{FieldError, PROBLEM_CONTENT_TYPE, Problem};
 
 use crate::services::ServiceError;
@@ -12,7 +13,7 @@ use crate::store::StoreError;
 #[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: Code,
     title: &'static str,
     detail: Option<String>,
     errors: Vec<FieldError>,
@@ -24,7 +25,7 @@ pub struct ApiError {
 
 impl ApiError {
     /// A problem with the given status, code and title.
-    pub fn new(status: StatusCode, code: &'static str, title: &'static str) -> Self {
+    pub fn new(status: StatusCode, code: Code, title: &'static str) -> Self {
         Self {
             status,
             code,
@@ -64,7 +65,7 @@ impl ApiError {
         fields.sort_by(|a, b| a.field.cmp(&b.field));
         let mut err = Self::new(
             StatusCode::BAD_REQUEST,
-            "validation_failed",
+            Code::ValidationFailed,
             "Validation failed",
         )
         .with_detail("one or more fields are invalid");
@@ -74,7 +75,7 @@ impl ApiError {
 
     /// 404 `route_not_found` for paths nothing serves.
     pub fn route_not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "route_not_found", "No such route")
+        Self::new(StatusCode::NOT_FOUND, Code::RouteNotFound, "No such route")
     }
 
     /// 500 `internal_error`; the cause is logged, never sent.
@@ -82,13 +83,13 @@ impl ApiError {
         tracing::error!(error = %cause, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            Code::InternalError,
             "Internal server error",
         )
     }
 
     /// The stable code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> Code {
         self.code
     }
 
@@ -153,7 +154,7 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(error = %e, "database unavailable");
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "database_unavailable",
+                    Code::DatabaseUnavailable,
                     "Database unavailable",
                 )
                 .with_detail("try again shortly")
@@ -168,13 +169,13 @@ impl From<ServiceError> for ApiError {
         match e {
             ServiceError::MissingCredentials => Self::new(
                 StatusCode::UNAUTHORIZED,
-                "missing_credentials",
+                Code::MissingCredentials,
                 "Missing credentials",
             )
             .with_detail("send Authorization: Bearer <key>"),
             ServiceError::InvalidApiKey => Self::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_api_key",
+                Code::InvalidApiKey,
                 "Invalid API key",
             )
             .with_detail("the API key is malformed, unknown or revoked"),
@@ -185,7 +186,7 @@ impl From<ServiceError> for ApiError {
                 Self::new(StatusCode::FORBIDDEN, code, "Forbidden").with_detail(detail)
             }
             ServiceError::NotFound(what) => {
-                Self::new(StatusCode::NOT_FOUND, "not_found", "Not found")
+                Self::new(StatusCode::NOT_FOUND, Code::NotFound, "Not found")
                     .with_detail(format!("{what} not found"))
             }
             ServiceError::Conflict { code, detail } => {
@@ -221,7 +222,7 @@ impl From<ServiceError> for ApiError {
                 err
             }
             ServiceError::Unavailable { code, detail } => {
-                let status = if code.ends_with("not_configured") {
+                let status = if code.as_str().ends_with("not_configured") {
                     StatusCode::SERVICE_UNAVAILABLE
                 } else {
                     StatusCode::BAD_GATEWAY
@@ -229,7 +230,7 @@ impl From<ServiceError> for ApiError {
                 Self::new(status, code, "Upstream unavailable").with_detail(detail)
             }
             ServiceError::StaleEpoch(epoch) => {
-                let mut err = Self::new(StatusCode::CONFLICT, "stale_epoch", "Stale epoch")
+                let mut err = Self::new(StatusCode::CONFLICT, Code::StaleEpoch, "Stale epoch")
                     .with_detail(format!(
                         "the conversation is at epoch {epoch}; process pending commits and retry"
                     ));

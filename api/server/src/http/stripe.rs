@@ -1,6 +1,7 @@
 //! Stripe: Checkout Sessions for credit packs, and Stripe's webhook.
 
 use actix_web::{HttpRequest, HttpResponse, post, web};
+use cloak_proto::Code;
 use cloak_proto::Problem;
 use cloak_proto::billing::{CheckoutRequest, CheckoutSession};
 use secrecy::ExposeSecret as _;
@@ -14,7 +15,7 @@ use crate::state::AppState;
 
 fn not_configured(what: &str) -> ServiceError {
     ServiceError::Unavailable {
-        code: "stripe_not_configured",
+        code: Code::StripeNotConfigured,
         detail: format!("this server has no {what} configured"),
     }
 }

@@ -2,6 +2,7 @@
 //! upgrades; [`super::ws_session`] runs the connection.
 
 use actix_web::{HttpRequest, HttpResponse, get, web};
+use cloak_proto::Code;
 use cloak_proto::Problem;
 
 use super::auth::bearer_token;
@@ -50,7 +51,7 @@ pub async fn websocket(
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
         ApiError::new(
             actix_web::http::StatusCode::BAD_REQUEST,
-            "websocket_upgrade_required",
+            Code::WebsocketUpgradeRequired,
             "WebSocket upgrade required",
         )
         .with_detail(e.to_string())

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use cloak_proto::Code;
 use cloak_proto::delivery::{ClientFrame, SendMessageRequest, ServerFrame};
 use cloak_proto::devices::DeviceStatus;
 use futures_util::future::BoxFuture;
@@ -240,7 +241,7 @@ impl Connection {
                 Ok(frame) => self.on_frame(frame).await,
                 Err(e) => {
                     self.answer(ready(error_frame(
-                        ServiceError::invalid("invalid_frame", e.to_string()).into(),
+                        ServiceError::invalid(Code::InvalidFrame, e.to_string()).into(),
                         None,
                     )));
                     true
@@ -248,7 +249,7 @@ impl Connection {
             },
             AggregatedMessage::Binary(_) => {
                 self.answer(ready(error_frame(
-                    ServiceError::invalid("invalid_frame", "frames are JSON text").into(),
+                    ServiceError::invalid(Code::InvalidFrame, "frames are JSON text").into(),
                     None,
                 )));
                 true
@@ -291,7 +292,7 @@ impl Connection {
             let _ = self
                 .send_error(
                     ServiceError::unauthorized(
-                        "device_revoked",
+                        Code::DeviceRevoked,
                         "the device is revoked or its user suspended",
                     ),
                     None,
@@ -302,7 +303,7 @@ impl Connection {
         match frame {
             ClientFrame::Auth { .. } => {
                 self.answer(ready(error_frame(
-                    ServiceError::invalid("already_authenticated", "send auth only once").into(),
+                    ServiceError::invalid(Code::AlreadyAuthenticated, "send auth only once").into(),
                     None,
                 )));
                 true

@@ -1,6 +1,7 @@
 //! Abuse controls that keep end-to-end encryption intact: blocks, verifiable reports
 //! (message franking), moderation with suspension, and tenant webhooks for these events.
 
+use cloak_proto::Code;
 use cloak_proto::abuse::ReportRequest;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -58,7 +59,7 @@ pub async fn verify_report(
 ) -> Result<Uuid, ServiceError> {
     let refuse = || {
         ServiceError::invalid(
-            "report_unverifiable",
+            Code::ReportUnverifiable,
             "the evidence does not verify: this exact message was not sent",
         )
     };
@@ -118,7 +119,7 @@ pub async fn report(
     };
     if !store.create_report(&record).await? {
         return Err(ServiceError::conflict(
-            "already_reported",
+            Code::AlreadyReported,
             "this user reported this message before",
         ));
     }

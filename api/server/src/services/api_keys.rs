@@ -4,6 +4,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cloak_proto::Code;
 use rand::{CryptoRng, RngCore};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -153,7 +154,7 @@ pub async fn revoke(
         RevokeOutcome::Revoked | RevokeOutcome::AlreadyRevoked => Ok(()),
         RevokeOutcome::NotFound => Err(ServiceError::NotFound("API key")),
         RevokeOutcome::LastActiveKey => Err(ServiceError::Conflict {
-            code: "last_active_key",
+            code: Code::LastActiveKey,
             detail: "this is the tenant's only active API key; create another before revoking it"
                 .to_owned(),
         }),

@@ -2,6 +2,7 @@
 //! ledger, and billing settings. Charges for sends and invite redemptions happen inside
 //! their store transactions (see [`charge_for`]); everything else goes through the ledger.
 
+use cloak_proto::Code;
 use cloak_proto::billing::{BillingSettings, PriceTable};
 use cloak_proto::delivery::MessageClass;
 use uuid::Uuid;
@@ -53,7 +54,7 @@ pub fn charge_for(
             (&plan.stripe_customer_id, &plan.meter_event_name)
         else {
             return Err(ServiceError::conflict(
-                "billing_not_configured",
+                Code::BillingNotConfigured,
                 "the tenant is postpaid but has no Stripe customer or meter event name",
             ));
         };
@@ -75,7 +76,7 @@ pub fn charge_for(
 /// The 402 for a payer that cannot afford an action.
 pub fn insufficient(balance: i64, what: &str) -> ServiceError {
     ServiceError::PaymentRequired {
-        code: "insufficient_credits",
+        code: Code::InsufficientCredits,
         detail: format!("the wallet holds {balance} credits, too few for this {what}"),
     }
 }
@@ -90,7 +91,7 @@ pub async fn parse_wallet(
         return Ok(tenant_id);
     }
     let user = Uuid::parse_str(wallet).map_err(|_| {
-        ServiceError::invalid("invalid_wallet", "a wallet is `tenant` or a user id")
+        ServiceError::invalid(Code::InvalidWallet, "a wallet is `tenant` or a user id")
     })?;
     store
         .get_user(tenant_id, user)
@@ -129,7 +130,7 @@ pub async fn change_balance(
     check_idempotency_key(change.idempotency_key)?;
     if change.delta == 0 {
         return Err(ServiceError::invalid(
-            "zero_delta",
+            Code::ZeroDelta,
             "an adjustment must add or remove credits",
         ));
     }
@@ -150,14 +151,14 @@ pub async fn change_balance(
         LedgerOutcome::Replayed(e) => {
             if e.wallet_id != entry.wallet_id || e.delta != entry.delta || e.kind != entry.kind {
                 return Err(ServiceError::conflict(
-                    "idempotency_key_reused",
+                    Code::IdempotencyKeyReused,
                     "this Idempotency-Key was used for a different change",
                 ));
             }
             Ok((e, true))
         }
         LedgerOutcome::Insufficient(balance) => Err(ServiceError::conflict(
-            "balance_would_go_negative",
+            Code::BalanceWouldGoNegative,
             format!("the wallet holds {balance} credits; a balance cannot go below zero"),
         )),
     }
@@ -167,7 +168,7 @@ pub async fn change_balance(
 pub fn check_idempotency_key(key: &str) -> Result<(), ServiceError> {
     if key.is_empty() || key.len() > 200 || !key.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ServiceError::invalid(
-            "idempotency_key_required",
+            Code::IdempotencyKeyRequired,
             "send an Idempotency-Key header of 1 to 200 visible ASCII characters",
         ));
     }
@@ -238,7 +239,7 @@ pub async fn put_settings(
 ) -> Result<BillingSettings, ServiceError> {
     if s.postpaid && (s.stripe_customer_id.is_none() || s.meter_event_name.is_none()) {
         return Err(ServiceError::invalid(
-            "billing_not_configured",
+            Code::BillingNotConfigured,
             "postpaid needs stripe_customer_id and meter_event_name",
         ));
     }
@@ -250,7 +251,7 @@ pub async fn put_settings(
         let currency_ok = p.currency.bytes().all(|b| b.is_ascii_lowercase());
         if !id_ok || !currency_ok || !ids.insert(p.id.as_str()) {
             return Err(ServiceError::invalid(
-                "invalid_pack",
+                Code::InvalidPack,
                 format!(
                     "pack {:?}: ids are unique letters, digits, - and _; currencies lowercase ISO 4217",
                     p.id
@@ -290,7 +291,7 @@ pub fn parse_cursor(cursor: Option<&str>) -> Result<i64, ServiceError> {
             .and_then(|n| n.parse::<i64>().ok())
             .filter(|n| *n >= 0)
             .ok_or_else(|| {
-                ServiceError::invalid("invalid_cursor", "not a cursor from a previous page")
+                ServiceError::invalid(Code::InvalidCursor, "not a cursor from a previous page")
             }),
     }
 }

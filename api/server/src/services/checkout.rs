@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use cloak_proto::Code;
 use cloak_proto::billing::{CheckoutRequest, CheckoutSession};
 use stripe_checkout::CheckoutSessionMode;
 use stripe_checkout::checkout_session::{
@@ -33,7 +34,10 @@ pub async fn create(
         .find(|p| p.id == request.pack)
         .ok_or(ServiceError::NotFound("credit pack"))?;
     let currency: stripe_types::Currency = pack.currency.parse().map_err(|_| {
-        ServiceError::invalid("invalid_pack", "the pack's currency is unknown to Stripe")
+        ServiceError::invalid(
+            Code::InvalidPack,
+            "the pack's currency is unknown to Stripe",
+        )
     })?;
     let mut price = CreateCheckoutSessionLineItemsPriceData::new(currency);
     price.unit_amount = Some(pack.amount);
@@ -74,7 +78,7 @@ pub async fn create(
         .url
         .clone()
         .ok_or_else(|| ServiceError::Unavailable {
-            code: "stripe_error",
+            code: Code::StripeError,
             detail: "Stripe returned a session without a URL".into(),
         })?;
     store

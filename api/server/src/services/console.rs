@@ -6,6 +6,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cloak_proto::Code;
 use rand::{CryptoRng, RngCore};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
@@ -115,7 +116,7 @@ fn check_email(email: &str) -> Result<String, ServiceError> {
         && !email.chars().any(|c| c.is_whitespace() || c.is_control());
     if !valid {
         return Err(ServiceError::invalid(
-            "invalid_email",
+            Code::InvalidEmail,
             "not an e-mail address",
         ));
     }
@@ -133,7 +134,10 @@ pub async fn create_account(
 ) -> Result<(ConsoleAccount, SecretString), ServiceError> {
     let email = check_email(email)?;
     let role = Role::parse(role).ok_or_else(|| {
-        ServiceError::invalid("invalid_role", "the role is owner, billing_admin or viewer")
+        ServiceError::invalid(
+            Code::InvalidRole,
+            "the role is owner, billing_admin or viewer",
+        )
     })?;
     let token = random_token("cs_", rng);
     let mut id = [0u8; 16];
@@ -154,7 +158,7 @@ pub async fn create_account(
         .await?
     {
         return Err(ServiceError::conflict(
-            "email_taken",
+            Code::EmailTaken,
             "a console account has this e-mail address",
         ));
     }
@@ -166,7 +170,7 @@ pub fn check_password(password: &str) -> Result<(), ServiceError> {
     let n = password.chars().count();
     if !(12..=128).contains(&n) {
         return Err(ServiceError::invalid(
-            "weak_password",
+            Code::WeakPassword,
             "a password has 12 to 128 characters",
         ));
     }
@@ -186,7 +190,7 @@ pub async fn complete_setup(
         .await?
         .filter(|a| a.setup_expires_at_ms.is_some_and(|t| t > now_ms))
         .ok_or_else(|| ServiceError::Gone {
-            code: "setup_link_invalid",
+            code: Code::SetupLinkInvalid,
             detail: "this set-up link is unknown, used or expired".into(),
         })?;
     check_password(password)?;
@@ -222,7 +226,7 @@ pub async fn login(
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<NewSession, ServiceError> {
     let refused =
-        || ServiceError::unauthorized("invalid_login", "wrong e-mail address or password");
+        || ServiceError::unauthorized(Code::InvalidLogin, "wrong e-mail address or password");
     let email = email.trim().to_ascii_lowercase();
     let Some(account) = store.console_account_by_email(&email).await? else {
         // Same work as a real check, so timing does not tell which addresses exist.
@@ -231,7 +235,7 @@ pub async fn login(
     };
     if account.locked_until_ms.is_some_and(|t| t > now_ms) {
         return Err(ServiceError::forbidden(
-            "account_locked",
+            Code::AccountLocked,
             "too many failed logins; try again in 15 minutes",
         ));
     }

@@ -4,6 +4,7 @@
 //! [`Pipeline`]), and pushes it to the recipients' sockets from memory. Bodies are opaque
 //! ciphertext; nothing here reads them.
 
+use cloak_proto::Code;
 use cloak_proto::delivery::{CommitRequest, MessageClass, SendMessageRequest};
 use cloak_proto::devices::DeviceStatus;
 use uuid::Uuid;
@@ -50,7 +51,7 @@ fn conversation_not_found() -> ServiceError {
 
 fn epoch_arg(epoch: u64) -> Result<i64, ServiceError> {
     i64::try_from(epoch)
-        .map_err(|_| ServiceError::invalid("invalid_epoch", "epoch is out of range"))
+        .map_err(|_| ServiceError::invalid(Code::InvalidEpoch, "epoch is out of range"))
 }
 
 fn member(device: &DevicePrincipal) -> Member {
@@ -73,7 +74,7 @@ pub async fn create(
         .await?
     {
         return Err(ServiceError::conflict(
-            "conversation_exists",
+            Code::ConversationExists,
             "a conversation with this id already exists",
         ));
     }
@@ -114,22 +115,22 @@ fn outcome(result: SendOutcome) -> Result<StoredSend, ServiceError> {
             Err(ServiceError::StaleEpoch(epoch))
         }
         SendOutcome::MailboxFull(device) => Err(ServiceError::conflict(
-            "mailbox_full",
+            Code::MailboxFull,
             format!(
                 "the mailbox of recipient device {device} is full; it must fetch and acknowledge first"
             ),
         )),
         SendOutcome::InsufficientCredits(balance) => Err(billing::insufficient(balance, "message")),
         SendOutcome::BadMembership(device) => Err(ServiceError::conflict(
-            "membership_conflict",
+            Code::MembershipConflict,
             format!("device {device} is already a member (add) or is not a member (remove)"),
         )),
         SendOutcome::SenderRevoked => Err(ServiceError::unauthorized(
-            "device_revoked",
+            Code::DeviceRevoked,
             "the device has been revoked",
         )),
         SendOutcome::SenderSuspended => Err(ServiceError::unauthorized(
-            "user_suspended",
+            Code::UserSuspended,
             "the user is suspended",
         )),
     }
@@ -173,7 +174,7 @@ pub async fn prepare_send(
     require_approved(device)?;
     if request.class == MessageClass::Control && request.body.len() > MAX_CONTROL_BYTES {
         return Err(ServiceError::invalid(
-            "control_too_large",
+            Code::ControlTooLarge,
             format!("control messages (receipts, typing) are at most {MAX_CONTROL_BYTES} bytes"),
         ));
     }
@@ -190,7 +191,7 @@ pub async fn prepare_send(
         }
         Some(_) => {
             return Err(ServiceError::invalid(
-                "invalid_franking_tag",
+                Code::InvalidFrankingTag,
                 "a franking tag is 32 bytes",
             ));
         }
@@ -284,7 +285,7 @@ pub async fn commit(
     require_approved(device)?;
     if request.add.is_empty() != request.welcome.is_none() {
         return Err(ServiceError::invalid(
-            "welcome_mismatch",
+            Code::WelcomeMismatch,
             "a commit that adds devices carries a welcome, and only then",
         ));
     }

@@ -1,6 +1,7 @@
 //! Devices: registration with an Ed25519 identity key, challenge-response login, approval
 //! signed by another device of the same user, revocation, and the device directory.
 
+use cloak_proto::Code;
 use cloak_proto::devices::DeviceStatus;
 use cloak_proto::signing::{approval_message, login_message};
 use ed25519_dalek::{Signature, VerifyingKey};
@@ -30,7 +31,7 @@ fn device_not_found() -> ServiceError {
 pub fn parse_identity_key(bytes: &[u8]) -> Result<VerifyingKey, ServiceError> {
     let invalid = || {
         ServiceError::invalid(
-            "invalid_identity_key",
+            Code::InvalidIdentityKey,
             "identity_key must be a 32-byte Ed25519 public key",
         )
     };
@@ -65,10 +66,12 @@ pub async fn authenticate_user(
     let user = store
         .get_user(claims.tenant_id, claims.subject)
         .await?
-        .ok_or_else(|| ServiceError::unauthorized("invalid_token", "the user no longer exists"))?;
+        .ok_or_else(|| {
+            ServiceError::unauthorized(Code::InvalidToken, "the user no longer exists")
+        })?;
     if user.suspended {
         return Err(ServiceError::unauthorized(
-            "user_suspended",
+            Code::UserSuspended,
             "the user is suspended",
         ));
     }
@@ -81,11 +84,12 @@ pub async fn authenticate_user(
 fn token_error(e: TokenError) -> ServiceError {
     match e {
         TokenError::Invalid => {
-            ServiceError::unauthorized("invalid_token", "the token is malformed or forged")
+            ServiceError::unauthorized(Code::InvalidToken, "the token is malformed or forged")
         }
-        TokenError::Expired => {
-            ServiceError::unauthorized("token_expired", "the token has expired; obtain a new one")
-        }
+        TokenError::Expired => ServiceError::unauthorized(
+            Code::TokenExpired,
+            "the token has expired; obtain a new one",
+        ),
     }
 }
 
@@ -103,7 +107,7 @@ pub async fn authenticate_device(
         .device_auth(claims.tenant_id, claims.subject)
         .await?
         .ok_or_else(|| {
-            ServiceError::unauthorized("invalid_token", "the device no longer exists")
+            ServiceError::unauthorized(Code::InvalidToken, "the device no longer exists")
         })?;
     check_standing(&auth.device, auth.user_suspended)?;
     Ok(DevicePrincipal {
@@ -117,13 +121,13 @@ pub async fn authenticate_device(
 fn check_standing(device: &DeviceRecord, user_suspended: bool) -> Result<(), ServiceError> {
     if device.status == DeviceStatus::Revoked {
         return Err(ServiceError::unauthorized(
-            "device_revoked",
+            Code::DeviceRevoked,
             "the device has been revoked",
         ));
     }
     if user_suspended {
         return Err(ServiceError::unauthorized(
-            "user_suspended",
+            Code::UserSuspended,
             "the user is suspended",
         ));
     }
@@ -136,7 +140,7 @@ pub fn require_approved(device: &DevicePrincipal) -> Result<(), ServiceError> {
         Ok(())
     } else {
         Err(ServiceError::forbidden(
-            "device_pending",
+            Code::DevicePending,
             "this device waits for approval by another device of the same user",
         ))
     }
@@ -164,7 +168,7 @@ pub async fn register(
         RegisterOutcome::Created(d) => Ok((d, true)),
         RegisterOutcome::Existing(d) => Ok((d, false)),
         RegisterOutcome::KeyInUse => Err(ServiceError::conflict(
-            "identity_key_in_use",
+            Code::IdentityKeyInUse,
             "this identity key belongs to another user",
         )),
     }
@@ -183,7 +187,7 @@ pub async fn challenge(
         .ok_or_else(device_not_found)?;
     if device.status == DeviceStatus::Revoked {
         return Err(ServiceError::unauthorized(
-            "device_revoked",
+            Code::DeviceRevoked,
             "the device has been revoked",
         ));
     }
@@ -208,7 +212,7 @@ pub async fn login(
 ) -> Result<(SecretString, i64, DeviceRecord), ServiceError> {
     let bad_challenge = || {
         ServiceError::unauthorized(
-            "invalid_challenge",
+            Code::InvalidChallenge,
             "the challenge is unknown, expired or already used; request a new one",
         )
     };
@@ -231,7 +235,7 @@ pub async fn login(
     let message = login_message(auth.tenant_id, auth.id, &nonce);
     if !verify(&auth.identity_key, &message, signature) {
         return Err(ServiceError::unauthorized(
-            "invalid_signature",
+            Code::InvalidSignature,
             "the signature does not verify with the device's identity key",
         ));
     }
@@ -265,13 +269,13 @@ pub async fn approve(
         .ok_or_else(device_not_found)?;
     if target.status != DeviceStatus::Pending {
         return Err(ServiceError::conflict(
-            "device_not_pending",
+            Code::DeviceNotPending,
             "only a pending device can be approved",
         ));
     }
     if approved_at_ms.abs_diff(now_ms) > APPROVAL_SKEW_MS.unsigned_abs() {
         return Err(ServiceError::invalid(
-            "approval_time_skew",
+            Code::ApprovalTimeSkew,
             "approved_at_ms must be within five minutes of the server's clock",
         ));
     }
@@ -280,7 +284,7 @@ pub async fn approve(
         .await?
         .ok_or_else(device_not_found)?;
     let new_key: [u8; 32] = target.identity_key.as_slice().try_into().map_err(|_| {
-        ServiceError::invalid("invalid_identity_key", "stored key has the wrong length")
+        ServiceError::invalid(Code::InvalidIdentityKey, "stored key has the wrong length")
     })?;
     let message = approval_message(
         approver.tenant_id,
@@ -290,7 +294,7 @@ pub async fn approve(
     );
     if !verify(&approver_device.identity_key, &message, signature) {
         return Err(ServiceError::invalid(
-            "invalid_signature",
+            Code::InvalidSignature,
             "the approval signature does not verify with the approving device's identity key",
         ));
     }
@@ -304,7 +308,7 @@ pub async fn approve(
         .await?
         .ok_or_else(|| {
             ServiceError::conflict(
-                "device_not_pending",
+                Code::DeviceNotPending,
                 "only a pending device can be approved",
             )
         })

@@ -1,6 +1,7 @@
 //! Domain errors, each with a stable code. The HTTP layer maps them to problem JSON.
 
 use crate::store::StoreError;
+use cloak_proto::Code;
 
 /// A domain failure.
 #[derive(Debug, thiserror::Error)]
@@ -15,7 +16,7 @@ pub enum ServiceError {
     #[error("{detail}")]
     Unauthorized {
         /// Stable code.
-        code: &'static str,
+        code: Code,
         /// Human-readable explanation.
         detail: String,
     },
@@ -23,7 +24,7 @@ pub enum ServiceError {
     #[error("{detail}")]
     Forbidden {
         /// Stable code.
-        code: &'static str,
+        code: Code,
         /// Human-readable explanation.
         detail: String,
     },
@@ -34,7 +35,7 @@ pub enum ServiceError {
     #[error("{detail}")]
     Conflict {
         /// Stable code.
-        code: &'static str,
+        code: Code,
         /// Human-readable explanation.
         detail: String,
     },
@@ -42,7 +43,7 @@ pub enum ServiceError {
     #[error("{detail}")]
     Invalid {
         /// Stable code.
-        code: &'static str,
+        code: Code,
         /// Human-readable explanation.
         detail: String,
     },
@@ -50,7 +51,7 @@ pub enum ServiceError {
     #[error("{detail}")]
     Gone {
         /// Stable code.
-        code: &'static str,
+        code: Code,
         /// Human-readable explanation.
         detail: String,
     },
@@ -58,7 +59,7 @@ pub enum ServiceError {
     #[error("{detail}")]
     PaymentRequired {
         /// Stable code.
-        code: &'static str,
+        code: Code,
         /// Human-readable explanation.
         detail: String,
     },
@@ -66,7 +67,7 @@ pub enum ServiceError {
     #[error("{detail}")]
     RateLimited {
         /// Stable code.
-        code: &'static str,
+        code: Code,
         /// Human-readable explanation.
         detail: String,
         /// The limit's name (`RateLimit-Policy`).
@@ -82,7 +83,7 @@ pub enum ServiceError {
     #[error("{detail}")]
     Unavailable {
         /// Stable code (`stripe_not_configured` → 503, others → 502).
-        code: &'static str,
+        code: Code,
         /// Human-readable explanation.
         detail: String,
     },
@@ -96,7 +97,7 @@ pub enum ServiceError {
 
 impl ServiceError {
     /// 401 with a code.
-    pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn unauthorized(code: Code, detail: impl Into<String>) -> Self {
         Self::Unauthorized {
             code,
             detail: detail.into(),
@@ -104,7 +105,7 @@ impl ServiceError {
     }
 
     /// 403 with a code.
-    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn forbidden(code: Code, detail: impl Into<String>) -> Self {
         Self::Forbidden {
             code,
             detail: detail.into(),
@@ -112,7 +113,7 @@ impl ServiceError {
     }
 
     /// 409 with a code.
-    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn conflict(code: Code, detail: impl Into<String>) -> Self {
         Self::Conflict {
             code,
             detail: detail.into(),
@@ -120,7 +121,7 @@ impl ServiceError {
     }
 
     /// 400 with a code.
-    pub fn invalid(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn invalid(code: Code, detail: impl Into<String>) -> Self {
         Self::Invalid {
             code,
             detail: detail.into(),

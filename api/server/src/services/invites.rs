@@ -3,6 +3,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cloak_proto::Code;
 use cloak_proto::devices::DeviceStatus;
 use cloak_proto::invites::CreateInviteRequest;
 use rand::{CryptoRng, RngCore};
@@ -27,14 +28,14 @@ pub fn inviter(caller: &Caller, request: &CreateInviteRequest) -> Result<Uuid, S
     match (caller, request.inviter_user_id) {
         (Caller::Tenant(_), Some(user)) => Ok(user),
         (Caller::Tenant(_), None) => Err(ServiceError::invalid(
-            "inviter_required",
+            Code::InviterRequired,
             "a tenant must name the inviter_user_id",
         )),
         (Caller::Device(d), named) => {
             require_approved(d)?;
             match named {
                 Some(user) if user != d.user_id => Err(ServiceError::forbidden(
-                    "not_own_user",
+                    Code::NotOwnUser,
                     "a device can only invite as its own user",
                 )),
                 _ => Ok(d.user_id),
@@ -114,17 +115,17 @@ pub async fn get(
 pub fn unusable(invite: &InviteRecord, now_ms: i64) -> Option<ServiceError> {
     if invite.revoked_at_ms.is_some() {
         Some(ServiceError::Gone {
-            code: "invite_revoked",
+            code: Code::InviteRevoked,
             detail: "the invite was revoked".into(),
         })
     } else if invite.expires_at_ms <= now_ms {
         Some(ServiceError::Gone {
-            code: "invite_expired",
+            code: Code::InviteExpired,
             detail: "the invite has expired".into(),
         })
     } else if invite.uses >= invite.max_uses {
         Some(ServiceError::Gone {
-            code: "invite_used_up",
+            code: Code::InviteUsedUp,
             detail: "the invite has been used as often as allowed".into(),
         })
     } else {
@@ -158,7 +159,7 @@ pub async fn redeem(
     let invite = get(store, device.tenant_id, code).await?;
     if invite.inviter_user_id == device.user_id {
         return Err(ServiceError::invalid(
-            "own_invite",
+            Code::OwnInvite,
             "a user cannot redeem their own invite",
         ));
     }
@@ -187,7 +188,7 @@ pub async fn redeem(
             return Err(e);
         }
     }
-    let gone = |code: &'static str, detail: &str| ServiceError::Gone {
+    let gone = |code: Code, detail: &str| ServiceError::Gone {
         code,
         detail: detail.to_owned(),
     };
@@ -212,13 +213,13 @@ pub async fn redeem(
         RedeemOutcome::Redeemed(i) => Ok((i, false)),
         RedeemOutcome::AlreadyRedeemed(i) => Ok((i, true)),
         RedeemOutcome::NotFound => Err(not_found()),
-        RedeemOutcome::Expired => Err(gone("invite_expired", "the invite has expired")),
-        RedeemOutcome::Revoked => Err(gone("invite_revoked", "the invite was revoked")),
+        RedeemOutcome::Expired => Err(gone(Code::InviteExpired, "the invite has expired")),
+        RedeemOutcome::Revoked => Err(gone(Code::InviteRevoked, "the invite was revoked")),
         RedeemOutcome::InsufficientCredits(balance) => {
             Err(billing::insufficient(balance, "invite redemption"))
         }
         RedeemOutcome::UsedUp => Err(gone(
-            "invite_used_up",
+            Code::InviteUsedUp,
             "the invite has been used as often as allowed",
         )),
     }

@@ -1,5 +1,6 @@
 //! The MLS KeyPackage directory: devices publish packages, others claim one per device.
 
+use cloak_proto::Code;
 use cloak_proto::devices::DeviceStatus;
 use cloak_proto::key_packages::{KeyPackageUpload, LOW_STOCK, UploadKeyPackagesRequest};
 use uuid::Uuid;
@@ -33,7 +34,7 @@ fn to_new(kp: &KeyPackageUpload, now_ms: i64) -> Result<NewKeyPackage, ServiceEr
         .min(now_ms.saturating_add(MAX_RETENTION_MS));
     if expires <= now_ms {
         return Err(ServiceError::invalid(
-            "key_package_expired",
+            Code::KeyPackageExpired,
             "a key package's not_after is in the past",
         ));
     }

@@ -3,6 +3,7 @@
 //! and their invites and new contacts per day. Limits are GCRA through the broker: exact
 //! across every node sharing Redis, in-process without it.
 
+use cloak_proto::Code;
 use cloak_proto::abuse::{AttachmentSize, TrustLevel, TrustLevels};
 use cloak_proto::delivery::MessageClass;
 use uuid::Uuid;
@@ -70,7 +71,7 @@ pub async fn put_levels(
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
         if !ok || !seen.insert(l.name.as_str()) {
             return Err(ServiceError::invalid(
-                "invalid_trust_level",
+                Code::InvalidTrustLevel,
                 format!(
                     "level {:?}: names are unique, lowercase letters, digits, _ and -",
                     l.name
@@ -79,7 +80,7 @@ pub async fn put_levels(
         }
     }
     let json = serde_json::to_string(levels)
-        .map_err(|e| ServiceError::invalid("invalid_trust_level", e.to_string()))?;
+        .map_err(|e| ServiceError::invalid(Code::InvalidTrustLevel, e.to_string()))?;
     Ok(store.put_trust_levels(tenant_id, &json, now_ms).await?)
 }
 
@@ -97,7 +98,7 @@ pub async fn check_level_name(
         Ok(())
     } else {
         Err(ServiceError::invalid(
-            "unknown_trust_level",
+            Code::UnknownTrustLevel,
             format!("the tenant has no trust level {name:?}"),
         ))
     }
@@ -159,7 +160,7 @@ pub fn allows_class(level: &TrustLevel, class: MessageClass) -> Result<(), Servi
     };
     if needed > level.max_attachment {
         return Err(ServiceError::forbidden(
-            "attachment_not_allowed",
+            Code::AttachmentNotAllowed,
             format!(
                 "trust level {:?} cannot send attachments this large",
                 level.name
@@ -235,7 +236,7 @@ pub async fn hit(
         .rate_limit(&key, now_ms, policy.rate)
         .await
         .map_err(|e| ServiceError::Unavailable {
-            code: "limiter_unavailable",
+            code: Code::LimiterUnavailable,
             detail: e.to_string(),
         })?;
     if decision.allowed {
@@ -243,7 +244,7 @@ pub async fn hit(
     }
     metrics::counter!("rate_limited_total", "policy" => policy.name).increment(1);
     Err(ServiceError::RateLimited {
-        code: "rate_limited",
+        code: Code::RateLimited,
         detail: format!(
             "the {} limit ({} per {} s) is reached; retry in {} ms",
             policy.name,
@@ -262,7 +263,7 @@ pub async fn hit(
 pub fn zero_allowed(count: u32, policy: &'static str) -> Result<(), ServiceError> {
     if count == 0 {
         return Err(ServiceError::forbidden(
-            "not_allowed_at_trust_level",
+            Code::NotAllowedAtTrustLevel,
             format!("the user's trust level allows no {policy}"),
         ));
     }

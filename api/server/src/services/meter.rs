@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use cloak_proto::Code;
 use stripe::{IdempotencyKey, RequestStrategy, StripeRequest as _};
 use stripe_billing::billing_meter_event::CreateBillingMeterEvent;
 
@@ -44,7 +45,7 @@ pub async fn report_due(
             ("value".to_owned(), batch.value.to_string()),
         ]);
         let key = IdempotencyKey::new(&id)
-            .map_err(|e| ServiceError::invalid("meter_identifier", e.to_string()))?;
+            .map_err(|e| ServiceError::invalid(Code::MeterIdentifier, e.to_string()))?;
         let result = CreateBillingMeterEvent::new(batch.event_name.clone(), payload)
             .identifier(id.clone())
             .timestamp(batch.occurred_at_ms / 1000)

@@ -1,5 +1,6 @@
 //! QR codes of links, as SVG and PNG.
 
+use cloak_proto::Code;
 use qrcode::QrCode;
 use qrcode::render::svg;
 
@@ -11,7 +12,7 @@ const SCALE: usize = 8;
 const QUIET_ZONE: usize = 4;
 
 fn code(text: &str) -> Result<QrCode, ServiceError> {
-    QrCode::new(text.as_bytes()).map_err(|e| ServiceError::invalid("qr_too_long", e.to_string()))
+    QrCode::new(text.as_bytes()).map_err(|e| ServiceError::invalid(Code::QrTooLong, e.to_string()))
 }
 
 /// The QR code as an SVG document.
@@ -39,12 +40,12 @@ pub fn png(text: &str) -> Result<Vec<u8>, ServiceError> {
         }
     }
     let side32 = u32::try_from(side)
-        .map_err(|_| ServiceError::invalid("qr_too_long", "QR code too large"))?;
+        .map_err(|_| ServiceError::invalid(Code::QrTooLong, "QR code too large"))?;
     let mut out = Vec::new();
     let mut encoder = png::Encoder::new(&mut out, side32, side32);
     encoder.set_color(png::ColorType::Grayscale);
     encoder.set_depth(png::BitDepth::Eight);
-    let internal = |e: png::EncodingError| ServiceError::invalid("qr_encoding", e.to_string());
+    let internal = |e: png::EncodingError| ServiceError::invalid(Code::QrEncoding, e.to_string());
     let mut writer = encoder.write_header().map_err(internal)?;
     writer.write_image_data(&pixels).map_err(internal)?;
     writer.finish().map_err(internal)?;

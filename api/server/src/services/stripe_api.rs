@@ -1,6 +1,7 @@
 //! The Stripe client (async-stripe over hyper + rustls) pointed at a configurable base URL,
 //! and how its errors map onto ours.
 
+use cloak_proto::Code;
 use secrecy::{ExposeSecret as _, SecretString};
 use stripe::StripeError;
 
@@ -67,7 +68,7 @@ pub fn message(e: &StripeError) -> String {
 pub fn upstream(e: &StripeError) -> ServiceError {
     tracing::warn!(error = %message(e), "Stripe call failed");
     ServiceError::Unavailable {
-        code: "stripe_error",
+        code: Code::StripeError,
         detail: message(e),
     }
 }

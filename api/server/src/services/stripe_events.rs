@@ -3,6 +3,7 @@
 //! credit the session's wallet; `charge.refunded` and a lost `charge.dispute.closed` take
 //! the credits back (never below zero). Other types are acknowledged and ignored.
 
+use cloak_proto::Code;
 use serde::Deserialize;
 
 use super::ServiceError;
@@ -49,7 +50,7 @@ pub async fn handle(
 ) -> Result<Handled, ServiceError> {
     let signed_at = stripe_signature::verify(secret, signature, payload, now_ms / 1000)?;
     let event: Event = serde_json::from_slice(payload)
-        .map_err(|_| ServiceError::invalid("invalid_event", "not a Stripe event"))?;
+        .map_err(|_| ServiceError::invalid(Code::InvalidEvent, "not a Stripe event"))?;
     let meta = StripeEventMeta {
         id: event.id.clone(),
         event_type: event.event_type.clone(),
@@ -61,7 +62,7 @@ pub async fn handle(
         "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
             let Some(session) = str_field(object, "id") else {
                 return Err(ServiceError::invalid(
-                    "invalid_event",
+                    Code::InvalidEvent,
                     "the session has no id",
                 ));
             };
@@ -105,7 +106,7 @@ pub async fn handle(
         StripeOutcome::Applied(_) | StripeOutcome::Ignored => Ok(Handled::Applied),
         StripeOutcome::Duplicate => Ok(Handled::Duplicate),
         StripeOutcome::Replay => Err(ServiceError::invalid(
-            "replayed_event",
+            Code::ReplayedEvent,
             "this exact delivery was received before",
         )),
     }

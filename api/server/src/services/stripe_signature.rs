@@ -4,6 +4,7 @@
 //! endpoint secret of `"{t}.{raw body}"`. One matching `v1` (compared in constant time) and
 //! a timestamp within 5 minutes of now are required. The time is a parameter.
 
+use cloak_proto::Code;
 use subtle::ConstantTimeEq as _;
 
 use super::ServiceError;
@@ -14,7 +15,7 @@ pub const TOLERANCE_S: i64 = 300;
 
 /// A verified signature's timestamp (Unix seconds).
 pub fn verify(secret: &str, header: &str, payload: &[u8], now_s: i64) -> Result<i64, ServiceError> {
-    let bad = |detail: &str| ServiceError::invalid("invalid_signature", detail);
+    let bad = |detail: &str| ServiceError::invalid(Code::InvalidSignature, detail);
     let mut t: Option<i64> = None;
     let mut candidates: Vec<Vec<u8>> = Vec::new();
     for part in header.split(',') {
@@ -53,7 +54,7 @@ pub fn verify(secret: &str, header: &str, payload: &[u8], now_s: i64) -> Result<
     }
     if (now_s - t).abs() > TOLERANCE_S {
         return Err(ServiceError::invalid(
-            "stale_signature",
+            Code::StaleSignature,
             "the signature's timestamp is more than 5 minutes from now",
         ));
     }
@@ -86,21 +87,24 @@ mod tests {
         };
         assert_eq!(
             code(verify(SECRET, &header, b"{\"id\":\"evt_2\"}", 1_000)),
-            "invalid_signature"
+            Code::InvalidSignature
         );
         assert_eq!(
             code(verify("whsec_other", &header, body, 1_000)),
-            "invalid_signature"
+            Code::InvalidSignature
         );
         assert_eq!(
             code(verify(SECRET, &header, body, 1_301)),
-            "stale_signature"
+            Code::StaleSignature
         );
-        assert_eq!(code(verify(SECRET, &header, body, 699)), "stale_signature");
+        assert_eq!(
+            code(verify(SECRET, &header, body, 699)),
+            Code::StaleSignature
+        );
         for junk in ["", "t=1000", "v1=00", "t=x,v1=00", "t=1000,t=1000,v1=00"] {
             assert_eq!(
                 code(verify(SECRET, junk, body, 1_000)),
-                "invalid_signature",
+                Code::InvalidSignature,
                 "{junk}"
             );
         }

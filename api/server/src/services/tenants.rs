@@ -6,6 +6,7 @@ use secrecy::SecretString;
 use uuid::Uuid;
 
 use super::{ServiceError, api_keys};
+use cloak_proto::Code;
 use cloak_proto::tenants::UpdateTenantRequest;
 
 use crate::store::{NewTenant, Store, Tenant, TenantSettingsUpdate};
@@ -34,7 +35,7 @@ pub async fn create(
     let chars = name.chars().count();
     if chars == 0 || chars > MAX_NAME_CHARS || name.chars().any(char::is_control) {
         return Err(ServiceError::Invalid {
-            code: "invalid_tenant_name",
+            code: Code::InvalidTenantName,
             detail: format!("a tenant name has 1 to {MAX_NAME_CHARS} printable characters"),
         });
     }
@@ -65,7 +66,7 @@ pub async fn get(store: &dyn Store, tenant_id: Uuid) -> Result<Tenant, ServiceEr
 /// Checks an "Open in app" template: an absolute URL with a scheme that is not script or
 /// data, naming `{code}` or `{link}`.
 pub fn check_template(template: &str) -> Result<(), ServiceError> {
-    let bad = |detail: &str| ServiceError::invalid("invalid_template", detail);
+    let bad = |detail: &str| ServiceError::invalid(Code::InvalidTemplate, detail);
     let Some((scheme, _)) = template.split_once(':') else {
         return Err(bad(
             "the template must be an absolute URL such as myapp://join?invite={link}",

@@ -1,5 +1,6 @@
 //! End users: created and managed by the tenant's backend, which mints their tokens.
 
+use cloak_proto::Code;
 use rand::{CryptoRng, RngCore};
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -42,7 +43,7 @@ pub async fn create(
         Ok(()) => {}
         Err(StoreError::Conflict(_)) => {
             return Err(ServiceError::conflict(
-                "external_id_taken",
+                Code::ExternalIdTaken,
                 "a user with this external_id already exists",
             ));
         }
@@ -122,7 +123,7 @@ pub async fn issue_token(
     let user = get(store, tenant_id, user_id).await?;
     if user.suspended {
         return Err(ServiceError::conflict(
-            "user_suspended",
+            Code::UserSuspended,
             "the user is suspended",
         ));
     }
@@ -143,7 +144,7 @@ pub async fn add_contact(
 ) -> Result<(), ServiceError> {
     if a == b {
         return Err(ServiceError::invalid(
-            "self_contact",
+            Code::SelfContact,
             "a user cannot be their own contact",
         ));
     }

@@ -5,6 +5,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use cloak_proto::Code;
 use hmac::{Hmac, Mac};
 use rand::{CryptoRng, RngCore};
 use sha2::Sha256;
@@ -66,7 +67,7 @@ pub async fn configure(
 ) -> Result<WebhookEndpoint, ServiceError> {
     if !(url.starts_with("https://") || url.starts_with("http://")) {
         return Err(ServiceError::invalid(
-            "invalid_webhook_url",
+            Code::InvalidWebhookUrl,
             "the webhook URL must be http(s)",
         ));
     }
