@@ -1,4 +1,5 @@
-//! Who a device is: the (tenant, user, device) triple.
+//! Ids: who a device is (the tenant, user, device triple), and typed conversation and
+//! message ids.
 
 use uuid::Uuid;
 
@@ -12,4 +13,27 @@ pub struct DeviceIds {
     pub user_id: Uuid,
     /// The device.
     pub device_id: Uuid,
+}
+
+/// A conversation's id (its MLS group id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct ConversationId(pub Uuid);
+
+/// A message's id, chosen by its sender (edits, deletions, reactions and receipts refer
+/// to it; the server stores a message once per id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct MessageId(pub Uuid);
+
+impl std::fmt::Display for ConversationId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
 }

@@ -14,9 +14,11 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+mod cloak;
 pub mod clock;
 pub mod conversation;
 pub mod directory;
+pub mod history;
 pub mod identity;
 pub mod ids;
 pub mod messenger;
@@ -28,11 +30,12 @@ pub mod store;
 pub mod tls;
 
 pub use client::DeviceClient;
+pub use cloak::{Cloak, CloakBuilder, ConnectionState, ConversationHandle, Devices, Joined as JoinedConversation};
 pub use clock::{Clock, SystemClock};
 pub use conversation::{Conversation, Incoming, PendingCommit, StagedChange, StagedJoin};
 pub use directory::verify_device_directory;
 pub use identity::{DeviceIdentity, fingerprint, verify_approval, verify_login};
-pub use ids::DeviceIds;
+pub use ids::{ConversationId, DeviceIds, MessageId};
 pub use messenger::{Event, Franking, Joined, Messenger};
 pub use mls::{
     CIPHERSUITE, MlsSigner, decode_credential_identity, encode_credential_identity,
@@ -40,7 +43,9 @@ pub use mls::{
 };
 pub use payload::{Attachment, AttachmentKey, Payload, PayloadKind};
 pub use safety::SafetyNumber;
-pub use store::{InboxMessage, LocalStore, StoreKey};
+pub use history::{Content, Reaction, SendState, TimelineMessage};
+pub use store::history::{Cursor, EventId, HistoryReader, Page, Update};
+pub use store::{LocalStore, StoreKey};
 pub use tls::Tls;
 
 use cloak_proto::health::Health;

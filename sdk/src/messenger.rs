@@ -51,6 +51,9 @@ use crate::conversation::{Conversation, Incoming};
 use crate::ids::DeviceIds;
 use crate::payload::{Payload, PayloadKind};
 use crate::realtime::Channel;
+use crate::history::{Change, Evidence, Op, SendState, op_for};
+use crate::ids::ConversationId;
+use crate::store::history::{Record, Update};
 use crate::store::{AppState, LocalStore};
 use crate::{DeviceClient, Error};
 use cloak_proto::delivery::ClientFrame;
@@ -58,7 +61,6 @@ use futures_util::StreamExt as _;
 use secrecy::ExposeSecret as _;
 
 mod contacts;
-mod inbox;
 mod membership;
 mod trust;
 
@@ -76,7 +78,7 @@ type MlsSnapshot = Vec<(Vec<u8>, zeroize::Zeroizing<Vec<u8>>)>;
 // Events are short-lived values handed to the app; boxing the message would only add an
 // allocation per message.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Event {
     /// This device joined a conversation (from a Welcome whose members all check out).
     Joined {
@@ -92,6 +94,7 @@ pub enum Event {
         /// The sending device (from its MLS credential).
         sender: DeviceIds,
         /// The payload.
+        #[serde(with = "crate::payload::as_bytes")]
         payload: Payload,
         /// The evidence to report it with, when the sender franked it (checked on receipt).
         franking: Option<Franking>,
@@ -119,7 +122,7 @@ pub enum Event {
 
 /// A received message's franking evidence: the sender's commitment and the server's stamp
 /// from the envelope (the key and text are in the payload).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Franking {
     /// The sender's commitment.
     pub tag: Vec<u8>,
@@ -140,8 +143,14 @@ pub struct Messenger<C: Clock = SystemClock> {
     channel: Option<Channel>,
     reconnects: u32,
     verified: HashMap<Uuid, [u8; 32]>,
-    /// Received messages kept for the app, when it asked for an inbox.
-    inbox: Option<Vec<crate::InboxMessage>>,
+    /// Events and timeline changes not yet written (by the next persist).
+    recorded: Vec<Record>,
+    /// Where written events go live (the [`crate::Cloak`] client's subscribers).
+    updates: Option<tokio::sync::broadcast::Sender<Update>>,
+    /// Users who announced they leave a conversation, whose devices are to be removed.
+    leavers: Vec<(Uuid, Uuid)>,
+    /// Conversation names (from `Topic` messages).
+    topics: HashMap<Uuid, String>,
     /// This device's own user's root key, once pinned (see [`trust`]).
     own_root: std::sync::Mutex<Option<[u8; 32]>>,
     /// Commits stored before they were sent and not answered yet, by conversation.
@@ -169,8 +178,8 @@ where
     loop {
         match call().await {
             Err(Error::Transport(_)) if attempt < 3 => {
-                tokio::time::sleep(crate::realtime::backoff(attempt, &mut rand::thread_rng()))
-                    .await;
+                let delay = crate::realtime::backoff(attempt, &mut rand::thread_rng());
+                tokio::time::sleep(delay).await;
                 attempt += 1;
             }
             other => return other,
@@ -224,7 +233,10 @@ impl<C: Clock> Messenger<C> {
             channel: None,
             reconnects: 0,
             verified: HashMap::new(),
-            inbox: None,
+            recorded: Vec::new(),
+            updates: None,
+            leavers: Vec::new(),
+            topics: HashMap::new(),
             own_root: std::sync::Mutex::new(own_root),
             pending_commits: HashMap::new(),
         }
@@ -244,12 +256,24 @@ impl<C: Clock> Messenger<C> {
         http: reqwest::Client,
         base_url: &str,
         clock: C,
+        store: LocalStore,
+    ) -> Result<Option<Self>, Error> {
+        Self::restore_with(store, |identity| {
+            Ok(DeviceClient::new(http, base_url, identity, clock))
+        })
+        .await
+    }
+
+    /// Like [`restore`](Self::restore), with the device client made by `client` from the
+    /// stored identity (for TLS settings, say).
+    pub async fn restore_with(
         mut store: LocalStore,
+        client: impl FnOnce(crate::DeviceIdentity) -> Result<DeviceClient<C>, Error>,
     ) -> Result<Option<Self>, Error> {
         let (mls, app) = store.load().await?;
         let Some(app) = app else { return Ok(None) };
         let identity = crate::DeviceIdentity::from_secret_bytes(&app.identity_secret);
-        let mut client = DeviceClient::new(http, base_url, identity, clock);
+        let mut client = client(identity)?;
         let client_root = client.own_root();
         if let Some(ids) = app.ids {
             client = client.with_ids(ids);
@@ -283,7 +307,10 @@ impl<C: Clock> Messenger<C> {
             channel: None,
             reconnects: 0,
             verified: app.verified.into_iter().collect(),
-            inbox: app.inbox,
+            recorded: Vec::new(),
+            updates: None,
+            leavers: app.leavers,
+            topics: app.topics.into_iter().collect(),
             own_root: std::sync::Mutex::new(app.own_root.or(client_root)),
             pending_commits,
         }))
@@ -309,7 +336,6 @@ impl<C: Clock> Messenger<C> {
             conversations,
             seen: self.seen.iter().copied().collect(),
             verified: self.verified.iter().map(|(u, k)| (*u, *k)).collect(),
-            inbox: self.inbox.clone(),
             own_root: *self
                 .own_root
                 .lock()
@@ -319,6 +345,8 @@ impl<C: Clock> Messenger<C> {
                 .iter()
                 .map(|(id, c)| (*id, c.clone()))
                 .collect(),
+            leavers: self.leavers.clone(),
+            topics: self.topics.iter().map(|(c, n)| (*c, n.clone())).collect(),
         };
         let changes = {
             let values = self
@@ -329,10 +357,68 @@ impl<C: Clock> Messenger<C> {
                 .map_err(|_| Error::Storage("state lock poisoned".into()))?;
             store.stage(&values, &app)?
         };
-        match self.store.as_mut() {
-            Some(store) => store.write(changes).await,
-            None => Ok(()),
+        let changes = LocalStore::with_history(changes, std::mem::take(&mut self.recorded));
+        let updates = match self.store.as_mut() {
+            Some(store) => store.write(changes).await?,
+            None => Vec::new(),
+        };
+        if let Some(tx) = &self.updates {
+            for update in updates {
+                // No subscriber right now is fine: queued events wait in the store.
+                let _ = tx.send(update);
+            }
         }
+        Ok(())
+    }
+
+    /// A reader of the stored timeline and event queue (with a store).
+    pub fn history(&self) -> Option<crate::HistoryReader> {
+        self.store.as_ref().map(LocalStore::reader)
+    }
+
+    /// Sends every event written from now on to `tx` as well.
+    pub fn set_updates(&mut self, tx: tokio::sync::broadcast::Sender<Update>) {
+        self.updates = Some(tx);
+    }
+
+    /// Keeps an event (and the timeline change it makes) for the next persist.
+    fn record(&mut self, event: &Event) {
+        let Event::Message {
+            conversation_id,
+            sender,
+            payload,
+            franking,
+        } = event
+        else {
+            self.recorded.push(Record {
+                event: Some(event.clone()),
+                ephemeral: false,
+                op: None,
+            });
+            return;
+        };
+        let evidence = match (franking, &payload.kind, payload.franking_key) {
+            (Some(f), PayloadKind::Text { text }, Some(key)) => Some(Evidence {
+                key,
+                tag: f.tag.clone(),
+                stamp: f.stamp.clone(),
+                sent_at_ms: f.sent_at_ms,
+                original_text: text.clone(),
+            }),
+            _ => None,
+        };
+        let op = op_for(
+            ConversationId(*conversation_id),
+            *sender,
+            payload,
+            evidence,
+            SendState::Received,
+        );
+        self.recorded.push(Record {
+            event: Some(event.clone()),
+            ephemeral: matches!(payload.kind, PayloadKind::Typing { .. }),
+            op,
+        });
     }
 
     /// The device client.
@@ -389,8 +475,58 @@ impl<C: Clock> Messenger<C> {
     }
 
     /// Encrypts and sends any payload (see [`send_text`](Self::send_text)); returns the
-    /// events of any sync it needed.
+    /// events of any sync it needed. A message that shows in the timeline (a text, an
+    /// attachment) is written there as [`SendState::Sending`] with the ratchet state,
+    /// before it leaves, then marked sent or failed.
     pub async fn send_payload(
+        &mut self,
+        conversation_id: Uuid,
+        payload: &Payload,
+    ) -> Result<Vec<Event>, Error> {
+        let ids = self.ids()?;
+        let conversation = ConversationId(conversation_id);
+        let shown = match op_for(conversation, ids, payload, None, SendState::Sending) {
+            Some(op @ Op::Insert(_)) => {
+                self.recorded.push(Record {
+                    event: None,
+                    ephemeral: false,
+                    op: Some(op),
+                });
+                true
+            }
+            Some(op) => {
+                self.recorded.push(Record {
+                    event: None,
+                    ephemeral: false,
+                    op: Some(op),
+                });
+                false
+            }
+            None => false,
+        };
+        let result = self.send_encrypted(conversation_id, payload).await;
+        if shown {
+            let state = match &result {
+                Ok(_) => SendState::Sent,
+                Err(e) if e.is_transient() => SendState::Sending,
+                Err(_) => SendState::Failed,
+            };
+            self.recorded.push(Record {
+                event: None,
+                ephemeral: false,
+                op: Some(Op::Change {
+                    conversation_id: conversation,
+                    target: crate::ids::MessageId(payload.message_id),
+                    by_user: ids.user_id,
+                    change: Change::State(state),
+                }),
+            });
+            self.persist().await?;
+        }
+        result
+    }
+
+    async fn send_encrypted(
         &mut self,
         conversation_id: Uuid,
         payload: &Payload,
@@ -538,6 +674,105 @@ impl<C: Clock> Messenger<C> {
         })
     }
 
+    /// Processes one envelope pushed over the socket, in order: its state, event and
+    /// timeline change are stored before this returns, so the caller may acknowledge
+    /// `envelope.seq` once [`cursor`](Self::cursor) has reached it. An entry already
+    /// processed is skipped. A transient failure leaves it for later.
+    pub async fn receive(
+        &mut self,
+        envelope: &cloak_proto::delivery::Envelope,
+    ) -> Result<Vec<Event>, Error> {
+        if envelope.seq <= self.cursor {
+            return Ok(Vec::new());
+        }
+        let event = self.handle(envelope).await?;
+        self.cursor = envelope.seq;
+        if self.seen.len() > SEEN_LIMIT {
+            self.seen.clear();
+        }
+        self.persist().await?;
+        Ok(event.into_iter().collect())
+    }
+
+    /// The last mailbox sequence number processed (and stored).
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// The conversation's name, once a member named it.
+    pub fn topic(&self, conversation_id: Uuid) -> Option<&str> {
+        self.topics.get(&conversation_id).map(String::as_str)
+    }
+
+    /// Names the conversation for every member.
+    pub async fn set_topic(&mut self, conversation_id: Uuid, name: &str) -> Result<(), Error> {
+        let payload = Payload::new(
+            Uuid::new_v4(),
+            self.client_now(),
+            PayloadKind::Topic {
+                name: name.to_owned(),
+            },
+        );
+        self.send_payload(conversation_id, &payload).await?;
+        self.topics.insert(conversation_id, name.to_owned());
+        self.persist().await
+    }
+
+    /// Leaves a conversation: tells the members (whose devices then remove this user's
+    /// devices) and forgets it here.
+    pub async fn leave(&mut self, conversation_id: Uuid) -> Result<(), Error> {
+        let payload = Payload::new(Uuid::new_v4(), self.client_now(), PayloadKind::Leave);
+        self.send_payload(conversation_id, &payload).await?;
+        self.conversations.remove(&conversation_id);
+        self.topics.remove(&conversation_id);
+        self.persist().await
+    }
+
+    /// Removes the devices of users who said they leave, from the conversations they left
+    /// (any member may; when another did it first, there is nothing left to remove).
+    pub async fn remove_leavers(&mut self) -> Result<Vec<Event>, Error> {
+        let mut events = Vec::new();
+        while let Some((conversation_id, user)) = self.leavers.first().copied() {
+            let devices: Vec<Uuid> = self
+                .conversations
+                .get(&conversation_id)
+                .filter(|c| c.is_active())
+                .map(|c| {
+                    c.members()
+                        .iter()
+                        .filter(|m| m.user_id == user)
+                        .map(|m| m.device_id)
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !devices.is_empty() {
+                match self
+                    .commit_with_retry(conversation_id, |c, p, i| {
+                        let still: Vec<Uuid> = c
+                            .members()
+                            .iter()
+                            .filter(|m| devices.contains(&m.device_id))
+                            .map(|m| m.device_id)
+                            .collect();
+                        if still.is_empty() {
+                            return Err(Error::InvalidState("already removed"));
+                        }
+                        c.remove_devices(p, i, &still)
+                    })
+                    .await
+                {
+                    Ok(e) => events.extend(e),
+                    Err(Error::InvalidState("already removed")) => {}
+                    Err(e) if e.is_transient() => return Err(e),
+                    Err(_) => {}
+                }
+            }
+            self.leavers.retain(|l| *l != (conversation_id, user));
+            self.persist().await?;
+        }
+        Ok(events)
+    }
+
     /// Fetches and processes every mailbox entry, in order, acknowledging them. Commits
     /// this device wrote before a restart and never heard back about are settled first.
     /// A transient failure while checking an entry stops there: what came before is
@@ -604,9 +839,10 @@ impl<C: Clock> Messenger<C> {
                 reason: e.to_string(),
             }),
         };
-        // Kept before the caller persists and acknowledges, so the inbox loses nothing.
+        // Recorded before the caller persists and acknowledges: nothing acknowledged is
+        // missing from the event queue or the timeline.
         if let Some(event) = &event {
-            self.stash(event);
+            self.record(event);
         }
         Ok(event)
     }
@@ -653,6 +889,15 @@ impl<C: Clock> Messenger<C> {
                             return Ok(None);
                         }
                         let franking = check_franking(envelope, &sender, &payload)?;
+                        match &payload.kind {
+                            PayloadKind::Leave => {
+                                self.leavers.push((conversation_id, sender.user_id));
+                            }
+                            PayloadKind::Topic { name } => {
+                                self.topics.insert(conversation_id, name.clone());
+                            }
+                            _ => {}
+                        }
                         Ok(Some(Event::Message {
                             conversation_id,
                             sender,

@@ -46,6 +46,10 @@ pub const MAX_RECEIPT_TARGETS: usize = 1000;
 pub const MAX_MIME_BYTES: usize = 255;
 /// Largest call-signalling blob, in bytes.
 pub const MAX_CALL_SIGNAL_BYTES: usize = 64 * 1024;
+/// Largest reaction, in bytes.
+pub const MAX_REACTION_BYTES: usize = 64;
+/// Longest conversation name, in bytes.
+pub const MAX_TOPIC_BYTES: usize = 256;
 
 /// One message's plaintext.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +101,22 @@ pub enum PayloadKind {
     },
     /// A file, stored encrypted elsewhere (placeholder for the attachment design).
     Attachment(Attachment),
+    /// Adds or takes back a reaction to an earlier message.
+    Reaction {
+        /// The message reacted to.
+        target: Uuid,
+        /// The reaction (an emoji, at most [`MAX_REACTION_BYTES`]).
+        emoji: String,
+        /// `true` adds it, `false` takes it back.
+        add: bool,
+    },
+    /// The sending device's user leaves the conversation: members remove its devices.
+    Leave,
+    /// Names (or renames) the conversation.
+    Topic {
+        /// The name, at most [`MAX_TOPIC_BYTES`].
+        name: String,
+    },
     /// Opaque call signalling (placeholder).
     CallSignal {
         /// The signal.
@@ -107,7 +127,7 @@ pub enum PayloadKind {
 }
 
 /// An encrypted file's reference: where it is and how to decrypt and check it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
     /// The stored blob's id.
     pub id: Uuid,
@@ -124,7 +144,7 @@ pub struct Attachment {
 }
 
 /// A 256-bit attachment key. Wiped on drop; its `Debug` prints no key bytes.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttachmentKey(pub [u8; 32]);
 
 impl std::fmt::Debug for AttachmentKey {
@@ -214,6 +234,21 @@ impl Drop for AttachmentBody {
 }
 
 #[derive(Serialize, Deserialize)]
+struct ReactionBody {
+    target: UuidBytes,
+    emoji: String,
+    add: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TopicBody {
+    name: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LeaveBody {}
+
+#[derive(Serialize, Deserialize)]
 struct CallSignalBody {
     data: ByteBuf,
 }
@@ -241,7 +276,12 @@ impl PayloadKind {
             Self::CallSignal { data } => {
                 check(data.len() <= MAX_CALL_SIGNAL_BYTES, "call signal too large")
             }
-            Self::Delete { .. } | Self::Typing { .. } | Self::Unknown => Ok(()),
+            Self::Reaction { emoji, .. } => check(
+                !emoji.is_empty() && emoji.len() <= MAX_REACTION_BYTES,
+                "reaction empty or too long",
+            ),
+            Self::Topic { name } => check(name.len() <= MAX_TOPIC_BYTES, "name too long"),
+            Self::Delete { .. } | Self::Typing { .. } | Self::Leave | Self::Unknown => Ok(()),
         }
     }
 }
@@ -286,7 +326,11 @@ impl Payload {
             }
             PayloadKind::Edit { .. } => MessageClass::Edit,
             PayloadKind::Delete { .. } => MessageClass::Delete,
-            PayloadKind::Receipt { .. } | PayloadKind::Typing { .. } => MessageClass::Control,
+            PayloadKind::Receipt { .. }
+            | PayloadKind::Typing { .. }
+            | PayloadKind::Reaction { .. }
+            | PayloadKind::Leave
+            | PayloadKind::Topic { .. } => MessageClass::Control,
             PayloadKind::Attachment(a) if a.size <= 1 << 20 => MessageClass::AttachmentSmall,
             PayloadKind::Attachment(a) if a.size <= 25 << 20 => MessageClass::AttachmentMedium,
             PayloadKind::Attachment(_) => MessageClass::AttachmentLarge,
@@ -332,6 +376,16 @@ impl Payload {
                     chunk_size: a.chunk_size,
                 },
             ),
+            PayloadKind::Reaction { target, emoji, add } => self.write(
+                "reaction",
+                ReactionBody {
+                    target: uuid_bytes(target),
+                    emoji: emoji.clone(),
+                    add: *add,
+                },
+            ),
+            PayloadKind::Leave => self.write("leave", LeaveBody {}),
+            PayloadKind::Topic { name } => self.write("topic", TopicBody { name: name.clone() }),
             PayloadKind::CallSignal { data } => self.write(
                 "call_signal",
                 CallSignalBody {
@@ -426,11 +480,40 @@ fn decode_kind(kind: &str, b: Option<ciborium::Value>) -> Result<PayloadKind, Er
                 chunk_size: a.chunk_size,
             })
         }
+        "reaction" => {
+            let ReactionBody { target, emoji, add } = body(b)?;
+            PayloadKind::Reaction {
+                target: uuid(target),
+                emoji,
+                add,
+            }
+        }
+        "leave" => PayloadKind::Leave,
+        "topic" => PayloadKind::Topic {
+            name: body::<TopicBody>(b)?.name,
+        },
         "call_signal" => PayloadKind::CallSignal {
             data: body::<CallSignalBody>(b)?.data.into_vec(),
         },
         _ => PayloadKind::Unknown,
     })
+}
+
+/// Serde for a [`Payload`] inside other stored values: its own encoding, as bytes.
+pub(crate) mod as_bytes {
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    use super::Payload;
+
+    pub(crate) fn serialize<S: Serializer>(payload: &Payload, s: S) -> Result<S::Ok, S::Error> {
+        let bytes = payload.encode().map_err(serde::ser::Error::custom)?;
+        s.serialize_bytes(&bytes)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Payload, D::Error> {
+        let bytes = serde_bytes::ByteBuf::deserialize(d)?;
+        Payload::decode(&bytes).map_err(serde::de::Error::custom)
+    }
 }
 
 #[cfg(test)]
@@ -491,6 +574,15 @@ mod tests {
             attachment(),
             PayloadKind::CallSignal {
                 data: vec![0, 1, 2],
+            },
+            PayloadKind::Reaction {
+                target: Uuid::from_u128(3),
+                emoji: "👍".into(),
+                add: false,
+            },
+            PayloadKind::Leave,
+            PayloadKind::Topic {
+                name: "Team".into(),
             },
         ];
         for kind in kinds {
@@ -628,6 +720,10 @@ mod tests {
                 }),
             prop::collection::vec(any::<u8>(), 0..64)
                 .prop_map(|data| PayloadKind::CallSignal { data }),
+            (uuid(), ".{1,8}", any::<bool>())
+                .prop_map(|(target, emoji, add)| PayloadKind::Reaction { target, emoji, add }),
+            Just(PayloadKind::Leave),
+            ".{0,40}".prop_map(|name| PayloadKind::Topic { name }),
         ]
     }
 

@@ -32,6 +32,8 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::Error;
 use crate::ids::DeviceIds;
 
+pub mod history;
+
 const NONCE_LEN: usize = 24;
 const CHECK_PLAINTEXT: &[u8] = b"cloak local store v1";
 const MLS_PREFIX: &[u8] = b"mls\0";
@@ -81,9 +83,6 @@ pub(crate) struct AppState {
     /// Users whose safety number was verified, with the root key verified then.
     #[serde(default)]
     pub verified: Vec<(Uuid, [u8; 32])>,
-    /// Received messages the app has not taken yet (when it keeps an inbox).
-    #[serde(default)]
-    pub inbox: Option<Vec<InboxMessage>>,
     /// The root key of this device's own user, pinned at registration (or at the first
     /// directory that lists this device as approved).
     #[serde(default)]
@@ -92,31 +91,27 @@ pub(crate) struct AppState {
     /// `client_msg_id`, so the server stores each once) when the device starts again.
     #[serde(default)]
     pub pending_commits: Vec<(Uuid, cloak_proto::delivery::CommitRequest)>,
+    /// (conversation, user) pairs whose devices are to be removed after they left.
+    #[serde(default)]
+    pub leavers: Vec<(Uuid, Uuid)>,
+    /// Conversation names.
+    #[serde(default)]
+    pub topics: Vec<(Uuid, String)>,
 }
 
-/// A received message kept in the encrypted store until the app takes it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct InboxMessage {
-    /// The conversation.
-    pub conversation_id: Uuid,
-    /// The sending device.
-    pub sender: crate::DeviceIds,
-    /// The payload, encoded.
-    pub payload: Vec<u8>,
-}
-
-impl InboxMessage {
-    /// The decoded payload.
-    pub fn payload(&self) -> Result<crate::Payload, Error> {
-        crate::Payload::decode(&self.payload)
-    }
+/// The keys of a store: the value cipher and the row-id MAC key. No `Debug`.
+#[derive(Clone)]
+pub(crate) struct Keys {
+    cipher: XChaCha20Poly1305,
+    mac_key: Zeroizing<[u8; 32]>,
 }
 
 /// The encrypted store file.
 pub struct LocalStore {
     pool: SqlitePool,
-    cipher: XChaCha20Poly1305,
-    mac_key: Zeroizing<[u8; 32]>,
+    keys: Keys,
+    /// The next event queue position.
+    next_event: i64,
     /// The MLS entries as last written, to write only changes (zeroized when replaced).
     persisted: HashMap<Vec<u8>, Zeroizing<Vec<u8>>>,
 }
@@ -129,9 +124,58 @@ pub(crate) struct Changes {
     /// `persisted` once the transaction commits.
     written: Vec<(Vec<u8>, Zeroizing<Vec<u8>>)>,
     removed: Vec<Vec<u8>>,
+    /// Events for the queue and timeline changes, written in the same transaction.
+    history: Vec<history::Record>,
 }
 
-fn storage_error(e: impl std::fmt::Display) -> Error {
+impl Keys {
+    pub(crate) fn row_id(&self, name: &[u8]) -> Vec<u8> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.mac_key.as_ref())
+            .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()));
+        mac.update(name);
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    pub(crate) fn seal(&self, row_id: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let sealed = self
+            .cipher
+            .encrypt(
+                &XNonce::from(nonce),
+                AeadPayload {
+                    msg: plaintext,
+                    aad: row_id,
+                },
+            )
+            .map_err(|_| Error::Crypto("seal".into()))?;
+        let mut out = nonce.to_vec();
+        out.extend(sealed);
+        Ok(out)
+    }
+
+    pub(crate) fn open_sealed(&self, row_id: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+        if sealed.len() < NONCE_LEN {
+            return Err(Error::Storage("sealed value too short".into()));
+        }
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(storage_error)?;
+        self.cipher
+            .decrypt(
+                &XNonce::from(nonce),
+                AeadPayload {
+                    msg: body,
+                    aad: row_id,
+                },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| {
+                Error::Storage("a stored value does not decrypt (tampered or another key)".into())
+            })
+    }
+}
+
+pub(crate) fn storage_error(e: impl std::fmt::Display) -> Error {
     Error::Storage(e.to_string())
 }
 
@@ -143,15 +187,30 @@ impl LocalStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full);
+        Self::open_with(options, key).await
+    }
+
+    /// A store that lives in memory only (gone when the process ends), sealed all the same.
+    pub async fn in_memory() -> Result<Self, Error> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:").map_err(storage_error)?;
+        Self::open_with(options, &StoreKey::generate()).await
+    }
+
+    async fn open_with(options: SqliteConnectOptions, key: &StoreKey) -> Result<Self, Error> {
+        // One connection, never closed: an in-memory database lives as long as it does.
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(options)
             .await
             .map_err(storage_error)?;
-        for sql in [
+        let schema = [
             "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL)",
             "CREATE TABLE IF NOT EXISTS kv (id BLOB PRIMARY KEY NOT NULL, sealed BLOB NOT NULL)",
-        ] {
+        ];
+        for sql in schema.into_iter().chain(history::SCHEMA) {
             sqlx::query(sql)
                 .execute(&pool)
                 .await
@@ -166,10 +225,11 @@ impl LocalStore {
         mac_key.copy_from_slice(&kdf.finalize().into_bytes());
         let mut store = Self {
             pool,
-            cipher,
-            mac_key,
+            keys: Keys { cipher, mac_key },
+            next_event: 1,
             persisted: HashMap::new(),
         };
+        store.next_event = history::next_event(&store.pool).await?;
         store.check_key().await?;
         Ok(store)
     }
@@ -201,48 +261,15 @@ impl LocalStore {
     }
 
     fn row_id(&self, name: &[u8]) -> Vec<u8> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.mac_key.as_ref())
-            .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default()));
-        mac.update(name);
-        mac.finalize().into_bytes().to_vec()
+        self.keys.row_id(name)
     }
 
     fn seal(&self, row_id: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, Error> {
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let sealed = self
-            .cipher
-            .encrypt(
-                &XNonce::from(nonce),
-                AeadPayload {
-                    msg: plaintext,
-                    aad: row_id,
-                },
-            )
-            .map_err(|_| Error::Crypto("seal".into()))?;
-        let mut out = nonce.to_vec();
-        out.extend(sealed);
-        Ok(out)
+        self.keys.seal(row_id, plaintext)
     }
 
     fn open_sealed(&self, row_id: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
-        if sealed.len() < NONCE_LEN {
-            return Err(Error::Storage("sealed value too short".into()));
-        }
-        let (nonce, body) = sealed.split_at(NONCE_LEN);
-        let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(storage_error)?;
-        self.cipher
-            .decrypt(
-                &XNonce::from(nonce),
-                AeadPayload {
-                    msg: body,
-                    aad: row_id,
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| {
-                Error::Storage("a stored value does not decrypt (tampered or another key)".into())
-            })
+        self.keys.open_sealed(row_id, sealed)
     }
 
     /// Seals the MLS entries that changed since the last write, and the app state. Only
@@ -257,6 +284,7 @@ impl LocalStore {
             deletes: Vec::new(),
             written: Vec::new(),
             removed: Vec::new(),
+            history: Vec::new(),
         };
         for (name, value) in mls {
             if self.persisted.get(name).map(|v| v.as_slice()) == Some(value.as_slice()) {
@@ -285,8 +313,14 @@ impl LocalStore {
         Ok(changes)
     }
 
-    /// Writes staged changes in one transaction.
-    pub(crate) async fn write(&mut self, changes: Changes) -> Result<(), Error> {
+    /// Adds events and timeline changes to staged changes.
+    pub(crate) fn with_history(mut changes: Changes, history: Vec<history::Record>) -> Changes {
+        changes.history = history;
+        changes
+    }
+
+    /// Writes staged changes in one transaction; returns the events it queued.
+    pub(crate) async fn write(&mut self, changes: Changes) -> Result<Vec<history::Update>, Error> {
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
@@ -307,12 +341,31 @@ impl LocalStore {
                 .await
                 .map_err(storage_error)?;
         }
+        let (updates, next_event) =
+            history::record(&mut tx, &self.keys, self.next_event, changes.history).await?;
         tx.commit().await.map_err(storage_error)?;
+        self.next_event = next_event;
         for name in changes.removed {
             self.persisted.remove(&name);
         }
         self.persisted.extend(changes.written);
-        Ok(())
+        Ok(updates)
+    }
+
+    /// A second handle on the same file, for a caller that hands one to a function which
+    /// may give it back unused. Only one of the two may ever write.
+    pub(crate) fn clone_handle(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            keys: self.keys.clone(),
+            next_event: self.next_event,
+            persisted: self.persisted.clone(),
+        }
+    }
+
+    /// A reader of the timeline and the event queue that works beside the writer.
+    pub fn reader(&self) -> history::HistoryReader {
+        history::HistoryReader::new(self.pool.clone(), self.keys.clone())
     }
 
     /// Writes the MLS entries that changed since the last call and the app state, in one
@@ -324,7 +377,7 @@ impl LocalStore {
         app: &AppState,
     ) -> Result<(), Error> {
         let changes = self.stage(mls, app)?;
-        self.write(changes).await
+        self.write(changes).await.map(|_| ())
     }
 
     fn mls_row_id(&self, name: &[u8]) -> Vec<u8> {
@@ -387,17 +440,10 @@ mod tests {
             conversations: vec![Uuid::from_u128(1)],
             seen: vec![],
             verified: vec![],
-            inbox: Some(vec![InboxMessage {
-                conversation_id: Uuid::from_u128(1),
-                sender: crate::DeviceIds {
-                    tenant_id: Uuid::from_u128(2),
-                    user_id: Uuid::from_u128(3),
-                    device_id: Uuid::from_u128(4),
-                },
-                payload: vec![1, 2, 3],
-            }]),
             own_root: None,
             pending_commits: vec![],
+            leavers: vec![],
+            topics: vec![],
         }
     }
 

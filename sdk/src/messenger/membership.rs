@@ -248,7 +248,7 @@ impl<C: Clock> Messenger<C> {
 
     /// Makes a commit with `make` and submits it; on `stale_epoch` syncs (merging the
     /// commits that won) and makes it again.
-    async fn commit_with_retry<F>(
+    pub(super) async fn commit_with_retry<F>(
         &mut self,
         conversation_id: Uuid,
         make: F,

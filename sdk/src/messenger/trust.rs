@@ -39,6 +39,11 @@ impl<C: Clock> Messenger<C> {
         Ok(directory)
     }
 
+    /// This user's devices, from a directory that verifies and chains to the pinned root.
+    pub async fn own_directory(&self) -> Result<Vec<Device>, Error> {
+        self.trusted_directory(self.ids()?.user_id).await
+    }
+
     /// The verified directories of `users`, one after the other.
     pub(super) async fn directory_of(&self, users: &[Uuid]) -> Result<Vec<Device>, Error> {
         let mut directory = Vec::new();

@@ -1,0 +1,144 @@
+//! [`CloakBuilder`]: the store, the user-token provider, the device name and TLS.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use super::Cloak;
+use crate::client::DeviceClient;
+use crate::clock::SystemClock;
+use crate::identity::DeviceIdentity;
+use crate::messenger::Messenger;
+use crate::store::{LocalStore, StoreKey};
+use crate::{Error, Tls};
+
+type TokenFuture = Pin<Box<dyn Future<Output = Result<String, Error>> + Send>>;
+type TokenProvider = Arc<dyn Fn() -> TokenFuture + Send + Sync>;
+
+enum StoreChoice {
+    File(PathBuf, StoreKey),
+    Memory,
+}
+
+/// Configures and builds a [`Cloak`] client.
+pub struct CloakBuilder {
+    server_url: String,
+    store: StoreChoice,
+    user_token: Option<TokenProvider>,
+    device_name: Option<String>,
+    roots_pem: Vec<Vec<u8>>,
+    allow_plaintext: bool,
+    key_packages: u32,
+}
+
+impl CloakBuilder {
+    pub(super) fn new(server_url: String) -> Self {
+        Self {
+            server_url: server_url.trim_end_matches('/').to_owned(),
+            store: StoreChoice::Memory,
+            user_token: None,
+            device_name: None,
+            roots_pem: Vec::new(),
+            allow_plaintext: false,
+            key_packages: 50,
+        }
+    }
+
+    /// Keeps the device (identity, MLS state, history) in the encrypted SQLite file at
+    /// `path`, sealed with `key`. Without it the device lives in memory only.
+    pub fn store(mut self, path: impl Into<PathBuf>, key: StoreKey) -> Self {
+        self.store = StoreChoice::File(path.into(), key);
+        self
+    }
+
+    /// Keeps everything in memory only (the default): the device is gone when the app ends.
+    pub fn in_memory(mut self) -> Self {
+        self.store = StoreChoice::Memory;
+        self
+    }
+
+    /// How to get a user token (`cu_…`) from the app's backend, which mints it through the
+    /// tenant API; called when the device must register.
+    pub fn user_token<F, Fut>(mut self, provider: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<String, Error>> + Send + 'static,
+    {
+        self.user_token = Some(Arc::new(move || Box::pin(provider())));
+        self
+    }
+
+    /// The name this device registers with (shown in the user's device list).
+    pub fn device_name(mut self, name: impl Into<String>) -> Self {
+        self.device_name = Some(name.into());
+        self
+    }
+
+    /// Also trusts the CA certificates in `pem` (for a self-hosted server).
+    pub fn root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.roots_pem.push(pem.into());
+        self
+    }
+
+    /// Allows plain `http` to hosts other than loopback (development only).
+    pub fn allow_plaintext(mut self) -> Self {
+        self.allow_plaintext = true;
+        self
+    }
+
+    /// How many one-time KeyPackages to keep on the server (default 50).
+    pub fn key_packages(mut self, count: u32) -> Self {
+        self.key_packages = count.max(1);
+        self
+    }
+
+    fn tls(&self) -> Result<Tls, Error> {
+        let tls = if self.roots_pem.is_empty() {
+            Tls::new()?
+        } else {
+            Tls::with_root_pem(&self.roots_pem.concat())?
+        };
+        let tls = if self.allow_plaintext {
+            tls.allow_plaintext()
+        } else {
+            tls
+        };
+        tls.check_url(&self.server_url)?;
+        Ok(tls)
+    }
+
+    /// Restores the stored device, or registers a new one with a user token; logs in,
+    /// tops up KeyPackages and starts the real-time connection.
+    pub async fn build(self) -> Result<Cloak, Error> {
+        let tls = self.tls()?;
+        let store = match &self.store {
+            StoreChoice::File(path, key) => LocalStore::open(path, key).await?,
+            StoreChoice::Memory => LocalStore::in_memory().await?,
+        };
+        let reader = store.reader();
+        let client = |identity: DeviceIdentity| {
+            DeviceClient::new(reqwest::Client::new(), &self.server_url, identity, SystemClock)
+                .with_tls(tls.clone())
+        };
+        let mut messenger = match Messenger::restore_with(store.clone_handle(), client).await? {
+            Some(m) => {
+                m.client().login().await?;
+                m
+            }
+            None => {
+                let provider = self
+                    .user_token
+                    .as_ref()
+                    .ok_or(Error::InvalidState("a new device needs a user-token provider"))?;
+                let token = zeroize::Zeroizing::new(provider().await?);
+                let mut device = client(DeviceIdentity::generate_os())?;
+                device.register(&token, self.device_name.as_deref()).await?;
+                device.login().await?;
+                Messenger::with_store(device, store).await?
+            }
+        };
+        messenger.publish_key_packages(self.key_packages).await?;
+        Cloak::start(messenger, reader)
+    }
+}

@@ -1,0 +1,63 @@
+//! The update stream: queued events from the store, then live ones, without gaps or
+//! repeats (a subscriber that falls behind the live buffer re-reads the store).
+
+use std::collections::VecDeque;
+
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::store::history::{EventId, HistoryReader, Update};
+
+/// Events read from the store at a time.
+const PAGE: u32 = 256;
+
+struct State {
+    reader: HistoryReader,
+    live: broadcast::Receiver<Update>,
+    backlog: VecDeque<Update>,
+    /// The last queued event handed out.
+    last: EventId,
+    /// Whether the store must be read (at the start, and after falling behind).
+    catch_up: bool,
+}
+
+pub(super) fn stream(
+    reader: HistoryReader,
+    live: broadcast::Receiver<Update>,
+) -> impl futures_util::Stream<Item = Update> + Send + 'static {
+    let state = State {
+        reader,
+        live,
+        backlog: VecDeque::new(),
+        last: EventId(0),
+        catch_up: true,
+    };
+    futures_util::stream::unfold(state, |mut s| async move {
+        loop {
+            if let Some(update) = s.backlog.pop_front() {
+                s.last = s.last.max(update.id);
+                return Some((update, s));
+            }
+            if s.catch_up {
+                match s.reader.events(s.last, PAGE).await {
+                    Ok(page) if page.is_empty() => s.catch_up = false,
+                    Ok(page) => s.backlog.extend(page),
+                    // The store failed: go on with live updates.
+                    Err(_) => s.catch_up = false,
+                }
+                continue;
+            }
+            match s.live.recv().await {
+                // Ephemeral (typing) updates are not queued: hand them out as they come.
+                Ok(update) if update.id == EventId(0) => return Some((update, s)),
+                Ok(update) if update.id > s.last => {
+                    s.last = update.id;
+                    return Some((update, s));
+                }
+                Ok(_) => continue,
+                Err(RecvError::Lagged(_)) => s.catch_up = true,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    })
+}
