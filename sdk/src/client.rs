@@ -650,7 +650,7 @@ mod tests {
         let identity = DeviceIdentity::generate_os();
         let secret_hex = hex::encode(*identity.to_secret_bytes());
         let client = DeviceClient::new(
-            reqwest::Client::new(),
+            crate::Tls::new().and_then(|t| t.http_client()).unwrap(),
             "http://localhost:1/",
             identity,
             FixedClock,
@@ -705,7 +705,7 @@ mod tests {
     #[test]
     fn client_and_futures_are_send() {
         let client = DeviceClient::new(
-            reqwest::Client::new(),
+            crate::Tls::new().and_then(|t| t.http_client()).unwrap(),
             "http://127.0.0.1:1",
             DeviceIdentity::generate_os(),
             SystemClock,
@@ -721,7 +721,7 @@ mod tests {
     #[tokio::test]
     async fn unregistered_devices_cannot_log_in() {
         let client = DeviceClient::new(
-            reqwest::Client::new(),
+            crate::Tls::new().and_then(|t| t.http_client()).unwrap(),
             "http://127.0.0.1:1",
             DeviceIdentity::generate_os(),
             FixedClock,

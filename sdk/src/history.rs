@@ -241,7 +241,10 @@ pub(crate) fn apply_receipt(message: &mut TimelineMessage, by_user: Uuid, read: 
         return false;
     }
     let mut changed = false;
-    for (list, wanted) in [(&mut message.delivered_to, true), (&mut message.read_by, read)] {
+    for (list, wanted) in [
+        (&mut message.delivered_to, true),
+        (&mut message.read_by, read),
+    ] {
         if wanted && !list.contains(&by_user) {
             list.push(by_user);
             changed = true;
@@ -348,9 +351,15 @@ mod tests {
         let mut m = text_from_alice("hi");
         assert!(!apply_receipt(&mut m, ALICE, true));
         assert!(apply_receipt(&mut m, BOB, false));
-        assert_eq!((m.delivered_to.clone(), m.read_by.clone()), (vec![BOB], vec![]));
+        assert_eq!(
+            (m.delivered_to.clone(), m.read_by.clone()),
+            (vec![BOB], vec![])
+        );
         assert!(apply_receipt(&mut m, BOB, true));
         assert!(!apply_receipt(&mut m, BOB, true));
-        assert_eq!((m.delivered_to.clone(), m.read_by.clone()), (vec![BOB], vec![BOB]));
+        assert_eq!(
+            (m.delivered_to.clone(), m.read_by.clone()),
+            (vec![BOB], vec![BOB])
+        );
     }
 }

@@ -30,10 +30,13 @@ pub mod store;
 pub mod tls;
 
 pub use client::DeviceClient;
-pub use cloak::{Cloak, CloakBuilder, ConnectionState, ConversationHandle, Devices, Joined as JoinedConversation};
+pub use cloak::{
+    Cloak, CloakBuilder, ConnectionState, ConversationHandle, Devices, Joined as JoinedConversation,
+};
 pub use clock::{Clock, SystemClock};
 pub use conversation::{Conversation, Incoming, PendingCommit, StagedChange, StagedJoin};
 pub use directory::verify_device_directory;
+pub use history::{Content, Reaction, SendState, TimelineMessage};
 pub use identity::{DeviceIdentity, fingerprint, verify_approval, verify_login};
 pub use ids::{ConversationId, DeviceIds, MessageId};
 pub use messenger::{Event, Franking, Joined, Messenger};
@@ -43,7 +46,6 @@ pub use mls::{
 };
 pub use payload::{Attachment, AttachmentKey, Payload, PayloadKind};
 pub use safety::SafetyNumber;
-pub use history::{Content, Reaction, SendState, TimelineMessage};
 pub use store::history::{Cursor, EventId, HistoryReader, Page, Update};
 pub use store::{LocalStore, StoreKey};
 pub use tls::Tls;

@@ -11,7 +11,7 @@
 //! # async fn run(user_token: &str, bob: uuid::Uuid) -> Result<(), cloak_sdk::Error> {
 //! // The tenant's backend minted `user_token` for this user.
 //! let mut client = DeviceClient::new(
-//!     reqwest::Client::new(),
+//!     cloak_sdk::Tls::new()?.http_client()?,
 //!     "https://chat.example",
 //!     DeviceIdentity::generate_os(),
 //!     SystemClock,
@@ -48,11 +48,11 @@ use uuid::Uuid;
 
 use crate::clock::{Clock, SystemClock};
 use crate::conversation::{Conversation, Incoming};
+use crate::history::{Change, Evidence, Op, SendState, op_for};
+use crate::ids::ConversationId;
 use crate::ids::DeviceIds;
 use crate::payload::{Payload, PayloadKind};
 use crate::realtime::Channel;
-use crate::history::{Change, Evidence, Op, SendState, op_for};
-use crate::ids::ConversationId;
 use crate::store::history::{Record, Update};
 use crate::store::{AppState, LocalStore};
 use crate::{DeviceClient, Error};

@@ -154,7 +154,11 @@ impl Keys {
         Ok(out)
     }
 
-    pub(crate) fn open_sealed(&self, row_id: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+    pub(crate) fn open_sealed(
+        &self,
+        row_id: &[u8],
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
         if sealed.len() < NONCE_LEN {
             return Err(Error::Storage("sealed value too short".into()));
         }

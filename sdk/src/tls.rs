@@ -55,6 +55,7 @@ impl Tls {
     }
 
     fn with_roots(extra: Vec<CertificateDer<'static>>) -> Result<Self, Error> {
+        install_default_provider();
         let mut roots = RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
@@ -107,6 +108,13 @@ impl Tls {
     pub fn check_url(&self, base_url: &str) -> Result<(), Error> {
         check_base_url(base_url, self.allow_plaintext)
     }
+}
+
+/// Makes ring the process's default rustls provider, unless one is set already.
+/// `reqwest::Client::new()` needs a default provider when reqwest is built without one of
+/// its own (as here: its own choice, aws-lc-rs, needs cmake); every [`Tls`] calls this.
+pub fn install_default_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// The configuration used when the app gave none: webpki and native roots, built once.

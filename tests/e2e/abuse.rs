@@ -1,12 +1,13 @@
 //! Limits and abuse controls over real processes: one limit enforced exactly by two server
-//! processes sharing Redis; the SDK's typed rate-limit error; a verifiable report through
-//! the SDK (true text passes, altered text fails) leading to suspension.
+//! processes sharing Redis, with the SDK's typed rate-limit error; a verifiable report
+//! through the SDK (the true text passes, a modified client's altered text fails)
+//! leading to suspension.
 
+use cloak_e2e::listener::{Listener, joined};
+use cloak_e2e::lying_proxy::{Action, LyingProxy};
 use cloak_e2e::{ServerEnv, ServerProcess, Stack, fresh_postgres_url, on_both_backends};
-use cloak_sdk::{Event, Messenger, PayloadKind};
-use futures_util::StreamExt as _;
+use cloak_sdk::{Error, Event, MessageId};
 use serde_json::json;
-use uuid::Uuid;
 
 fn levels(messages: u32, window_secs: u32) -> String {
     let names = ["new", "basic", "trusted", "verified"];
@@ -20,6 +21,8 @@ fn levels(messages: u32, window_secs: u32) -> String {
     json!({ "levels": levels }).to_string()
 }
 
+/// Alice has a device on each of two nodes; both send as fast as they can. The user's
+/// limit holds across the nodes exactly, and each refusal is the SDK's typed error.
 #[tokio::test]
 async fn two_processes_sharing_redis_enforce_one_limit_exactly() {
     let env = ServerEnv::production(&fresh_postgres_url().await);
@@ -29,88 +32,104 @@ async fn two_processes_sharing_redis_enforce_one_limit_exactly() {
     let alice = stack.tenant.create_user("alice", "Alice").await;
     let bob = stack.tenant.create_user("bob", "Bob").await;
     stack.tenant.add_contact(alice.id, bob.id).await;
-    let mut a = Messenger::new(stack.device_client(alice.id).await);
-    let mut b = Messenger::new(stack.device_client(bob.id).await);
-    b.publish_key_packages(2).await.unwrap();
-    let conv = a.create_conversation(&[bob.id]).await.unwrap();
-    let token = a.client().token().await.unwrap();
-    let token = secrecy::ExposeSecret::expose_secret(&token).to_owned();
-    let nodes = [stack.server.base_url.clone(), second.base_url.clone()];
-    let http = reqwest::Client::new();
-    let statuses: Vec<u16> = futures_util::stream::iter(0..100)
-        .map(|i| {
-            let url = format!("{}/v1/conversations/{conv}/messages", nodes[i % 2]);
-            let (http, token) = (http.clone(), token.clone());
-            async move {
-                http.post(url)
-                    .bearer_auth(token)
-                    .json(&json!({"client_msg_id": Uuid::new_v4(), "epoch": 1, "body": "AAAA"}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
+    let phone = stack.cloak(alice.id).await;
+    let laptop = stack
+        .cloak_builder(alice.id, &second.base_url)
+        .build()
+        .await
+        .unwrap();
+    let mut laptop_events = Listener::new(&laptop);
+    phone
+        .devices()
+        .approve(laptop.ids().device_id, &laptop.fingerprint().await)
+        .await
+        .unwrap();
+    let _bob = stack.cloak(bob.id).await;
+    let chat = phone.conversation_with(bob.id).await.unwrap();
+    laptop_events.until(|e| joined(e, chat.id())).await;
+    let on_second = laptop.conversation(chat.id()).await.unwrap();
+
+    let burst = |c: cloak_sdk::ConversationHandle| {
+        tokio::spawn(async move {
+            let mut results = Vec::new();
+            for i in 0..50 {
+                results.push(c.send_text(&format!("message {i}")).await);
             }
+            results
         })
-        .buffer_unordered(50)
-        .collect()
-        .await;
-    let accepted = statuses.iter().filter(|s| **s == 201).count();
-    let limited = statuses.iter().filter(|s| **s == 429).count();
-    assert_eq!((accepted, limited), (6, 94), "{statuses:?}");
-    // The SDK surfaces the refusal as a typed error with the wait.
-    match a.send_text(conv, "one more").await {
-        Err(cloak_sdk::Error::RateLimited { retry_after, .. }) => {
-            assert!(retry_after.as_secs() > 500, "{retry_after:?}");
-        }
-        other => panic!("{other:?}"),
-    }
-    drop(b);
+    };
+    let (one, two) = (burst(chat.clone()), burst(on_second));
+    let mut results = one.await.unwrap();
+    results.extend(two.await.unwrap());
+    let accepted = results.iter().filter(|r| r.is_ok()).count();
+    let limited: Vec<std::time::Duration> = results
+        .iter()
+        .filter_map(|r| match r {
+            Err(Error::RateLimited { retry_after }) => Some(*retry_after),
+            _ => None,
+        })
+        .collect();
+    assert_eq!((accepted, limited.len()), (6, 94), "{results:?}");
+    assert!(
+        limited.iter().all(|d| d.as_secs() > 500),
+        "the wait is the window's rest: {limited:?}"
+    );
 }
 
 async fn a_report_through_the_sdk_verifies_and_can_suspend(env: ServerEnv) {
     let stack = Stack::start(&env);
+    let proxy = LyingProxy::start(&stack.server.base_url).await;
     let alice = stack.tenant.create_user("alice", "Alice").await;
     let bob = stack.tenant.create_user("bob", "Bob").await;
     stack.tenant.add_contact(alice.id, bob.id).await;
-    let mut a = Messenger::new(stack.device_client(alice.id).await);
-    let mut b = Messenger::new(stack.device_client(bob.id).await);
-    b.publish_key_packages(2).await.unwrap();
-    let conv = a.create_conversation(&[bob.id]).await.unwrap();
-    a.send_text(conv, "this is abuse").await.unwrap();
-    let message = b
-        .sync()
+    let a = stack.cloak(alice.id).await;
+    // Bob's client goes through a proxy that can alter what it sends.
+    let b = stack
+        .cloak_builder(bob.id, &proxy.base_url)
+        .build()
         .await
-        .unwrap()
-        .into_iter()
-        .find(|e| matches!(e, Event::Message { .. }))
         .unwrap();
-    let Event::Message { franking, .. } = &message else {
-        unreachable!()
-    };
+    let chat = a.conversation_with(bob.id).await.unwrap();
+    let sent = chat.send_text("this is abuse").await.unwrap();
+    b.sync().await.unwrap();
+    let mut b_events = Listener::new(&b);
+    let seen = b_events
+        .until(|e| matches!(e, Event::Message { payload, .. } if MessageId(payload.message_id) == sent))
+        .await;
     assert!(
-        franking.is_some(),
+        matches!(
+            seen.last(),
+            Some(Event::Message {
+                franking: Some(_),
+                ..
+            })
+        ),
         "the message arrived franked and checked"
     );
 
-    // Altering the text breaks the evidence.
-    let mut forged = message.clone();
-    if let Event::Message { payload, .. } = &mut forged {
-        payload.kind = PayloadKind::Text {
-            text: "this is praise".into(),
-        };
-    }
-    match b.report(&forged, Some("spam")).await {
-        Err(cloak_sdk::Error::Problem(p)) => {
-            assert_eq!(p.code, cloak_proto::Code::ReportUnverifiable);
-        }
+    // A modified client alters the text it reports: the evidence no longer verifies.
+    proxy.rule(
+        "POST",
+        |p| p == "/v1/reports",
+        Action::RewriteRequest(Box::new(|body| {
+            let mut report: serde_json::Value = serde_json::from_slice(body).unwrap();
+            report["text"] = json!("this is praise");
+            serde_json::to_vec(&report).unwrap()
+        })),
+        Some(1),
+    );
+    match b.report(chat.id(), sent, Some("spam")).await {
+        Err(Error::Problem(p)) => assert_eq!(p.code, cloak_proto::Code::ReportUnverifiable),
         other => panic!("{other:?}"),
     }
-    let report = b.report(&message, Some("spam")).await.unwrap();
+    assert_eq!(proxy.uses(), vec![1]);
+    let report = b.report(chat.id(), sent, Some("spam")).await.unwrap();
     assert_eq!(
         (report.reported_user_id, report.text.as_str()),
         (alice.id, "this is abuse")
     );
+    // Only received franked texts can be reported.
+    assert!(a.report(chat.id(), sent, None).await.is_err());
 
     // The tenant upholds it; at a threshold of one, alice is suspended and locked out.
     let http = &stack.tenant.http;
@@ -130,8 +149,8 @@ async fn a_report_through_the_sdk_verifies_and_can_suspend(env: ServerEnv) {
         .await
         .unwrap();
     assert_eq!(upheld.status(), 200);
-    match a.send_text(conv, "still here?").await {
-        Err(cloak_sdk::Error::Suspended) => {}
+    match chat.send_text("still here?").await {
+        Err(Error::Suspended) => {}
         other => panic!("a suspended user cannot send: {other:?}"),
     }
 }

@@ -50,6 +50,7 @@ async fn balance(stack: &Stack) -> i64 {
 
 async fn meter_events_survive_a_restart(env: ServerEnv) {
     let fake = FakeStripe::start(KEY, WHSEC).await;
+    fake.set_webhook_client(cloak_e2e::tls::http());
     let env = with_stripe(&env, &fake);
     let mut stack = Stack::start(&env);
     tenant_put(
@@ -124,6 +125,9 @@ async fn console_post(
         .collect::<Vec<_>>()
         .join("&");
     reqwest::Client::builder()
+        .use_preconfigured_tls(rustls::ClientConfig::clone(
+            &cloak_e2e::tls::sdk_tls().config(),
+        ))
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
@@ -164,7 +168,11 @@ async fn sign_up_and_in(browser: &Browser, setup_url: &str, email: &str, passwor
 
 async fn the_console_works_in_a_real_browser(env: ServerEnv) {
     let fake = FakeStripe::start(KEY, WHSEC).await;
-    let env = with_stripe(&env, &fake);
+    fake.set_webhook_client(cloak_e2e::tls::http());
+    // Over plain HTTP on loopback: Chromium keeps no Secure session cookie from a page
+    // whose certificate it was told to accept rather than trust (the console's cookie is
+    // Secure whenever the public URL is https).
+    let env = with_stripe(&env.without_tls(), &fake);
     let stack = Stack::start(&env);
     fake.set_webhook_url(&stack.server.url("/v1/stripe/webhook"));
     tenant_put(&stack, "/v1/billing/settings",

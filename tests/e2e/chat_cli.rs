@@ -41,6 +41,7 @@ async fn run(bin: &str, envs: &[(&str, &str)], args: &[&str]) -> Run {
     for (k, v) in envs {
         cmd.env(k, v);
     }
+    cmd.env("CLOAK_CA_CERT", &cloak_e2e::tls::test_ca().ca_path);
     let out = tokio::time::timeout(std::time::Duration::from_secs(60), cmd.output())
         .await
         .expect("the command finished within a minute")
@@ -255,6 +256,7 @@ async fn chatting_through_the_terminal_client(env: ServerEnv) {
     let sent = chat(&stack, &bob, &["send", "alice", "are you there?"]).await;
     assert!(sent.ok, "{}", sent.stderr);
     let mut session = tokio::process::Command::new(binary("cloak-chat"))
+        .env("CLOAK_CA_CERT", &cloak_e2e::tls::test_ca().ca_path)
         .args([
             "--json",
             "--profile",

@@ -47,7 +47,7 @@ async fn pair(stack: &Stack) -> (Dev, Dev, Uuid) {
     let a = device(stack, alice.id).await;
     let b = device(stack, bob.id).await;
     let conv = Uuid::new_v4();
-    let http = reqwest::Client::new();
+    let http = cloak_e2e::tls::http();
     let base = &stack.server.base_url;
     let r = http
         .post(format!("{base}/v1/conversations"))
@@ -69,7 +69,7 @@ async fn pair(stack: &Stack) -> (Dev, Dev, Uuid) {
 }
 
 async fn send(base: &str, from: &Dev, conv: Uuid, body: &[u8]) -> reqwest::StatusCode {
-    reqwest::Client::new()
+    cloak_e2e::tls::http()
         .post(format!("{base}/v1/conversations/{conv}/messages"))
         .bearer_auth(from.token().await)
         .json(&json!({"client_msg_id": Uuid::new_v4(), "epoch": 1, "body": STANDARD.encode(body)}))
@@ -80,7 +80,7 @@ async fn send(base: &str, from: &Dev, conv: Uuid, body: &[u8]) -> reqwest::Statu
 }
 
 async fn socket(base: &str, dev: &Dev, after: u64) -> Socket {
-    let url = format!("{}/v1/ws", base.replacen("http://", "ws://", 1));
+    let url = format!("{}/v1/ws", base.replacen("https://", "wss://", 1));
     let mut request =
         tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)
             .unwrap();
@@ -88,7 +88,11 @@ async fn socket(base: &str, dev: &Dev, after: u64) -> Socket {
         "authorization",
         format!("Bearer {}", dev.token().await).parse().unwrap(),
     );
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let connector = tokio_tungstenite::Connector::Rustls(cloak_e2e::tls::sdk_tls().config());
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector))
+            .await
+            .unwrap();
     assert_eq!(next_frame(&mut ws).await["type"], "ready");
     ws.send(Message::text(
         json!({"type": "resume", "after": after}).to_string(),
@@ -163,7 +167,7 @@ async fn mailbox_bodies(base: &str, dev: &Dev) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut after = 0u64;
     loop {
-        let page: Value = reqwest::Client::new()
+        let page: Value = cloak_e2e::tls::http()
             .get(format!("{base}/v1/mailbox?after={after}&limit=500"))
             .bearer_auth(dev.token().await)
             .send()

@@ -7,8 +7,8 @@ use serde_json::json;
 #[tokio::test]
 async fn embedded_default_starts_on_sqlite_with_no_configuration() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = ServerProcess::start(dir.path(), &ServerEnv::embedded());
-    let client = reqwest::Client::new();
+    let mut server = ServerProcess::start(dir.path(), &ServerEnv::plaintext());
+    let client = cloak_e2e::tls::http();
     let health: serde_json::Value = client
         .get(server.url("/healthz"))
         .send()
@@ -62,7 +62,7 @@ async fn two_nodes_on_postgres_and_redis_share_tenants_and_revocations() {
     let env = ServerEnv::production(&fresh_postgres_url().await);
     let node_a = ServerProcess::start(dir.path(), &env);
     let node_b = ServerProcess::start(dir.path(), &env);
-    let client = reqwest::Client::new();
+    let client = cloak_e2e::tls::http();
     let ready: serde_json::Value = client
         .get(node_b.url("/readyz"))
         .send()
@@ -80,7 +80,7 @@ async fn two_nodes_on_postgres_and_redis_share_tenants_and_revocations() {
 /// Lists keys, creates one on `a`, sees it work on `b`, revokes it on `a`, and checks it
 /// fails at once on `b`; a bogus key is a 401 problem.
 async fn tenant_key_lifecycle(a: &ServerProcess, b: &ServerProcess, key: &str) {
-    let client = reqwest::Client::new();
+    let client = cloak_e2e::tls::http();
     let list = client
         .get(a.url("/v1/api-keys"))
         .bearer_auth(key)
@@ -204,7 +204,7 @@ fn secrets_in_configuration_never_reach_the_logs() {
 async fn the_sdk_reads_server_info_and_typed_problems() {
     let dir = tempfile::tempdir().unwrap();
     let server = ServerProcess::start(dir.path(), &ServerEnv::embedded());
-    let client = reqwest::Client::new();
+    let client = cloak_e2e::tls::http();
     let info = cloak_sdk::server_info(&client, &server.base_url)
         .await
         .unwrap();
@@ -214,4 +214,53 @@ async fn the_sdk_reads_server_info_and_typed_problems() {
         cloak_sdk::Error::Problem(p) => assert_eq!(p.code, cloak_proto::Code::MissingCredentials),
         other => panic!("expected a problem, got {other:?}"),
     }
+}
+
+/// The server terminates TLS itself with `CLOAK_TLS_CERT`/`CLOAK_TLS_KEY`: clients that
+/// trust the CA connect, plain HTTP to the port fails, a client without the CA refuses
+/// the certificate, and the SDK refuses plain `http` to a host that is not loopback.
+#[tokio::test]
+async fn the_server_serves_tls_itself_and_the_sdk_insists_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = ServerProcess::start(dir.path(), &ServerEnv::embedded());
+    assert!(
+        server.base_url.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.base_url
+    );
+    let listening = server
+        .logs()
+        .into_iter()
+        .find(|l| l.contains("cloak-api listening"))
+        .unwrap();
+    assert!(listening.contains("https://127.0.0.1:"), "{listening}");
+    let info = cloak_sdk::server_info(&cloak_e2e::tls::http(), &server.base_url)
+        .await
+        .unwrap();
+    assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
+    // Plain HTTP to the TLS port gets no answer.
+    let plain = server.base_url.replacen("https://", "http://", 1);
+    assert!(
+        cloak_e2e::tls::http()
+            .get(format!("{plain}/healthz"))
+            .send()
+            .await
+            .is_err()
+    );
+    // Without the test CA the certificate is refused.
+    let untrusting = cloak_sdk::Tls::new().unwrap().http_client().unwrap();
+    let err = cloak_sdk::server_info(&untrusting, &server.base_url)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, cloak_sdk::Error::Transport(_)), "{err:?}");
+    // The Cloak builder refuses plain http to anything but loopback.
+    let refused = cloak_sdk::Cloak::builder("http://chat.example")
+        .user_token(|| async { Ok(String::new()) })
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, cloak_sdk::Error::InvalidUrl(_)),
+        "{refused:?}"
+    );
 }

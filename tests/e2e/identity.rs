@@ -33,11 +33,13 @@ on_both_backends!(
 /// A device with a fresh identity key, not registered yet.
 fn new_device<C: Clock>(stack: &Stack, clock: C) -> DeviceClient<C> {
     DeviceClient::new(
-        reqwest::Client::new(),
+        cloak_e2e::tls::http(),
         stack.server.base_url.clone(),
         DeviceIdentity::generate_os(),
         clock,
     )
+    .with_tls(cloak_e2e::tls::sdk_tls())
+    .unwrap()
 }
 
 /// A user and a device of theirs, registered with a freshly minted user token.

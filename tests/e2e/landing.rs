@@ -30,6 +30,7 @@ fn headless(profile: &std::path::Path, args: &[&str]) -> std::process::Output {
             "--disable-background-networking",
             "--no-first-run",
             "--hide-scrollbars",
+            &cloak_e2e::tls::test_ca().chromium_flag,
         ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)

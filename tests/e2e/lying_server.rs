@@ -134,7 +134,7 @@ async fn a_forged_own_directory_cannot_add_a_server_device() {
     // device is listed as approved, but the root is not the one she registered with.
     proxy.clear();
     let real: DeviceList = serde_json::from_slice(
-        &reqwest::Client::new()
+        &cloak_e2e::tls::http()
             .get(stack.server.url(&own_directory))
             .bearer_auth(secrecy::ExposeSecret::expose_secret(
                 &phone.client().token().await.unwrap(),
@@ -346,7 +346,7 @@ async fn open_store(path: &std::path::Path) -> LocalStore {
 
 async fn restore(base_url: &str, path: &std::path::Path) -> Messenger {
     Messenger::restore(
-        reqwest::Client::new(),
+        cloak_e2e::tls::http(),
         base_url,
         SystemClock,
         open_store(path).await,

@@ -1,37 +1,18 @@
-//! End-to-end encrypted conversations through the real server with the SDK's
-//! [`Messenger`]: several devices per user, both directions, and a plaintext canary that
-//! must appear nowhere on the server (database files or dump, logs).
+//! End-to-end encrypted conversations through the real server over TLS, with the SDK's
+//! [`Cloak`] client: several devices per user, both directions, groups with edits,
+//! reactions and receipts in the local timeline, restarts from the encrypted store, and
+//! a plaintext canary that must appear nowhere on the server (database files or dump,
+//! logs, Redis traffic).
 
+use std::time::Duration;
+
+use cloak_e2e::listener::{Listener, joined};
 use cloak_e2e::{ServerEnv, Stack, on_both_backends};
-use cloak_sdk::{
-    DeviceClient, DeviceIdentity, Event, LocalStore, Messenger, PayloadKind, StoreKey, SystemClock,
-    fingerprint,
-};
+use cloak_sdk::{Cloak, ConnectionState, Content, Event, LocalStore, StoreKey};
 use uuid::Uuid;
 
-async fn messenger(stack: &Stack, user: Uuid) -> Messenger {
-    let mut m = Messenger::new(stack.device_client(user).await);
-    m.publish_key_packages(5).await.unwrap();
-    m
-}
-
-fn texts(events: &[Event]) -> Vec<(Uuid, String)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Message {
-                sender, payload, ..
-            } => match &payload.kind {
-                PayloadKind::Text { text } => Some((sender.device_id, text.clone())),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect()
-}
-
-fn device_id(m: &Messenger) -> Uuid {
-    m.client().ids().unwrap().device_id
+fn device_id(c: &Cloak) -> Uuid {
+    c.ids().device_id
 }
 
 /// Everything the server keeps or prints: database files (or a dump) and logs.
@@ -75,8 +56,20 @@ fn redis_monitor(env: &ServerEnv) -> Option<(std::process::Child, std::path::Pat
         .stdout(out)
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(300));
     Some((child, path))
+}
+
+/// A second device of the same user: registers (pending), then `approver` checks its
+/// fingerprint and approves it.
+async fn second_device(stack: &Stack, user: Uuid, approver: &Cloak) -> Cloak {
+    let device = stack.cloak(user).await;
+    approver
+        .devices()
+        .approve(device_id(&device), &device.fingerprint().await)
+        .await
+        .unwrap();
+    device
 }
 
 async fn two_users_with_two_devices_each_talk_both_ways(env: ServerEnv) {
@@ -85,27 +78,19 @@ async fn two_users_with_two_devices_each_talk_both_ways(env: ServerEnv) {
     let bob = stack.tenant.create_user("bob", "Bob").await;
     stack.tenant.add_contact(alice.id, bob.id).await;
 
-    let mut phone = messenger(&stack, alice.id).await;
-    let mut laptop = messenger(&stack, alice.id).await;
-    let laptop_fp = fingerprint(&laptop.client().identity().public_key());
-    phone
-        .client()
-        .approve_device_with_fingerprint(device_id(&laptop), &laptop_fp)
-        .await
-        .unwrap();
-    laptop.publish_key_packages(5).await.unwrap();
-    let mut bobs = messenger(&stack, bob.id).await;
-    let mut bobs_laptop = messenger(&stack, bob.id).await;
-    let bl_fp = fingerprint(&bobs_laptop.client().identity().public_key());
-    bobs.client()
-        .approve_device_with_fingerprint(device_id(&bobs_laptop), &bl_fp)
-        .await
-        .unwrap();
-    bobs_laptop.publish_key_packages(5).await.unwrap();
+    let phone = stack.cloak(alice.id).await;
+    let laptop = second_device(&stack, alice.id, &phone).await;
+    let bobs = stack.cloak(bob.id).await;
+    let bobs_laptop = second_device(&stack, bob.id, &bobs).await;
+    let mut listeners: Vec<Listener> = [&phone, &laptop, &bobs, &bobs_laptop]
+        .into_iter()
+        .map(Listener::new)
+        .collect();
 
-    let conv = phone.create_conversation(&[bob.id]).await.unwrap();
-    let mut members: Vec<Uuid> = phone
-        .members(conv)
+    let chat = phone.conversation_with(bob.id).await.unwrap();
+    let mut members: Vec<Uuid> = chat
+        .members()
+        .await
         .unwrap()
         .iter()
         .map(|m| m.device_id)
@@ -122,52 +107,54 @@ async fn two_users_with_two_devices_each_talk_both_ways(env: ServerEnv) {
         members, expected,
         "every approved device of both users is in"
     );
-
-    for m in [&mut laptop, &mut bobs, &mut bobs_laptop] {
-        let events = m.sync().await.unwrap();
-        assert!(
-            matches!(events.as_slice(), [Event::Joined { conversation_id, .. }] if *conversation_id == conv),
-            "{events:?}"
-        );
+    for listener in &mut listeners[1..] {
+        listener.until(|e| joined(e, chat.id())).await;
     }
+    // The one-to-one conversation is the same one from either side.
+    assert_eq!(
+        bobs.conversation_with(alice.id).await.unwrap().id(),
+        chat.id()
+    );
 
     // Everything that crosses Redis while the canary travels (production only).
     let redis_monitor = redis_monitor(&env);
     let canary = format!("CANARY-{}", Uuid::new_v4().simple());
-    phone
-        .send_text(conv, &format!("hello bob {canary}"))
-        .await
-        .unwrap();
-    let got = texts(&bobs.sync().await.unwrap());
-    assert_eq!(
-        got,
-        vec![(device_id(&phone), format!("hello bob {canary}"))]
-    );
-    assert_eq!(
-        texts(&laptop.sync().await.unwrap()),
-        got,
-        "alice's other device reads it too"
-    );
-    assert_eq!(
-        texts(&bobs_laptop.sync().await.unwrap()),
-        got,
-        "and so does bob's"
-    );
-
-    bobs.send_text(conv, "hi alice").await.unwrap();
-    bobs.send_text(conv, "second").await.unwrap();
-    for m in [&mut phone, &mut laptop, &mut bobs_laptop] {
-        let got = texts(&m.sync().await.unwrap());
+    let hello = format!("hello bob {canary}");
+    chat.send_text(&hello).await.unwrap();
+    for listener in &mut listeners[1..] {
         assert_eq!(
-            got,
+            listener.texts(1).await,
+            vec![(device_id(&phone), hello.clone())]
+        );
+    }
+    let from_bob = bobs.conversation(chat.id()).await.unwrap();
+    from_bob.send_text("hi alice").await.unwrap();
+    from_bob.send_text("second").await.unwrap();
+    for i in [0, 1, 3] {
+        assert_eq!(
+            listeners[i].texts(2).await,
             vec![
                 (device_id(&bobs), "hi alice".to_owned()),
                 (device_id(&bobs), "second".to_owned())
-            ]
+            ],
+            "listener {i}"
         );
     }
-    // Synced entries were acknowledged: nothing is left to deliver.
-    assert!(bobs.sync().await.unwrap().is_empty());
+    // The timeline holds all three, in order, on every device; own ones marked sent.
+    for device in [&phone, &bobs_laptop] {
+        let page = device
+            .conversation(chat.id())
+            .await
+            .unwrap()
+            .messages(None, 10)
+            .await
+            .unwrap();
+        let shown: Vec<&str> = page.messages.iter().filter_map(|m| m.text()).collect();
+        assert_eq!(shown, vec![hello.as_str(), "hi alice", "second"]);
+    }
+    let own = from_bob.messages(None, 10).await.unwrap();
+    assert_eq!(own.messages.len(), 3);
+    assert_eq!(own.messages[1].state, cloak_sdk::SendState::Sent);
 
     let mut artifacts = server_artifacts(&mut stack, &env);
     if let Some((mut child, path)) = redis_monitor {
@@ -205,61 +192,96 @@ async fn an_approved_device_reads_later_messages_and_a_revoked_one_nothing_more(
     let alice = stack.tenant.create_user("alice", "Alice").await;
     let bob = stack.tenant.create_user("bob", "Bob").await;
     stack.tenant.add_contact(alice.id, bob.id).await;
-    let mut a = messenger(&stack, alice.id).await;
-    let mut phone = messenger(&stack, bob.id).await;
-    let conv = a.create_conversation(&[bob.id]).await.unwrap();
-    phone.sync().await.unwrap();
-    a.send_text(conv, "before the tablet").await.unwrap();
+    let a = stack.cloak(alice.id).await;
+    let phone = stack.cloak(bob.id).await;
+    let mut phone_events = Listener::new(&phone);
+    let chat = a.conversation_with(bob.id).await.unwrap();
+    phone_events.until(|e| joined(e, chat.id())).await;
+    chat.send_text("before the tablet").await.unwrap();
+    assert_eq!(phone_events.texts(1).await.len(), 1);
 
-    // bob's tablet registers (pending), publishes key packages, and is approved by the phone,
-    // which adds it to the conversation.
-    let mut tablet = messenger(&stack, bob.id).await;
-    let fp = fingerprint(&tablet.client().identity().public_key());
-    // Approval syncs first; its events are part of the phone's history.
-    let mut phone_events = phone.approve_device(device_id(&tablet), &fp).await.unwrap();
-    let events = a.sync().await.unwrap();
-    assert!(
-        events.iter().any(|e| matches!(e, Event::MembersChanged { added, .. } if added.iter().any(|d| d.device_id == device_id(&tablet)))),
-        "{events:?}"
-    );
-    a.send_text(conv, "after the tablet").await.unwrap();
-    let tablet_events = tablet.sync().await.unwrap();
-    assert!(
-        matches!(tablet_events.first(), Some(Event::Joined { .. })),
-        "{tablet_events:?}"
-    );
+    // bob's tablet registers (pending) and is approved by the phone, which adds it to
+    // the conversation; it reads what is sent from then on, nothing earlier.
+    let tablet = stack.cloak(bob.id).await;
+    let mut tablet_events = Listener::new(&tablet);
+    phone
+        .devices()
+        .approve(device_id(&tablet), &tablet.fingerprint().await)
+        .await
+        .unwrap();
+    tablet_events.until(|e| joined(e, chat.id())).await;
+    let tablet_id = device_id(&tablet);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !chat
+        .members()
+        .await
+        .unwrap()
+        .iter()
+        .any(|m| m.device_id == tablet_id)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alice saw the tablet join"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    chat.send_text("after the tablet").await.unwrap();
     assert_eq!(
-        texts(&tablet_events),
+        tablet_events.texts(1).await,
         vec![(device_id(&a), "after the tablet".to_owned())],
         "nothing from before"
     );
+    let tablet_history = tablet
+        .conversation(chat.id())
+        .await
+        .unwrap()
+        .messages(None, 10)
+        .await
+        .unwrap();
+    assert_eq!(tablet_history.messages.len(), 1);
 
     // The phone revokes the tablet: it leaves the group and loses access.
-    phone_events.extend(phone.revoke_device(device_id(&tablet)).await.unwrap());
-    a.sync().await.unwrap();
-    assert!(
-        !a.members(conv)
-            .unwrap()
-            .iter()
-            .any(|m| m.device_id == device_id(&tablet))
-    );
-    a.send_text(conv, "after the revocation").await.unwrap();
+    let mut tablet_state = tablet.connection();
+    phone.devices().revoke(tablet_id).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while !matches!(
+            *tablet_state.borrow_and_update(),
+            ConnectionState::Closed { .. }
+        ) {
+            tablet_state.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the revoked tablet's connection closes");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while chat
+        .members()
+        .await
+        .unwrap()
+        .iter()
+        .any(|m| m.device_id == tablet_id)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tablet was removed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    chat.send_text("after the revocation").await.unwrap();
     match tablet.sync().await {
         Err(cloak_sdk::Error::Revoked) => {}
         other => panic!("a revoked device must not fetch: {other:?}"),
     }
-    phone_events.extend(phone.sync().await.unwrap());
     assert_eq!(
-        texts(&phone_events),
+        phone_events.texts(2).await,
         vec![
-            (device_id(&a), "before the tablet".to_owned()),
             (device_id(&a), "after the tablet".to_owned()),
             (device_id(&a), "after the revocation".to_owned()),
         ]
     );
 }
 
-async fn ten_users_share_a_group_with_edits_deletes_and_receipts(env: ServerEnv) {
+async fn ten_users_share_a_group_with_edits_deletes_reactions_and_receipts(env: ServerEnv) {
     let stack = Stack::start(&env);
     let owner = stack.tenant.create_user("owner", "Owner").await;
     let mut users = Vec::new();
@@ -271,56 +293,101 @@ async fn ten_users_share_a_group_with_edits_deletes_and_receipts(env: ServerEnv)
         stack.tenant.add_contact(owner.id, u.id).await;
         users.push(u.id);
     }
-    let mut owner_m = messenger(&stack, owner.id).await;
+    let owner_c = stack.cloak(owner.id).await;
     let mut others = Vec::new();
     for u in &users {
-        others.push(messenger(&stack, *u).await);
+        let c = stack.cloak(*u).await;
+        let l = Listener::new(&c);
+        others.push((c, l));
     }
-    let conv = owner_m.create_conversation(&users).await.unwrap();
-    assert_eq!(owner_m.members(conv).unwrap().len(), 10);
-    for m in &mut others {
-        let events = m.sync().await.unwrap();
+    let mut owner_events = Listener::new(&owner_c);
+    let group = owner_c.create_group(&users, "Book club").await.unwrap();
+    assert_eq!(group.members().await.unwrap().len(), 10);
+    for (_, l) in &mut others {
+        let seen = l.until(|e| joined(e, group.id())).await;
         assert!(
-            matches!(events.as_slice(), [Event::Joined { members, .. }] if members.len() == 10),
-            "{events:?}"
+            matches!(seen.last(), Some(Event::Joined { members, .. }) if members.len() == 10),
+            "{seen:?}"
         );
     }
-    let (first, _) = owner_m.send_text(conv, "hello everyone").await.unwrap();
-    let now = owner_m.client().now_ms();
-    let kinds = [
-        PayloadKind::Edit {
-            target: first,
-            text: "hello, everyone".into(),
-        },
-        PayloadKind::Receipt {
-            targets: vec![first],
-            read: true,
-        },
-        PayloadKind::Delete { target: first },
-    ];
-    for kind in kinds.clone() {
-        let payload = cloak_sdk::Payload::new(Uuid::new_v4(), now, kind);
-        others[4].send_payload(conv, &payload).await.unwrap();
+    let first = group.send_text("hello everyone").await.unwrap();
+    let (fifth, fifth_events) = &mut others[4];
+    assert_eq!(fifth_events.texts(1).await.len(), 1);
+    let theirs = fifth.conversation(group.id()).await.unwrap();
+    assert_eq!(theirs.name().await.as_deref(), Some("Book club"));
+    // Only its sender may edit or delete a message: user 4's edit is ignored everywhere.
+    theirs.edit(first, "forged edit").await.unwrap();
+    theirs.react(first, "👍", true).await.unwrap();
+    theirs.mark_read(&[first]).await.unwrap();
+    group.edit(first, "hello, everyone").await.unwrap();
+    let last = theirs.send_text("done").await.unwrap();
+    owner_events
+        .until(|e| matches!(e, Event::Message { payload, .. } if payload.message_id == last.0))
+        .await;
+    // Sent after everything above was stored: whoever has it has all of that too.
+    let probe = group.send_text("probe").await.unwrap();
+    for (i, (c, l)) in others.iter_mut().enumerate() {
+        l.until(|e| matches!(e, Event::Message { payload, .. } if payload.message_id == probe.0))
+            .await;
+        let page = c
+            .conversation(group.id())
+            .await
+            .unwrap()
+            .messages(None, 10)
+            .await
+            .unwrap();
+        let m = &page.messages[0];
+        assert_eq!(m.text(), Some("hello, everyone"), "member {i}");
+        assert!(m.edited);
+        assert_eq!(m.reactions.len(), 1, "member {i}");
+        assert_eq!(m.reactions[0].user_id, users[4]);
+        assert_eq!(page.messages[1].text(), Some("done"));
     }
-    for (i, m) in others.iter_mut().enumerate() {
-        let events = m.sync().await.unwrap();
-        let got: Vec<PayloadKind> = events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Message { payload, .. } => Some(payload.kind.clone()),
-                _ => None,
-            })
-            .collect();
-        let mut expected = vec![PayloadKind::Text {
-            text: "hello everyone".into(),
-        }];
-        if i != 4 {
-            expected.extend(kinds.clone());
-        }
-        assert_eq!(got, expected, "member {i}");
+    let owner_view = group.messages(None, 10).await.unwrap();
+    assert_eq!(owner_view.messages[0].read_by, vec![users[4]]);
+    assert_eq!(owner_view.messages[0].delivered_to, vec![users[4]]);
+
+    // The owner deletes it for everyone.
+    group.delete(first).await.unwrap();
+    let probe = group.send_text("after the delete").await.unwrap();
+    let (c, l) = &mut others[0];
+    l.until(|e| matches!(e, Event::Message { payload, .. } if payload.message_id == probe.0))
+        .await;
+    let page = c
+        .conversation(group.id())
+        .await
+        .unwrap()
+        .messages(None, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.messages[0].content, Content::Deleted);
+
+    // One member leaves: the others remove its devices.
+    let (leaver, _) = &others[8];
+    let leaver_id = device_id(leaver);
+    leaver
+        .conversation(group.id())
+        .await
+        .unwrap()
+        .leave()
+        .await
+        .unwrap();
+    assert!(leaver.conversation(group.id()).await.is_err());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while group
+        .members()
+        .await
+        .unwrap()
+        .iter()
+        .any(|m| m.device_id == leaver_id)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the leaver was removed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let owner_got = owner_m.sync().await.unwrap();
-    assert_eq!(owner_got.len(), 3, "{owner_got:?}");
+    assert_eq!(group.members().await.unwrap().len(), 9);
 }
 
 async fn a_device_restarts_from_its_encrypted_store(env: ServerEnv) {
@@ -331,72 +398,61 @@ async fn a_device_restarts_from_its_encrypted_store(env: ServerEnv) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("alice-phone.db");
     let key = [42u8; 32];
+    let open = || {
+        stack
+            .cloak_builder(alice.id, &stack.server.base_url)
+            .store(&path, StoreKey::from_bytes(key))
+            .build()
+    };
 
-    let token = stack.tenant.user_token(alice.id).await.token;
-    let identity = DeviceIdentity::generate_os();
-    let secret = identity.to_secret_bytes();
-    let mut client = DeviceClient::new(
-        reqwest::Client::new(),
-        stack.server.base_url.clone(),
-        identity,
-        SystemClock,
-    );
-    client.register(&token, Some("phone")).await.unwrap();
-    client.login().await.unwrap();
-    let store = LocalStore::open(&path, &StoreKey::from_bytes(key))
-        .await
-        .unwrap();
-    let mut a = Messenger::with_store(client, store).await.unwrap();
-    a.publish_key_packages(5).await.unwrap();
+    let a = open().await.unwrap();
     let alice_device = device_id(&a);
-
-    let mut b = messenger(&stack, bob.id).await;
-    let conv = b.create_conversation(&[alice.id]).await.unwrap();
-    assert!(matches!(
-        a.sync().await.unwrap().as_slice(),
-        [Event::Joined { .. }]
-    ));
-    b.send_text(conv, "one").await.unwrap();
+    let mut a_events = Listener::new(&a);
+    let b = stack.cloak(bob.id).await;
+    let mut b_events = Listener::new(&b);
+    let chat = b.conversation_with(alice.id).await.unwrap();
+    a_events.until(|e| joined(e, chat.id())).await;
+    chat.send_text("one").await.unwrap();
     assert_eq!(
-        texts(&a.sync().await.unwrap()),
+        a_events.texts(1).await,
         vec![(device_id(&b), "one".to_owned())]
     );
-    drop(a); // the app quits
+    a.shutdown().await;
+    drop((a_events, a)); // the app quits
 
     let canary = format!("CANARY-{}", Uuid::new_v4().simple());
-    b.send_text(conv, &canary).await.unwrap();
-    let store = LocalStore::open(&path, &StoreKey::from_bytes(key))
-        .await
-        .unwrap();
-    let mut a = Messenger::restore(
-        reqwest::Client::new(),
-        &stack.server.base_url,
-        SystemClock,
-        store,
-    )
-    .await
-    .unwrap()
-    .expect("the store holds a device");
-    assert_eq!(device_id(&a), alice_device);
+    chat.send_text(&canary).await.unwrap();
+    let a = open().await.unwrap();
+    assert_eq!(device_id(&a), alice_device, "the same device, restored");
+    let mut a_events = Listener::new(&a);
     assert_eq!(
-        texts(&a.sync().await.unwrap()),
+        a_events.texts(1).await,
         vec![(device_id(&b), canary.clone())],
         "no repeat of \"one\""
     );
-    a.send_text(conv, "three").await.unwrap();
+    let mine = a.conversation(chat.id()).await.unwrap();
+    mine.send_text("three").await.unwrap();
     assert_eq!(
-        texts(&b.sync().await.unwrap()),
+        b_events.texts(1).await,
         vec![(alice_device, "three".to_owned())]
     );
-    drop(a);
+    let history = mine.messages(None, 2).await.unwrap();
+    let shown: Vec<&str> = history.messages.iter().filter_map(|m| m.text()).collect();
+    assert_eq!(shown, vec![canary.as_str(), "three"]);
+    let older = mine.messages(history.older, 10).await.unwrap();
+    assert_eq!(older.messages.len(), 1);
+    assert_eq!(older.messages[0].text(), Some("one"));
+    assert!(older.older.is_none());
+    a.shutdown().await;
+    drop((a_events, a, mine));
 
-    // A copied store file reveals nothing: no plaintext, no identity key.
+    // A copied store file reveals nothing: no plaintext.
     let mut bytes = Vec::new();
     for entry in std::fs::read_dir(dir.path()).unwrap() {
         bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
     }
     assert!(bytes.len() > 4096, "the store has content");
-    for needle in [canary.as_bytes(), b"three".as_slice(), secret.as_slice()] {
+    for needle in [canary.as_bytes(), b"three".as_slice()] {
         assert!(
             !bytes.windows(needle.len()).any(|w| w == needle),
             "readable in the store file"
@@ -415,61 +471,49 @@ async fn messages_arrive_in_real_time_and_survive_a_server_restart(env: ServerEn
     let alice = stack.tenant.create_user("alice", "Alice").await;
     let bob = stack.tenant.create_user("bob", "Bob").await;
     stack.tenant.add_contact(alice.id, bob.id).await;
-    let mut a = messenger(&stack, alice.id).await;
-    let mut b = messenger(&stack, bob.id).await;
-    let conv = a.create_conversation(&[bob.id]).await.unwrap();
-    let joined = b
-        .next_events(std::time::Duration::from_secs(5))
-        .await
-        .unwrap();
-    assert!(
-        matches!(joined.as_slice(), [Event::Joined { .. }]),
-        "{joined:?}"
-    );
+    let a = stack.cloak(alice.id).await;
+    let b = stack.cloak(bob.id).await;
+    let mut b_events = Listener::new(&b);
+    let chat = a.conversation_with(bob.id).await.unwrap();
+    b_events.until(|e| joined(e, chat.id())).await;
 
     let started = std::time::Instant::now();
-    a.send_text(conv, "live").await.unwrap();
-    let got = b
-        .next_events(std::time::Duration::from_secs(5))
-        .await
-        .unwrap();
-    assert_eq!(texts(&got), vec![(device_id(&a), "live".to_owned())]);
-    // The same through the stream API.
-    a.send_text(conv, "streamed").await.unwrap();
-    {
-        use futures_util::StreamExt as _;
-        let mut events = Box::pin(b.events());
-        let next = tokio::time::timeout(std::time::Duration::from_secs(10), events.next())
-            .await
-            .expect("an event within 10 s")
-            .expect("the stream goes on")
-            .unwrap();
-        assert_eq!(texts(&[next]), vec![(device_id(&a), "streamed".to_owned())]);
-    }
+    chat.send_text("live").await.unwrap();
+    assert_eq!(
+        b_events.texts(1).await,
+        vec![(device_id(&a), "live".to_owned())]
+    );
     assert!(
-        started.elapsed() < std::time::Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(3),
         "took {:?}",
         started.elapsed()
     );
+    // Two subscribers see the same events while another task sends.
+    let mut second = Listener::new(&b);
+    let sender = {
+        let chat = chat.clone();
+        tokio::spawn(async move { chat.send_text("to both").await.unwrap() })
+    };
+    assert_eq!(b_events.texts(1).await[0].1, "to both");
+    assert_eq!(
+        second.texts(1).await[0].1,
+        "to both",
+        "each subscriber sees it once"
+    );
+    sender.await.unwrap();
 
     let bind = stack
         .server
         .base_url
-        .trim_start_matches("http://")
+        .trim_start_matches("https://")
         .to_owned();
     stack.server.kill_hard();
     let restarted = cloak_e2e::ServerProcess::start_at(stack.dir.path(), &env, &bind);
-    a.send_text(conv, "after the restart").await.unwrap();
-    let mut got = Vec::new();
-    for _ in 0..20 {
-        if let Ok(events) = b.next_events(std::time::Duration::from_secs(1)).await {
-            got.extend(texts(&events));
-        }
-        if !got.is_empty() {
-            break;
-        }
-    }
-    assert_eq!(got, vec![(device_id(&a), "after the restart".to_owned())]);
+    chat.send_text("after the restart").await.unwrap();
+    assert_eq!(
+        b_events.texts(1).await,
+        vec![(device_id(&a), "after the restart".to_owned())]
+    );
     drop(restarted);
 }
 
@@ -477,7 +521,7 @@ mod group {
     use super::*;
     on_both_backends!(
         an_approved_device_reads_later_messages_and_a_revoked_one_nothing_more,
-        ten_users_share_a_group_with_edits_deletes_and_receipts,
+        ten_users_share_a_group_with_edits_deletes_reactions_and_receipts,
         a_device_restarts_from_its_encrypted_store,
         messages_arrive_in_real_time_and_survive_a_server_restart,
         safety_numbers_match_on_both_sides_and_verification_is_remembered,
@@ -491,17 +535,16 @@ async fn safety_numbers_match_on_both_sides_and_verification_is_remembered(env: 
     let carol = stack.tenant.create_user("carol", "Carol").await;
     stack.tenant.add_contact(alice.id, bob.id).await;
     stack.tenant.add_contact(alice.id, carol.id).await;
-    let mut a = messenger(&stack, alice.id).await;
-    let b = messenger(&stack, bob.id).await;
+    let a = stack.cloak(alice.id).await;
+    let b = stack.cloak(bob.id).await;
     // A second device of bob's does not change the number: it is rooted in his first.
-    let _bob_tablet = messenger(&stack, bob.id).await;
+    let _bob_tablet = stack.cloak(bob.id).await;
     let from_alice = a.safety_number(bob.id).await.unwrap();
     let from_bob = b.safety_number(alice.id).await.unwrap();
     assert_eq!(from_alice, from_bob);
     assert_eq!(from_alice.digits.len(), 71, "{}", from_alice.digits);
-    let with_carol = a.safety_number(carol.id).await;
     // carol has no device yet: there is nothing to verify.
-    assert!(with_carol.is_err());
+    assert!(a.safety_number(carol.id).await.is_err());
     assert!(!a.is_verified(bob.id).await.unwrap());
     a.mark_verified(bob.id).await.unwrap();
     assert!(a.is_verified(bob.id).await.unwrap());
@@ -513,9 +556,10 @@ async fn joining_by_invite_link_verifies_the_inviter(env: ServerEnv) {
     let alice = stack.tenant.create_user("alice", "Alice").await;
     let bob = stack.tenant.create_user("bob", "Bob").await;
     let carol = stack.tenant.create_user("carol", "Carol").await;
-    let mut a = messenger(&stack, alice.id).await;
-    let mut b = messenger(&stack, bob.id).await;
-    let mut c = messenger(&stack, carol.id).await;
+    let a = stack.cloak(alice.id).await;
+    let mut a_events = Listener::new(&a);
+    let b = stack.cloak(bob.id).await;
+    let c = stack.cloak(carol.id).await;
     let mint = |max_uses: u32| {
         let tenant = &stack.tenant;
         async move {
@@ -536,23 +580,28 @@ async fn joining_by_invite_link_verifies_the_inviter(env: ServerEnv) {
     };
     let link = mint(5).await;
     assert!(link.contains("#fp="), "{link}");
-    let joined = b.join_invite(&link).await.unwrap();
-    assert_eq!(joined.inviter, alice.id);
+    let joined_chat = b.join_invite(&link).await.unwrap();
+    assert_eq!(joined_chat.inviter, alice.id);
     assert!(
         b.is_verified(alice.id).await.unwrap(),
         "the scan verified alice"
     );
-    // The join opened the one-to-one conversation; joining again reuses it.
-    assert_eq!(b.conversation_with(alice.id), Some(joined.conversation_id));
-    assert_eq!(b.join_invite(&link).await.unwrap(), joined);
-    b.send_text(joined.conversation_id, "joined by QR")
+    // Joining again reuses the one-to-one conversation.
+    let again = b.join_invite(&link).await.unwrap();
+    assert_eq!(again.conversation.id(), joined_chat.conversation.id());
+    joined_chat
+        .conversation
+        .send_text("joined by QR")
         .await
         .unwrap();
     assert_eq!(
-        texts(&a.sync().await.unwrap()),
+        a_events.texts(1).await,
         vec![(device_id(&b), "joined by QR".to_owned())]
     );
-    assert_eq!(a.conversation_with(bob.id), Some(joined.conversation_id));
+    assert_eq!(
+        a.conversation_with(bob.id).await.unwrap().id(),
+        joined_chat.conversation.id()
+    );
     let names: Vec<String> = a
         .contacts()
         .await
@@ -567,7 +616,7 @@ async fn joining_by_invite_link_verifies_the_inviter(env: ServerEnv) {
     let own = a.create_invite(1, 600).await.unwrap();
     assert_eq!(
         own.split_once("#fp=").map(|(_, fp)| fp.to_owned()),
-        Some(cloak_sdk::fingerprint(&a.client().identity().public_key()))
+        Some(a.fingerprint().await)
     );
 
     // A link whose fingerprint was swapped (a substituted key) is refused.
@@ -578,18 +627,19 @@ async fn joining_by_invite_link_verifies_the_inviter(env: ServerEnv) {
         other => panic!("a fingerprint mismatch must abort the join: {other:?}"),
     }
     assert!(!c.is_verified(alice.id).await.unwrap());
-    assert_eq!(
-        c.conversation_with(alice.id),
-        None,
+    assert!(
+        c.conversations().await.is_empty(),
         "no conversation on a mismatch"
     );
-    let joined = c.join_invite(&own).await.unwrap();
+    let joined_chat = c.join_invite(&own).await.unwrap();
     assert!(c.is_verified(alice.id).await.unwrap());
-    c.send_text(joined.conversation_id, "hi from carol")
+    joined_chat
+        .conversation
+        .send_text("hi from carol")
         .await
         .unwrap();
     assert_eq!(
-        texts(&a.sync().await.unwrap()),
+        a_events.texts(1).await,
         vec![(device_id(&c), "hi from carol".to_owned())]
     );
     match c.join_invite("https://example.test/not-an-invite").await {

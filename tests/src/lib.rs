@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use sqlx::Connection;
 
+pub mod listener;
 pub mod lying_proxy;
+pub mod tls;
 pub mod webdriver;
 
 /// The `cloak-api` binary built next to this test executable.
@@ -63,16 +65,34 @@ pub struct ServerEnv {
 }
 
 impl ServerEnv {
-    /// Embedded default (SQLite under the working directory, in-process broker).
+    /// Embedded default (SQLite under the working directory, in-process broker), serving
+    /// HTTPS with the run's test CA.
     pub fn embedded() -> Self {
+        Self::plaintext().with_tls()
+    }
+
+    /// PostgreSQL + Redis, over HTTPS.
+    pub fn production(database_url: &str) -> Self {
+        Self::embedded()
+            .with("CLOAK_DATABASE_URL", database_url)
+            .with("CLOAK_REDIS_URL", &redis_url())
+    }
+
+    /// The embedded default over plain HTTP (loopback only), as `cargo run` serves it.
+    pub fn plaintext() -> Self {
         Self::default()
     }
 
-    /// PostgreSQL + Redis.
-    pub fn production(database_url: &str) -> Self {
-        Self::default()
-            .with("CLOAK_DATABASE_URL", database_url)
-            .with("CLOAK_REDIS_URL", &redis_url())
+    /// The same over plain HTTP (loopback only).
+    pub fn without_tls(mut self) -> Self {
+        self.vars.retain(|(k, _)| !k.starts_with("CLOAK_TLS_"));
+        self
+    }
+
+    fn with_tls(self) -> Self {
+        let ca = tls::test_ca();
+        self.with("CLOAK_TLS_CERT", ca.cert_path.to_str().unwrap())
+            .with("CLOAK_TLS_KEY", ca.key_path.to_str().unwrap())
     }
 
     pub fn with(mut self, key: &str, value: &str) -> Self {
@@ -167,7 +187,9 @@ impl ServerProcess {
     /// `http_requests_total` counter on `/metrics`. `route` is the route pattern, e.g.
     /// `/v1/auth/login`. Counted before the response is sent, so exact right after a call.
     pub async fn request_count(&self, method: &str, route: &str) -> u64 {
-        let text = reqwest::get(self.url("/metrics"))
+        let text = tls::http()
+            .get(self.url("/metrics"))
+            .send()
             .await
             .unwrap()
             .text()
@@ -283,14 +305,38 @@ impl Stack {
     ) -> cloak_sdk::DeviceClient {
         let token = self.tenant.user_token(user).await.token;
         let mut client = cloak_sdk::DeviceClient::new(
-            reqwest::Client::new(),
+            crate::tls::http(),
             base_url,
             cloak_sdk::DeviceIdentity::generate_os(),
             cloak_sdk::SystemClock,
-        );
+        )
+        .with_tls(tls::sdk_tls())
+        .unwrap();
         client.register(&token, Some("e2e")).await.unwrap();
         client.login().await.unwrap();
         client
+    }
+
+    /// A [`cloak_sdk::Cloak`] client for a new device of `user`, in memory, trusting the
+    /// test CA, registered with a user token from the tenant.
+    pub async fn cloak(&self, user: uuid::Uuid) -> cloak_sdk::Cloak {
+        self.cloak_builder(user, &self.server.base_url)
+            .build()
+            .await
+            .unwrap()
+    }
+
+    /// The builder behind [`cloak`](Self::cloak), to add a store or point at a proxy.
+    pub fn cloak_builder(&self, user: uuid::Uuid, base_url: &str) -> cloak_sdk::CloakBuilder {
+        let tenant = self.tenant.clone();
+        cloak_sdk::Cloak::builder(base_url)
+            .root_certificates_pem(tls::test_ca().ca_pem.clone())
+            .device_name("e2e")
+            .key_packages(5)
+            .user_token(move || {
+                let tenant = tenant.clone();
+                async move { Ok(tenant.user_token(user).await.token) }
+            })
     }
 
     /// Starts a server on `env` in a new directory and creates the tenant `Acme`.
@@ -299,7 +345,7 @@ impl Stack {
         let server = ServerProcess::start(dir.path(), env);
         let (tenant_id, api_key) = create_tenant(dir.path(), env, "Acme");
         let tenant = Tenant {
-            http: reqwest::Client::new(),
+            http: tls::http(),
             base_url: server.base_url.clone(),
             tenant_id: uuid::Uuid::parse_str(&tenant_id).unwrap(),
             api_key,
@@ -338,6 +384,7 @@ impl Stack {
 }
 
 /// The tenant's backend: plain REST with the API key. Every helper asserts success.
+#[derive(Clone)]
 pub struct Tenant {
     pub http: reqwest::Client,
     pub base_url: String,
@@ -360,7 +407,7 @@ impl Tenant {
                 .build()
                 .unwrap();
             rt.block_on(async {
-                let resp = reqwest::Client::new()
+                let resp = tls::http()
                     .put(url)
                     .bearer_auth(key)
                     .json(&body)

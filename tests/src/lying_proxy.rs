@@ -1,7 +1,7 @@
 //! A lying server for the SDK's trust tests: an HTTP proxy between the SDK and a real
 //! `cloak-api` that forwards every request and, where a rule says so, rewrites the
-//! answer, answers an error of its own, or forwards the request and never answers (the
-//! device "crashes" while waiting). Each rule matches a method and a path predicate and
+//! answer, answers an error of its own, forwards the request and never answers (the
+//! device "crashes" while waiting), or rewrites the request (a modified client). Each rule matches a method and a path predicate and
 //! may be limited to a number of uses.
 
 use std::sync::{Arc, Mutex};
@@ -20,6 +20,8 @@ pub enum Action {
     Fail(u16),
     /// Forward, then never answer.
     Hang,
+    /// Replace the request's body, then forward it (a modified client).
+    RewriteRequest(Rewrite),
 }
 
 struct Rule {
@@ -48,7 +50,7 @@ impl LyingProxy {
     pub async fn start(upstream: &str) -> Self {
         let state = Arc::new(State {
             upstream: upstream.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::new(),
+            http: crate::tls::http(),
             rules: Mutex::new(Vec::new()),
         });
         let data = web::Data::from(state.clone());
@@ -143,11 +145,26 @@ async fn forward(req: HttpRequest, body: web::Bytes, state: web::Data<State>) ->
         .http
         .request(method, format!("{}{path_and_query}", state.upstream));
     for (name, value) in req.headers() {
-        if name != "host" && name != "content-length" {
+        // Hop-by-hop headers stay here (a WebSocket upgrade is not proxied).
+        let hop = [
+            "host",
+            "content-length",
+            "connection",
+            "upgrade",
+            "keep-alive",
+            "te",
+            "trailer",
+            "transfer-encoding",
+        ];
+        if !hop.contains(&name.as_str()) {
             out = out.header(name.as_str(), value.as_bytes());
         }
     }
-    let Ok(resp) = out.body(body.to_vec()).send().await else {
+    let body = match action.as_deref() {
+        Some(Action::RewriteRequest(rewrite)) => rewrite(&body),
+        _ => body.to_vec(),
+    };
+    let Ok(resp) = out.body(body).send().await else {
         return HttpResponse::BadGateway().finish();
     };
     let status = actix_web::http::StatusCode::from_u16(resp.status().as_u16()).unwrap();

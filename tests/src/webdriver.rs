@@ -37,15 +37,18 @@ impl Browser {
                 "chromedriver is not installed: run the suite with scripts/test, which installs it",
             );
         let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
+        let http = crate::tls::http();
         for _ in 0..100 {
             if http.get(format!("{base}/status")).send().await.is_ok() {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
+        // The server's certificate is the test CA's: WebDriver's standard capability takes
+        // it (Chromium's SPKI flag is ignored unless it owns the profile directory).
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
+            "acceptInsecureCerts": true,
             "goog:chromeOptions": {
                 "binary": "/usr/bin/chromium",
                 "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

@@ -21,6 +21,8 @@ use clap::Parser as _;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // reqwest is built without a rustls provider of its own (aws-lc-rs needs cmake).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     // Soft open-files limit up to the hard one, before any server is started (the servers
     // inherit it). Workloads raise it further if they need to and may.
     let _ = fdlimit::raise(0);

@@ -2,33 +2,37 @@
 //! (as text, or as JSON with `--json`).
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use cloak_proto::devices::DeviceStatus;
 use cloak_proto::invites::Contact;
-use cloak_sdk::{DeviceClient, DeviceIdentity, Messenger, PayloadKind, SystemClock};
+use cloak_sdk::{Cloak, ConversationHandle, Event, PayloadKind, Update};
+use futures_util::{Stream, StreamExt as _};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::profile::Profile;
 use crate::qr;
 
-/// KeyPackages kept on the server so others can add this device.
-const KEY_PACKAGES: u32 = 20;
+/// How long `recv` keeps taking messages after the first, before it prints and exits.
+const DRAIN: Duration = Duration::from_millis(500);
 
 /// What every command gets.
 pub struct Ctx {
     pub profile: Profile,
     pub server: Option<String>,
+    pub ca_cert: Option<PathBuf>,
     pub json: bool,
 }
 
 impl Ctx {
-    async fn messenger(&self) -> Result<Messenger> {
+    async fn cloak(&self) -> Result<Cloak> {
         let server = self.profile.server(self.server.as_deref())?;
-        self.profile.messenger(&server).await
+        self.profile
+            .cloak(&server, self.ca_cert.as_deref(), None, "cloak-chat")
+            .await
     }
 
     fn print(&self, value: serde_json::Value, text: impl FnOnce() -> String) {
@@ -40,22 +44,19 @@ impl Ctx {
     }
 }
 
-/// An error as a person should read it: the server's problem detail and code, or the cause.
+/// A one-line description of an error, with the server's code when there is one.
 pub fn describe(e: &anyhow::Error) -> String {
     match e.downcast_ref::<cloak_sdk::Error>() {
         Some(cloak_sdk::Error::Problem(p)) => {
             let what = p.detail.as_deref().unwrap_or(&p.title);
-            return format!("{what} ({})", p.code);
+            format!("{what} ({})", p.code)
         }
-        Some(other) if other.code().is_some() => {
-            return format!(
-                "{other} ({})",
-                other.code().unwrap_or(cloak_proto::Code::Unknown)
-            );
-        }
-        _ => {}
+        Some(other) => match other.code() {
+            Some(code) => format!("{other} ({code})"),
+            None => other.to_string(),
+        },
+        None => format!("{e:#}"),
     }
-    format!("{e:#}")
 }
 
 fn status(s: DeviceStatus) -> &'static str {
@@ -64,35 +65,21 @@ fn status(s: DeviceStatus) -> &'static str {
 
 pub async fn login(ctx: &Ctx, user_token: Option<&str>, name: &str) -> Result<()> {
     let server = ctx.profile.server(ctx.server.as_deref())?;
-    let http = reqwest::Client::new();
-    let restored = Messenger::restore(
-        http.clone(),
-        &server,
-        SystemClock,
-        ctx.profile.store().await?,
-    )
-    .await?;
-    let (mut m, device) = match restored {
-        Some(m) => {
-            let device = m.client().login().await?;
-            (m, device)
-        }
-        None => {
-            let token = user_token.context(
-                "this profile has no device yet: pass --user-token from the host platform",
-            )?;
-            let mut client =
-                DeviceClient::new(http, &server, DeviceIdentity::generate_os(), SystemClock);
-            client.register(token, Some(name)).await?;
-            let device = client.login().await?;
-            let store = ctx.profile.store().await?;
-            (Messenger::with_store(client, store).await?, device)
+    let has_device = ctx.profile.has_device();
+    let token = match (has_device, user_token) {
+        (true, _) => None,
+        (false, Some(t)) => Some(t.to_owned()),
+        (false, None) => {
+            bail!("this profile has no device yet: pass --user-token from the host platform")
         }
     };
-    m.keep_inbox();
-    m.publish_key_packages(KEY_PACKAGES).await?;
+    let cloak = ctx
+        .profile
+        .cloak(&server, ctx.ca_cert.as_deref(), token, name)
+        .await?;
     ctx.profile.save_server(&server)?;
-    let fingerprint = m.client().identity().fingerprint();
+    let device = cloak.this_device().await?;
+    let fingerprint = cloak.fingerprint().await;
     let st = status(device.status);
     ctx.print(
         json!({"device_id": device.id, "user_id": device.user_id, "status": st, "fingerprint": fingerprint}),
@@ -107,18 +94,19 @@ pub async fn login(ctx: &Ctx, user_token: Option<&str>, name: &str) -> Result<()
             s
         },
     );
+    cloak.shutdown().await;
     Ok(())
 }
 
 pub async fn devices_list(ctx: &Ctx) -> Result<()> {
-    let m = ctx.messenger().await?;
-    let me = m.client().ids().map(|i| i.device_id);
-    let devices = m.client().devices().await?;
+    let cloak = ctx.cloak().await?;
+    let me = cloak.ids().device_id;
+    let devices = cloak.devices().list().await?;
     let items: Vec<serde_json::Value> = devices
         .iter()
         .map(|d| {
             let fp = key_fingerprint(&d.identity_key);
-            json!({"device_id": d.id, "name": d.name, "status": status(d.status), "fingerprint": fp, "this_device": Some(d.id) == me})
+            json!({"device_id": d.id, "name": d.name, "status": status(d.status), "fingerprint": fp, "this_device": d.id == me})
         })
         .collect();
     ctx.print(json!({"devices": items}), || {
@@ -131,11 +119,7 @@ pub async fn devices_list(ctx: &Ctx) -> Result<()> {
                     status(d.status),
                     key_fingerprint(&d.identity_key),
                     d.name.as_deref().unwrap_or("-"),
-                    if Some(d.id) == me {
-                        " (this device)"
-                    } else {
-                        ""
-                    }
+                    if d.id == me { " (this device)" } else { "" }
                 )
             })
             .collect::<Vec<_>>()
@@ -150,20 +134,10 @@ fn key_fingerprint(key: &[u8]) -> String {
         .unwrap_or_else(|_| "invalid-key".into())
 }
 
-pub async fn devices_approve(ctx: &Ctx, device_id: Uuid, fingerprint: Option<&str>) -> Result<()> {
-    let mut m = ctx.messenger().await?;
-    let fp = match fingerprint {
-        Some(fp) => fp.to_ascii_lowercase(),
-        None => {
-            let devices = m.client().devices().await?;
-            let device = devices
-                .iter()
-                .find(|d| d.id == device_id)
-                .context("no such device of this user")?;
-            key_fingerprint(&device.identity_key)
-        }
-    };
-    m.approve_device(device_id, &fp).await?;
+pub async fn devices_approve(ctx: &Ctx, device_id: Uuid, fingerprint: &str) -> Result<()> {
+    let cloak = ctx.cloak().await?;
+    let fp = fingerprint.to_ascii_lowercase();
+    cloak.devices().approve(device_id, &fp).await?;
     ctx.print(
         json!({"device_id": device_id, "status": "approved", "fingerprint": fp}),
         || format!("approved {device_id} (fingerprint {fp}); it reads new messages from now on"),
@@ -172,8 +146,8 @@ pub async fn devices_approve(ctx: &Ctx, device_id: Uuid, fingerprint: Option<&st
 }
 
 pub async fn devices_revoke(ctx: &Ctx, device_id: Uuid) -> Result<()> {
-    let mut m = ctx.messenger().await?;
-    m.revoke_device(device_id).await?;
+    let cloak = ctx.cloak().await?;
+    cloak.devices().revoke(device_id).await?;
     ctx.print(json!({"device_id": device_id, "status": "revoked"}), || {
         format!("revoked {device_id}; it was removed from every conversation")
     });
@@ -181,8 +155,8 @@ pub async fn devices_revoke(ctx: &Ctx, device_id: Uuid) -> Result<()> {
 }
 
 pub async fn invite_show(ctx: &Ctx, max_uses: u32, expires_in: u32) -> Result<()> {
-    let m = ctx.messenger().await?;
-    let link = m.create_invite(max_uses, expires_in).await?;
+    let cloak = ctx.cloak().await?;
+    let link = cloak.create_invite(max_uses, expires_in).await?;
     if ctx.json {
         println!("{}", json!({"link": link}));
     } else {
@@ -197,17 +171,16 @@ pub async fn join(ctx: &Ctx, link_or_png: &str) -> Result<()> {
     } else {
         link_or_png.to_owned()
     };
-    let mut m = ctx.messenger().await?;
-    let joined = m.join_invite(&link).await?;
-    m.publish_key_packages(KEY_PACKAGES).await?;
-    let verified = m.is_verified(joined.inviter).await?;
-    let contacts = m.contacts().await?;
+    let cloak = ctx.cloak().await?;
+    let joined = cloak.join_invite(&link).await?;
+    let verified = cloak.is_verified(joined.inviter).await?;
+    let contacts = cloak.contacts().await?;
     let name = contacts
         .iter()
         .find(|c| c.user_id == joined.inviter)
         .map_or_else(|| joined.inviter.to_string(), |c| c.external_id.clone());
     ctx.print(
-        json!({"contact": name, "user_id": joined.inviter, "conversation_id": joined.conversation_id, "verified": verified}),
+        json!({"contact": name, "user_id": joined.inviter, "conversation_id": joined.conversation.id(), "verified": verified}),
         || {
             let v = if verified { "key verified by the invite" } else { "key not verified: compare safety numbers" };
             format!("joined: {name} is now a contact ({v})")
@@ -217,11 +190,11 @@ pub async fn join(ctx: &Ctx, link_or_png: &str) -> Result<()> {
 }
 
 pub async fn contacts(ctx: &Ctx) -> Result<()> {
-    let m = ctx.messenger().await?;
+    let cloak = ctx.cloak().await?;
     let mut rows = Vec::new();
-    for c in m.contacts().await? {
+    for c in cloak.contacts().await? {
         // A contact with no device yet has no key to verify.
-        let verified = m.is_verified(c.user_id).await.unwrap_or(false);
+        let verified = cloak.is_verified(c.user_id).await.unwrap_or(false);
         rows.push((c, verified));
     }
     ctx.print(
@@ -240,8 +213,8 @@ pub async fn contacts(ctx: &Ctx) -> Result<()> {
 }
 
 /// A contact by external id, else by display name (case-insensitive).
-async fn resolve(m: &Messenger, name: &str) -> Result<Contact> {
-    let contacts = m.contacts().await?;
+async fn resolve(cloak: &Cloak, name: &str) -> Result<Contact> {
+    let contacts = cloak.contacts().await?;
     if let Some(c) = contacts.iter().find(|c| c.external_id == name) {
         return Ok(c.clone());
     }
@@ -256,106 +229,135 @@ async fn resolve(m: &Messenger, name: &str) -> Result<Contact> {
     }
 }
 
-/// The one-to-one conversation with `user`: this device's, one that arrives with a sync,
-/// or a new one.
-async fn conversation_for(m: &mut Messenger, user: Uuid) -> Result<Uuid> {
-    if let Some(id) = m.conversation_with(user) {
-        return Ok(id);
-    }
-    m.sync().await?; // a Welcome may be waiting; messages go to the inbox
-    if let Some(id) = m.conversation_with(user) {
-        return Ok(id);
-    }
-    Ok(m.create_conversation(&[user]).await?)
+/// The one-to-one conversation with `user`: after catching up (a Welcome may be
+/// waiting), this device's, or a new one.
+async fn conversation_for(cloak: &Cloak, user: Uuid) -> Result<ConversationHandle> {
+    cloak.sync().await?;
+    Ok(cloak.conversation_with(user).await?)
 }
 
 pub async fn send(ctx: &Ctx, contact: &str, text: &str) -> Result<()> {
-    let mut m = ctx.messenger().await?;
-    let c = resolve(&m, contact).await?;
-    let conversation = conversation_for(&mut m, c.user_id).await?;
-    let (message_id, _) = m.send_text(conversation, text).await?;
+    let cloak = ctx.cloak().await?;
+    let c = resolve(&cloak, contact).await?;
+    let conversation = conversation_for(&cloak, c.user_id).await?;
+    let message_id = conversation.send_text(text).await?;
     ctx.print(
-        json!({"message_id": message_id, "conversation_id": conversation, "to": c.external_id}),
+        json!({"message_id": message_id, "conversation_id": conversation.id(), "to": c.external_id}),
         || format!("sent to {}", c.external_id),
     );
+    cloak.shutdown().await;
     Ok(())
 }
 
-/// Prints the inbox and clears what was printed.
-async fn print_inbox(
-    ctx: &Ctx,
-    m: &mut Messenger,
-    names: &mut HashMap<Uuid, String>,
-) -> Result<()> {
-    let count = m.inbox().len();
-    if count == 0 {
-        return Ok(());
-    }
-    let me = m.client().ids().map(|i| i.user_id);
-    for item in m.inbox() {
-        let user = item.sender.user_id;
-        if !names.contains_key(&user) && Some(user) != me {
-            for c in m.contacts().await? {
-                names.insert(c.user_id, c.external_id);
+/// Who a user is, for printing.
+struct Names {
+    me: Uuid,
+    known: HashMap<Uuid, String>,
+}
+
+impl Names {
+    async fn name(&mut self, cloak: &Cloak, user: Uuid) -> Result<String> {
+        if user == self.me {
+            return Ok("me".to_owned());
+        }
+        if !self.known.contains_key(&user) {
+            for c in cloak.contacts().await? {
+                self.known.insert(c.user_id, c.external_id);
             }
         }
-        let from = if Some(user) == me {
-            "me".to_owned()
-        } else {
-            names
-                .get(&user)
-                .cloned()
-                .unwrap_or_else(|| user.to_string())
-        };
-        let payload = item.payload()?;
-        let (kind, text) = match &payload.kind {
-            PayloadKind::Text { text } => ("text", Some(text.clone())),
-            PayloadKind::Edit { text, .. } => ("edit", Some(text.clone())),
-            PayloadKind::Delete { .. } => ("delete", None),
-            PayloadKind::Receipt { .. } => ("receipt", None),
-            PayloadKind::Typing { .. } => ("typing", None),
-            PayloadKind::Attachment(_) => ("attachment", None),
-            _ => ("other", None),
-        };
-        if ctx.json {
-            println!(
-                "{}",
-                json!({"from": from, "from_user_id": user, "conversation_id": item.conversation_id,
-                       "message_id": payload.message_id, "sent_at_ms": payload.sent_at_ms, "kind": kind, "text": text})
-            );
-        } else if let Some(text) = text {
-            println!("{from}: {text}");
-        }
+        Ok(self
+            .known
+            .get(&user)
+            .cloned()
+            .unwrap_or_else(|| user.to_string()))
     }
-    m.clear_inbox(count).await?;
-    Ok(())
+}
+
+/// Prints one update (a received message); returns whether it was a message.
+async fn print_update(
+    ctx: &Ctx,
+    cloak: &Cloak,
+    names: &mut Names,
+    update: &Update,
+) -> Result<bool> {
+    let Event::Message {
+        conversation_id,
+        sender,
+        payload,
+        ..
+    } = &update.event
+    else {
+        return Ok(false);
+    };
+    let (kind, text) = match &payload.kind {
+        PayloadKind::Text { text } => ("text", Some(text.clone())),
+        PayloadKind::Edit { text, .. } => ("edit", Some(text.clone())),
+        PayloadKind::Delete { .. } => ("delete", None),
+        PayloadKind::Receipt { .. } => ("receipt", None),
+        PayloadKind::Typing { .. } => ("typing", None),
+        PayloadKind::Reaction { .. } => ("reaction", None),
+        PayloadKind::Attachment(_) => ("attachment", None),
+        _ => ("other", None),
+    };
+    let from = names.name(cloak, sender.user_id).await?;
+    if ctx.json {
+        println!(
+            "{}",
+            json!({"from": from, "from_user_id": sender.user_id, "conversation_id": conversation_id,
+                   "message_id": payload.message_id, "sent_at_ms": payload.sent_at_ms, "kind": kind, "text": text})
+        );
+    } else if let Some(text) = text {
+        println!("{from}: {text}");
+    }
+    Ok(true)
+}
+
+/// The next update within `wait`, marked handled once taken.
+async fn next_update(
+    cloak: &Cloak,
+    updates: &mut (impl Stream<Item = Update> + Unpin),
+    wait: Duration,
+) -> Result<Option<Update>> {
+    match tokio::time::timeout(wait, updates.next()).await {
+        Ok(Some(update)) => {
+            cloak.mark_handled(update.id).await?;
+            Ok(Some(update))
+        }
+        _ => Ok(None),
+    }
 }
 
 pub async fn recv(ctx: &Ctx, wait: u64) -> Result<()> {
-    let mut m = ctx.messenger().await?;
-    m.sync().await?;
-    if m.inbox().is_empty() && wait > 0 {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() || !m.inbox().is_empty() {
-                break;
-            }
-            match m.next_events(left).await {
-                Ok(_) | Err(cloak_sdk::Error::Transport(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+    let cloak = ctx.cloak().await?;
+    let mut updates = Box::pin(cloak.subscribe());
+    cloak.sync().await?;
+    let mut names = Names {
+        me: cloak.ids().user_id,
+        known: HashMap::new(),
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    let mut printed = false;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let window = if printed { DRAIN } else { left.max(DRAIN) };
+        let Some(update) = next_update(&cloak, &mut updates, window).await? else {
+            break;
+        };
+        printed |= print_update(ctx, &cloak, &mut names, &update).await?;
     }
-    m.publish_key_packages(KEY_PACKAGES).await?;
-    print_inbox(ctx, &mut m, &mut HashMap::new()).await
+    cloak.shutdown().await;
+    Ok(())
 }
 
 pub async fn chat(ctx: &Ctx, contact: &str) -> Result<()> {
-    let mut m = ctx.messenger().await?;
-    let c = resolve(&m, contact).await?;
-    let conversation = conversation_for(&mut m, c.user_id).await?;
-    let mut names = HashMap::from([(c.user_id, c.external_id.clone())]);
+    let cloak = ctx.cloak().await?;
+    let mut updates = Box::pin(cloak.subscribe());
+    let c = resolve(&cloak, contact).await?;
+    let conversation = conversation_for(&cloak, c.user_id).await?;
+    let mut names = Names {
+        me: cloak.ids().user_id,
+        known: HashMap::from([(c.user_id, c.external_id.clone())]),
+    };
     eprintln!(
         "chatting with {} — type a message and press Enter; Ctrl-D leaves",
         c.external_id
@@ -369,36 +371,37 @@ pub async fn chat(ctx: &Ctx, contact: &str) -> Result<()> {
             }
         }
     });
-    print_inbox(ctx, &mut m, &mut names).await?;
     loop {
-        match m.next_events(Duration::from_millis(300)).await {
-            Ok(_) | Err(cloak_sdk::Error::Transport(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-        print_inbox(ctx, &mut m, &mut names).await?;
-        loop {
-            match lines.try_recv() {
-                Ok(line) if line.trim().is_empty() => {}
-                Ok(line) => {
-                    if let Err(e) = m.send_text(conversation, line.trim_end()).await {
+        tokio::select! {
+            update = updates.next() => {
+                let Some(update) = update else { return Ok(()) };
+                cloak.mark_handled(update.id).await?;
+                print_update(ctx, &cloak, &mut names, &update).await?;
+            }
+            line = lines.recv() => match line {
+                None => {
+                    cloak.shutdown().await;
+                    return Ok(());
+                }
+                Some(line) if line.trim().is_empty() => {}
+                Some(line) => {
+                    if let Err(e) = conversation.send_text(line.trim_end()).await {
                         eprintln!("not sent: {}", describe(&e.into()));
                     }
                 }
-                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
-                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => return Ok(()),
-            }
+            },
         }
     }
 }
 
 pub async fn safety_number(ctx: &Ctx, contact: &str, confirm: bool) -> Result<()> {
-    let mut m = ctx.messenger().await?;
-    let c = resolve(&m, contact).await?;
-    let number = m.safety_number(c.user_id).await?;
+    let cloak = ctx.cloak().await?;
+    let c = resolve(&cloak, contact).await?;
+    let number = cloak.safety_number(c.user_id).await?;
     if confirm {
-        m.mark_verified(c.user_id).await?;
+        cloak.mark_verified(c.user_id).await?;
     }
-    let verified = m.is_verified(c.user_id).await?;
+    let verified = cloak.is_verified(c.user_id).await?;
     ctx.print(
         json!({"contact": c.external_id, "safety_number": number.digits, "verified": verified}),
         || {

@@ -2,7 +2,7 @@
 //! device; the server only relays ciphertext.
 //!
 //! ```text
-//! cloak-chat --server http://127.0.0.1:8080 --profile ./alice login --user-token cu_…
+//! cloak-chat --server https://chat.example --profile ./alice login --user-token cu_…
 //! cloak-chat --profile ./alice invite show
 //! cloak-chat --profile ./bob join invite.png
 //! cloak-chat --profile ./bob send alice "hello"
@@ -33,6 +33,9 @@ struct Cli {
         default_value = ".cloak-chat"
     )]
     profile: PathBuf,
+    /// A PEM file of CA certificates to trust besides the system's (a self-hosted server).
+    #[arg(long, global = true, env = "CLOAK_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     /// Machine-readable output (JSON).
     #[arg(long, global = true)]
     json: bool,
@@ -93,7 +96,7 @@ enum DevicesCommand {
         device_id: uuid::Uuid,
         /// The fingerprint the new device shows (checked against the directory).
         #[arg(long)]
-        fingerprint: Option<String>,
+        fingerprint: String,
     },
     /// Revokes a device: removes it from every conversation.
     Revoke { device_id: uuid::Uuid },
@@ -118,6 +121,7 @@ async fn main() -> ExitCode {
     let ctx = commands::Ctx {
         profile: profile::Profile::new(cli.profile),
         server: cli.server,
+        ca_cert: cli.ca_cert,
         json: cli.json,
     };
     let result = match cli.command {
@@ -128,7 +132,7 @@ async fn main() -> ExitCode {
         Command::Devices(DevicesCommand::Approve {
             device_id,
             fingerprint,
-        }) => commands::devices_approve(&ctx, device_id, fingerprint.as_deref()).await,
+        }) => commands::devices_approve(&ctx, device_id, &fingerprint).await,
         Command::Devices(DevicesCommand::Revoke { device_id }) => {
             commands::devices_revoke(&ctx, device_id).await
         }

@@ -4,9 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
-use cloak_sdk::{LocalStore, Messenger, StoreKey, SystemClock};
+use cloak_sdk::{Cloak, StoreKey};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
+
+/// KeyPackages kept on the server so others can add this device.
+const KEY_PACKAGES: u32 = 20;
 
 #[derive(Serialize, Deserialize)]
 struct ProfileFile {
@@ -62,27 +65,43 @@ impl Profile {
         Ok(StoreKey::from_bytes(*bytes))
     }
 
-    /// Opens the store, creating the directory and key when they do not exist.
-    pub async fn store(&self) -> Result<LocalStore> {
-        std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("cannot create {}", self.dir.display()))?;
-        let key = self.key()?;
-        Ok(LocalStore::open(&self.path("store.db"), &key).await?)
+    /// Whether the profile holds a device.
+    pub fn has_device(&self) -> bool {
+        self.path("store.db").exists()
     }
 
-    /// The device of this profile, restored from its store.
-    pub async fn messenger(&self, server: &str) -> Result<Messenger> {
-        if !self.path("store.db").exists() {
+    /// The profile's device as a [`Cloak`] client: restored from its store, or (with a
+    /// user token) registered. `ca_cert` is a PEM file of extra roots for a self-hosted
+    /// server.
+    pub async fn cloak(
+        &self,
+        server: &str,
+        ca_cert: Option<&Path>,
+        user_token: Option<String>,
+        name: &str,
+    ) -> Result<Cloak> {
+        std::fs::create_dir_all(&self.dir)
+            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+        if user_token.is_none() && !self.path("store.db").exists() {
             bail!("no device in this profile: run `cloak-chat login --user-token …` first");
         }
-        let store = self.store().await?;
-        match Messenger::restore(reqwest::Client::new(), server, SystemClock, store).await? {
-            Some(mut m) => {
-                m.keep_inbox();
-                Ok(m)
-            }
-            None => bail!("no device in this profile: run `cloak-chat login --user-token …` first"),
+        let mut builder = Cloak::builder(server)
+            .store(self.path("store.db"), self.key()?)
+            .device_name(name)
+            .key_packages(KEY_PACKAGES);
+        if let Some(path) = ca_cert {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read the CA certificate {}", path.display()))?;
+            builder = builder.root_certificates_pem(pem);
         }
+        if let Some(token) = user_token {
+            let token = Zeroizing::new(token);
+            builder = builder.user_token(move || {
+                let token = token.clone();
+                async move { Ok(token.to_string()) }
+            });
+        }
+        Ok(builder.build().await?)
     }
 }
 

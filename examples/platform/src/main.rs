@@ -26,6 +26,10 @@ struct Cli {
     /// The Cloak server.
     #[arg(long, env = "CLOAK_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
+    /// A PEM file of CA certificates to trust besides the webpki roots (a self-hosted
+    /// server).
+    #[arg(long, env = "CLOAK_CA_CERT")]
+    ca_cert: Option<std::path::PathBuf>,
     /// The tenant API key (`ck_…`, from `cloak-api tenant create`).
     #[arg(long, env = "CLOAK_API_KEY", hide_env_values = true)]
     api_key: String,
@@ -123,9 +127,34 @@ impl Api {
     }
 }
 
+/// An HTTP client over rustls (ring) trusting the webpki roots and `ca_cert`.
+fn http_client(ca_cert: Option<&std::path::Path>) -> Result<reqwest::Client> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = ca_cert {
+        for cert in CertificateDer::pem_file_iter(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+        {
+            roots.add(cert.context("a certificate in --ca-cert is malformed")?)?;
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(reqwest::Client::builder()
+        .use_preconfigured_tls(config)
+        .build()?)
+}
+
 async fn run(cli: Cli) -> Result<()> {
     let api = Api {
-        http: reqwest::Client::new(),
+        http: http_client(cli.ca_cert.as_deref())?,
         server: cli.server,
         key: cli.api_key,
     };

@@ -117,8 +117,9 @@ impl CloakBuilder {
             StoreChoice::Memory => LocalStore::in_memory().await?,
         };
         let reader = store.reader();
+        let http = tls.http_client()?;
         let client = |identity: DeviceIdentity| {
-            DeviceClient::new(reqwest::Client::new(), &self.server_url, identity, SystemClock)
+            DeviceClient::new(http.clone(), &self.server_url, identity, SystemClock)
                 .with_tls(tls.clone())
         };
         let mut messenger = match Messenger::restore_with(store.clone_handle(), client).await? {
@@ -127,10 +128,9 @@ impl CloakBuilder {
                 m
             }
             None => {
-                let provider = self
-                    .user_token
-                    .as_ref()
-                    .ok_or(Error::InvalidState("a new device needs a user-token provider"))?;
+                let provider = self.user_token.as_ref().ok_or(Error::InvalidState(
+                    "a new device needs a user-token provider",
+                ))?;
                 let token = zeroize::Zeroizing::new(provider().await?);
                 let mut device = client(DeviceIdentity::generate_os())?;
                 device.register(&token, self.device_name.as_deref()).await?;

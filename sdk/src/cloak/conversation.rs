@@ -94,7 +94,12 @@ impl ConversationHandle {
     /// The member devices (as their MLS credentials name them, checked against the
     /// directory when they joined).
     pub async fn members(&self) -> Result<Vec<DeviceIds>, Error> {
-        self.cloak.shared().messenger.lock().await.members(self.id.0)
+        self.cloak
+            .shared()
+            .messenger
+            .lock()
+            .await
+            .members(self.id.0)
     }
 
     /// Its name, once a member named it.

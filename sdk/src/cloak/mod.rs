@@ -66,6 +66,7 @@ pub(crate) struct Shared {
 /// Stops the background task when the last clone of the client is dropped.
 struct TaskGuard {
     stop: watch::Sender<bool>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for TaskGuard {
@@ -80,6 +81,11 @@ pub struct Cloak {
     shared: Arc<Shared>,
     _guard: Arc<TaskGuard>,
 }
+
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<Cloak>();
+};
 
 impl std::fmt::Debug for Cloak {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -121,11 +127,25 @@ impl Cloak {
             connection,
         });
         let (stop, stopped) = watch::channel(false);
-        tokio::spawn(realtime::run(shared.clone(), stopped));
+        let task = tokio::spawn(realtime::run(shared.clone(), stopped));
         Ok(Self {
             shared,
-            _guard: Arc::new(TaskGuard { stop }),
+            _guard: Arc::new(TaskGuard {
+                stop,
+                task: std::sync::Mutex::new(Some(task)),
+            }),
         })
+    }
+
+    /// Stops the real-time connection and waits until the background task has ended
+    /// (what it was storing is stored or rolled back). The client still answers calls
+    /// over REST afterwards.
+    pub async fn shutdown(&self) {
+        let _ = self._guard.stop.send(true);
+        let task = self._guard.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
     }
 
     /// This device's ids.
@@ -133,9 +153,20 @@ impl Cloak {
         self.shared.ids
     }
 
+    /// This device as the server has it now (its status: approved, pending, revoked).
+    pub async fn this_device(&self) -> Result<cloak_proto::devices::Device, Error> {
+        self.shared.messenger.lock().await.client().login().await
+    }
+
     /// This device's key fingerprint (show it when another device approves this one).
     pub async fn fingerprint(&self) -> String {
-        self.shared.messenger.lock().await.client().identity().fingerprint()
+        self.shared
+            .messenger
+            .lock()
+            .await
+            .client()
+            .identity()
+            .fingerprint()
     }
 
     /// The real-time connection's state, as it changes.
@@ -147,10 +178,7 @@ impl Cloak {
     /// handled), then live ones as they are stored. Several subscribers may listen at
     /// once; each sees every event.
     pub fn subscribe(&self) -> impl futures_util::Stream<Item = Update> + Send + 'static {
-        subscribe::stream(
-            self.shared.reader.clone(),
-            self.shared.updates.subscribe(),
-        )
+        subscribe::stream(self.shared.reader.clone(), self.shared.updates.subscribe())
     }
 
     /// Drops queued events up to `id`: the app has handled them (shown, notified).
@@ -213,7 +241,11 @@ impl Cloak {
 
     /// Mints an invite link (`…/i/{code}#fp={fingerprint}`, with this user's root key as
     /// this device knows it) to show as a QR code.
-    pub async fn create_invite(&self, max_uses: u32, expires_in_secs: u32) -> Result<String, Error> {
+    pub async fn create_invite(
+        &self,
+        max_uses: u32,
+        expires_in_secs: u32,
+    ) -> Result<String, Error> {
         let m = self.shared.messenger.lock().await;
         m.create_invite(max_uses, expires_in_secs).await
     }
@@ -266,7 +298,9 @@ impl Cloak {
             return Err(Error::InvalidState("no such message"));
         };
         let Some(evidence) = found.evidence.clone() else {
-            return Err(Error::InvalidState("only received franked texts can be reported"));
+            return Err(Error::InvalidState(
+                "only received franked texts can be reported",
+            ));
         };
         let request = cloak_proto::abuse::ReportRequest {
             conversation_id: conversation.0,

@@ -16,6 +16,8 @@ use crate::realtime::{Channel, backoff};
 
 /// How long one wait for a frame lasts before the task looks at its stop signal again.
 const WAIT: Duration = Duration::from_secs(25);
+/// How long opening the socket (TCP, TLS, upgrade, `ready`) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What the real-time connection is doing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,19 +93,25 @@ fn close(shared: &Shared, e: &Error) {
     });
 }
 
-/// Catches up over REST, then opens the socket resuming after the stored cursor.
+/// Catches up over REST, then opens the socket resuming after the stored cursor. The
+/// client's lock is not held while the socket connects, so the app's calls go on.
 async fn open(shared: &Shared) -> Result<Channel, Error> {
-    let mut m = shared.messenger.lock().await;
-    m.sync().await?;
-    m.remove_leavers().await?;
-    let token = m.client().token().await?;
-    Channel::connect(
-        m.client().base_url(),
-        token.expose_secret(),
-        m.cursor(),
-        m.client().tls(),
-    )
-    .await
+    let (base_url, token, cursor, tls) = {
+        let mut m = shared.messenger.lock().await;
+        m.sync().await?;
+        m.remove_leavers().await?;
+        let token = m.client().token().await?;
+        (
+            m.client().base_url().to_owned(),
+            token,
+            m.cursor(),
+            m.client().tls().cloned(),
+        )
+    };
+    let connect = Channel::connect(&base_url, token.expose_secret(), cursor, tls.as_ref());
+    tokio::time::timeout(CONNECT_TIMEOUT, connect)
+        .await
+        .map_err(|_| Error::Transport("the socket did not open in time".into()))?
 }
 
 /// Processes pushed envelopes until the socket fails.

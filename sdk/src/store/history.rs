@@ -292,12 +292,13 @@ impl HistoryReader {
 
     /// Queued events after `after`, oldest first, at most `limit`.
     pub async fn events(&self, after: EventId, limit: u32) -> Result<Vec<Update>, Error> {
-        let rows = sqlx::query("SELECT pos, sealed FROM events WHERE pos > $1 ORDER BY pos LIMIT $2")
-            .bind(i64::try_from(after.0).unwrap_or(i64::MAX))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(storage_error)?;
+        let rows =
+            sqlx::query("SELECT pos, sealed FROM events WHERE pos > $1 ORDER BY pos LIMIT $2")
+                .bind(i64::try_from(after.0).unwrap_or(i64::MAX))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(storage_error)?;
         rows.iter()
             .map(|row| {
                 let pos: i64 = row.try_get("pos").map_err(storage_error)?;

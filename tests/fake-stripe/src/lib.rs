@@ -30,6 +30,8 @@ pub struct MeterEvent {
 
 #[derive(Default)]
 struct Inner {
+    /// Sends webhooks (set it to trust the server's CA).
+    webhook_client: Option<reqwest::Client>,
     secret_key: String,
     webhook_url: Option<String>,
     webhook_secret: String,
@@ -361,13 +363,18 @@ impl Shared {
     }
 
     async fn send(&self, payload: &str) -> Option<u16> {
-        let (url, secret) = {
+        let (url, secret, client) = {
             let inner = self.0.lock().unwrap();
-            (inner.webhook_url.clone()?, inner.webhook_secret.clone())
+            (
+                inner.webhook_url.clone()?,
+                inner.webhook_secret.clone(),
+                inner.webhook_client.clone(),
+            )
         };
         let t = now_s();
         let header = format!("t={t},v1={}", sign(&secret, t, payload));
-        let resp = reqwest::Client::new()
+        let resp = client
+            .unwrap_or_default()
             .post(url)
             .header("content-type", "application/json")
             .header("stripe-signature", header)
@@ -412,6 +419,11 @@ impl FakeStripe {
             inner,
             handle,
         }
+    }
+
+    /// The HTTP client webhooks are sent with (one that trusts the server's certificate).
+    pub fn set_webhook_client(&self, client: reqwest::Client) {
+        self.inner.lock().unwrap().webhook_client = Some(client);
     }
 
     /// Where webhooks go (the server's `/v1/stripe/webhook`).

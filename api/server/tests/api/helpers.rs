@@ -153,7 +153,11 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
     TestApp {
         clock,
         address: app.0,
-        client: reqwest::Client::new(),
+        client: {
+            // reqwest is built without a rustls provider of its own (aws-lc-rs needs cmake).
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            reqwest::Client::new()
+        },
         api_key,
         store: app.1,
         db,
