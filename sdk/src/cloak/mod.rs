@@ -177,8 +177,10 @@ impl Cloak {
     /// Every event, oldest first: first those still queued in the store (not yet marked
     /// handled), then live ones as they are stored. Several subscribers may listen at
     /// once; each sees every event.
+    ///
+    /// The stream is cancel-safe: a task may `select!` on its `next()` and drop it.
     pub fn subscribe(&self) -> impl futures_util::Stream<Item = Update> + Send + 'static {
-        subscribe::stream(self.shared.reader.clone(), self.shared.updates.subscribe())
+        subscribe::forwarded(self.shared.reader.clone(), self.shared.updates.subscribe())
     }
 
     /// Drops queued events up to `id`: the app has handled them (shown, notified).

@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 
+use futures_util::StreamExt as _;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -10,6 +11,8 @@ use crate::store::history::{EventId, HistoryReader, Update};
 
 /// Events read from the store at a time.
 const PAGE: u32 = 256;
+/// Updates handed over but not yet taken.
+const FORWARD_BUFFER: usize = 64;
 
 struct State {
     reader: HistoryReader,
@@ -21,7 +24,33 @@ struct State {
     catch_up: bool,
 }
 
-pub(super) fn stream(
+/// Updates read to completion by a task of their own and handed over through a channel:
+/// a consumer that drops a pending `next()` (in a `select!`) never leaves a store read
+/// half done, holding the store's one connection.
+pub(super) fn forwarded(
+    reader: HistoryReader,
+    live: broadcast::Receiver<Update>,
+) -> impl futures_util::Stream<Item = Update> + Send + 'static {
+    let (tx, rx) = tokio::sync::mpsc::channel(FORWARD_BUFFER);
+    tokio::spawn(async move {
+        let mut updates = Box::pin(stream(reader, live));
+        loop {
+            let update = tokio::select! {
+                () = tx.closed() => return,
+                update = updates.next() => update,
+            };
+            let Some(update) = update else { return };
+            if tx.send(update).await.is_err() {
+                return;
+            }
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|update| (update, rx))
+    })
+}
+
+fn stream(
     reader: HistoryReader,
     live: broadcast::Receiver<Update>,
 ) -> impl futures_util::Stream<Item = Update> + Send + 'static {
