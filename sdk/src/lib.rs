@@ -13,6 +13,11 @@
 //! Errors are typed ([`Error`]) and carry the server's RFC 9457 problem documents.
 #![forbid(unsafe_code)]
 
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 pub mod client;
 mod cloak;
 pub mod clock;
@@ -31,7 +36,8 @@ pub mod tls;
 
 pub use client::DeviceClient;
 pub use cloak::{
-    Cloak, CloakBuilder, ConnectionState, ConversationHandle, Devices, Joined as JoinedConversation,
+    Cloak, CloakBuilder, ConnectionState, ConversationHandle, Devices,
+    Joined as JoinedConversation, Updates,
 };
 pub use clock::{Clock, SystemClock};
 pub use conversation::{Conversation, Incoming, PendingCommit, StagedChange, StagedJoin};

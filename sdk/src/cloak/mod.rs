@@ -50,6 +50,7 @@ pub use builder::CloakBuilder;
 pub use conversation::ConversationHandle;
 pub use devices::Devices;
 pub use realtime::ConnectionState;
+pub use subscribe::Updates;
 
 /// How many live updates a slow subscriber may fall behind before it re-reads the queue.
 const UPDATE_BUFFER: usize = 1024;
@@ -179,7 +180,7 @@ impl Cloak {
     /// once; each sees every event.
     ///
     /// The stream is cancel-safe: a task may `select!` on its `next()` and drop it.
-    pub fn subscribe(&self) -> impl futures_util::Stream<Item = Update> + Send + 'static {
+    pub fn subscribe(&self) -> Updates {
         subscribe::forwarded(self.shared.reader.clone(), self.shared.updates.subscribe())
     }
 

@@ -27,10 +27,7 @@ struct State {
 /// Updates read to completion by a task of their own and handed over through a channel:
 /// a consumer that drops a pending `next()` (in a `select!`) never leaves a store read
 /// half done, holding the store's one connection.
-pub(super) fn forwarded(
-    reader: HistoryReader,
-    live: broadcast::Receiver<Update>,
-) -> impl futures_util::Stream<Item = Update> + Send + 'static {
+pub(super) fn forwarded(reader: HistoryReader, live: broadcast::Receiver<Update>) -> Updates {
     let (tx, rx) = tokio::sync::mpsc::channel(FORWARD_BUFFER);
     tokio::spawn(async move {
         let mut updates = Box::pin(stream(reader, live));
@@ -45,9 +42,24 @@ pub(super) fn forwarded(
             }
         }
     });
-    futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|update| (update, rx))
-    })
+    Updates { rx }
+}
+
+/// The stream of a [`super::Cloak::subscribe`]: `Unpin`, cancel-safe.
+#[derive(Debug)]
+pub struct Updates {
+    rx: tokio::sync::mpsc::Receiver<Update>,
+}
+
+impl futures_util::Stream for Updates {
+    type Item = Update;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Update>> {
+        self.rx.poll_recv(cx)
+    }
 }
 
 fn stream(
