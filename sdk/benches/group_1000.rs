@@ -6,35 +6,17 @@
 
 use std::time::{Duration, Instant};
 
-use cloak_sdk::mls::parse_key_package;
-use cloak_sdk::{
-    Conversation, DeviceIdentity, DeviceIds, Incoming, Payload, PayloadKind, generate_key_packages,
-};
-use openmls::prelude::{KeyPackage, OpenMlsProvider};
-use openmls_rust_crypto::OpenMlsRustCrypto;
+use cloak_sdk::{Conversation, Incoming, Payload, PayloadKind};
+use openmls::prelude::KeyPackage;
 use uuid::Uuid;
 
 const MEMBERS: usize = 1000;
 const BATCH: usize = 50;
 const RUNS: usize = 3;
 
-struct Device {
-    provider: OpenMlsRustCrypto,
-    identity: DeviceIdentity,
-    ids: DeviceIds,
-}
+mod common;
 
-fn device(tenant: Uuid) -> Device {
-    Device {
-        provider: OpenMlsRustCrypto::default(),
-        identity: DeviceIdentity::generate_os(),
-        ids: DeviceIds {
-            tenant_id: tenant,
-            user_id: Uuid::new_v4(),
-            device_id: Uuid::new_v4(),
-        },
-    }
-}
+use common::{Device, device, key_package};
 
 struct Run {
     create: Duration,
@@ -68,15 +50,7 @@ fn run() -> Run {
         // KeyPackages are made (and validated) outside the timing: in the product they
         // come from the server's directory.
         let devices: Vec<Device> = (0..n).map(|_| device(tenant)).collect();
-        let kps: Vec<KeyPackage> = devices
-            .iter()
-            .map(|d| {
-                let upload = generate_key_packages(&d.provider, &d.identity, &d.ids, 1, false)
-                    .unwrap()
-                    .remove(0);
-                parse_key_package(creator.provider.crypto(), &upload.data).unwrap()
-            })
-            .collect();
+        let kps: Vec<KeyPackage> = devices.iter().map(|d| key_package(&creator, d)).collect();
         let t = Instant::now();
         let pending = conv
             .add_devices(&creator.provider, &creator.identity, &kps)

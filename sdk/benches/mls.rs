@@ -4,40 +4,14 @@
 
 use std::time::Duration;
 
-use cloak_sdk::mls::parse_key_package;
-use cloak_sdk::{
-    Conversation, DeviceIdentity, DeviceIds, Incoming, Payload, PayloadKind, generate_key_packages,
-};
+use cloak_sdk::{Conversation, Incoming, Payload, PayloadKind};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use openmls::prelude::{KeyPackage, OpenMlsProvider};
-use openmls_rust_crypto::OpenMlsRustCrypto;
+use openmls::prelude::KeyPackage;
 use uuid::Uuid;
 
-struct Device {
-    provider: OpenMlsRustCrypto,
-    identity: DeviceIdentity,
-    ids: DeviceIds,
-}
+mod common;
 
-fn device(tenant: Uuid) -> Device {
-    Device {
-        provider: OpenMlsRustCrypto::default(),
-        identity: DeviceIdentity::generate_os(),
-        ids: DeviceIds {
-            tenant_id: tenant,
-            user_id: Uuid::new_v4(),
-            device_id: Uuid::new_v4(),
-        },
-    }
-}
-
-fn key_package(creator: &Device, of: &Device) -> KeyPackage {
-    let upload = generate_key_packages(&of.provider, &of.identity, &of.ids, 1, false)
-        .unwrap()
-        .pop()
-        .unwrap();
-    parse_key_package(creator.provider.crypto(), &upload.data).unwrap()
-}
+use common::{Device, device, key_package};
 
 /// A conversation of `n` devices; returns the devices and their conversations (index 0 created it).
 fn group(n: usize) -> Vec<(Device, Conversation)> {

@@ -10,6 +10,7 @@ use cloak_e2e::{ServerEnv, Stack};
 use cloak_proto::delivery::{CommitRequest, EnvelopeKind};
 use cloak_proto::devices::{Device, DeviceList, DeviceStatus};
 use cloak_proto::key_packages::{ClaimedKeyPackage, ClaimedKeyPackages};
+use cloak_proto::users::User;
 use cloak_sdk::{
     Conversation, DeviceIdentity, DeviceIds, Error, Event, LocalStore, Messenger, PayloadKind,
     StoreKey, SystemClock, generate_key_packages,
@@ -17,6 +18,17 @@ use cloak_sdk::{
 use openmls::prelude::OpenMlsProvider as _;
 use openmls_rust_crypto::OpenMlsRustCrypto;
 use uuid::Uuid;
+
+/// A server on the embedded default, a lying proxy in front of it, and two users who are
+/// contacts.
+async fn two_contacts() -> (Stack, LyingProxy, User, User) {
+    let stack = Stack::start(&ServerEnv::embedded());
+    let proxy = LyingProxy::start(&stack.server.base_url).await;
+    let alice = stack.tenant.create_user("alice", "Alice").await;
+    let bob = stack.tenant.create_user("bob", "Bob").await;
+    stack.tenant.add_contact(alice.id, bob.id).await;
+    (stack, proxy, alice, bob)
+}
 
 async fn messenger_at(stack: &Stack, user: Uuid, base_url: &str) -> Messenger {
     let mut m = Messenger::new(stack.device_client_at(user, base_url).await);
@@ -87,11 +99,7 @@ fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
 /// one pinned when Alice registered, and nothing is committed.
 #[tokio::test]
 async fn a_forged_own_directory_cannot_add_a_server_device() {
-    let stack = Stack::start(&ServerEnv::embedded());
-    let proxy = LyingProxy::start(&stack.server.base_url).await;
-    let alice = stack.tenant.create_user("alice", "Alice").await;
-    let bob = stack.tenant.create_user("bob", "Bob").await;
-    stack.tenant.add_contact(alice.id, bob.id).await;
+    let (stack, proxy, alice, bob) = two_contacts().await;
     let mut phone = messenger_at(&stack, alice.id, &proxy.base_url).await;
     let _bobs = messenger_at(&stack, bob.id, &stack.server.base_url).await;
     let me = ids_of(&phone);
@@ -206,10 +214,7 @@ async fn a_forged_own_directory_cannot_add_a_server_device() {
 /// conversation stays where it was.
 #[tokio::test]
 async fn a_commit_adding_an_unapproved_device_is_refused_unmerged() {
-    let stack = Stack::start(&ServerEnv::embedded());
-    let alice = stack.tenant.create_user("alice", "Alice").await;
-    let bob = stack.tenant.create_user("bob", "Bob").await;
-    stack.tenant.add_contact(alice.id, bob.id).await;
+    let (stack, _proxy, alice, bob) = two_contacts().await;
     let mut phone = messenger_at(&stack, alice.id, &stack.server.base_url).await;
 
     // Bob's hostile client: the SDK's low-level parts, driven by hand.
@@ -278,11 +283,7 @@ async fn a_commit_adding_an_unapproved_device_is_refused_unmerged() {
 /// Welcome is neither refused nor acknowledged, and the next sync joins.
 #[tokio::test]
 async fn a_transient_failure_while_checking_a_welcome_is_retried_not_rejected() {
-    let stack = Stack::start(&ServerEnv::embedded());
-    let proxy = LyingProxy::start(&stack.server.base_url).await;
-    let alice = stack.tenant.create_user("alice", "Alice").await;
-    let bob = stack.tenant.create_user("bob", "Bob").await;
-    stack.tenant.add_contact(alice.id, bob.id).await;
+    let (stack, proxy, alice, bob) = two_contacts().await;
     let mut phone = messenger_at(&stack, alice.id, &stack.server.base_url).await;
     let mut bobs = messenger_at(&stack, bob.id, &proxy.base_url).await;
     let conversation = phone.create_conversation(&[bob.id]).await.unwrap();
@@ -362,11 +363,7 @@ async fn restore(base_url: &str, path: &std::path::Path) -> Messenger {
 /// the device carries on at the epoch the server ordered: Bob reads what it sends.
 #[tokio::test]
 async fn a_commit_whose_answer_was_lost_is_resubmitted_after_a_restart() {
-    let stack = Stack::start(&ServerEnv::embedded());
-    let proxy = LyingProxy::start(&stack.server.base_url).await;
-    let alice = stack.tenant.create_user("alice", "Alice").await;
-    let bob = stack.tenant.create_user("bob", "Bob").await;
-    stack.tenant.add_contact(alice.id, bob.id).await;
+    let (stack, proxy, alice, bob) = two_contacts().await;
     let mut bobs = messenger_at(&stack, bob.id, &stack.server.base_url).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("alice.db");
@@ -407,11 +404,7 @@ async fn a_commit_whose_answer_was_lost_is_resubmitted_after_a_restart() {
 /// restarted device opens the Welcome that one of them brings.
 #[tokio::test]
 async fn key_packages_are_stored_before_they_are_uploaded() {
-    let stack = Stack::start(&ServerEnv::embedded());
-    let proxy = LyingProxy::start(&stack.server.base_url).await;
-    let alice = stack.tenant.create_user("alice", "Alice").await;
-    let bob = stack.tenant.create_user("bob", "Bob").await;
-    stack.tenant.add_contact(alice.id, bob.id).await;
+    let (stack, proxy, alice, bob) = two_contacts().await;
     let mut phone = messenger_at(&stack, alice.id, &stack.server.base_url).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bob.db");

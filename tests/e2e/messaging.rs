@@ -60,6 +60,24 @@ fn redis_monitor(env: &ServerEnv) -> Option<(std::process::Child, std::path::Pat
     Some((child, path))
 }
 
+/// Waits (up to 30 s) until `device` is (`present`) or is not a member of `chat`.
+async fn wait_members(
+    chat: &cloak_sdk::ConversationHandle,
+    device: Uuid,
+    present: bool,
+    what: &str,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let members = chat.members().await.unwrap();
+        if members.iter().any(|m| m.device_id == device) == present {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A second device of the same user: registers (pending), then `approver` checks its
 /// fingerprint and approves it.
 async fn second_device(stack: &Stack, user: Uuid, approver: &Cloak) -> Cloak {
@@ -211,20 +229,7 @@ async fn an_approved_device_reads_later_messages_and_a_revoked_one_nothing_more(
         .unwrap();
     tablet_events.until(|e| joined(e, chat.id())).await;
     let tablet_id = device_id(&tablet);
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !chat
-        .members()
-        .await
-        .unwrap()
-        .iter()
-        .any(|m| m.device_id == tablet_id)
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "alice saw the tablet join"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_members(&chat, tablet_id, true, "alice saw the tablet join").await;
     chat.send_text("after the tablet").await.unwrap();
     assert_eq!(
         tablet_events.texts(1).await,
@@ -253,20 +258,7 @@ async fn an_approved_device_reads_later_messages_and_a_revoked_one_nothing_more(
     })
     .await
     .expect("the revoked tablet's connection closes");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while chat
-        .members()
-        .await
-        .unwrap()
-        .iter()
-        .any(|m| m.device_id == tablet_id)
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the tablet was removed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_members(&chat, tablet_id, false, "the tablet was removed").await;
     chat.send_text("after the revocation").await.unwrap();
     match tablet.sync().await {
         Err(cloak_sdk::Error::Revoked) => {}
@@ -373,20 +365,7 @@ async fn ten_users_share_a_group_with_edits_deletes_reactions_and_receipts(env: 
         .await
         .unwrap();
     assert!(leaver.conversation(group.id()).await.is_err());
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while group
-        .members()
-        .await
-        .unwrap()
-        .iter()
-        .any(|m| m.device_id == leaver_id)
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the leaver was removed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_members(&group, leaver_id, false, "the leaver was removed").await;
     assert_eq!(group.members().await.unwrap().len(), 9);
 }
 
