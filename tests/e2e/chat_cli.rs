@@ -31,17 +31,24 @@ impl Run {
 }
 
 async fn run(bin: &str, envs: &[(&str, &str)], args: &[&str]) -> Run {
+    let ca = cloak_e2e::tls::test_ca().ca_path.to_str().unwrap();
+    let mut all = vec![("CLOAK_CA_CERT", ca)];
+    all.extend_from_slice(envs);
+    run_with(bin, &all, args).await
+}
+
+/// Runs with exactly `envs` (no `CLOAK_*` or `SSL_CERT_*` variable inherited).
+async fn run_with(bin: &str, envs: &[(&str, &str)], args: &[&str]) -> Run {
     let mut cmd = tokio::process::Command::new(binary(bin));
     cmd.args(args).kill_on_drop(true);
     for (key, _) in std::env::vars() {
-        if key.starts_with("CLOAK_") {
+        if key.starts_with("CLOAK_") || key.starts_with("SSL_CERT_") {
             cmd.env_remove(key);
         }
     }
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    cmd.env("CLOAK_CA_CERT", &cloak_e2e::tls::test_ca().ca_path);
     let out = tokio::time::timeout(std::time::Duration::from_secs(60), cmd.output())
         .await
         .expect("the command finished within a minute")
@@ -311,3 +318,38 @@ async fn chatting_through_the_terminal_client(env: ServerEnv) {
 }
 
 on_both_backends!(chatting_through_the_terminal_client);
+
+/// Without `--ca-cert` the client trusts the system's roots, which `SSL_CERT_FILE` names
+/// (as OpenSSL-based tools read it): the test CA there, and the login works; without it,
+/// the server's certificate is refused and nothing is sent in clear instead.
+#[tokio::test]
+async fn the_client_trusts_roots_named_by_ssl_cert_file() {
+    let stack = Stack::start(&ServerEnv::embedded());
+    let token = platform(&stack, &["user", "create", "dora", "Dora"]).await;
+    assert!(token.ok, "{}", token.stderr);
+    let token = platform(&stack, &["user", "token", "dora"]).await;
+    let profile = stack.dir.path().join("profile-dora");
+    let profile = profile.to_str().unwrap();
+    let args = [
+        "--json",
+        "--profile",
+        profile,
+        "--server",
+        &stack.server.base_url,
+        "login",
+        "--user-token",
+        token.stdout.trim(),
+    ];
+    let refused = run_with("cloak-chat", &[], &args).await;
+    assert!(!refused.ok, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("certificate") || refused.stderr.contains("transport"),
+        "{}",
+        refused.stderr
+    );
+    let ca = cloak_e2e::tls::test_ca().ca_path.to_str().unwrap();
+    let login = run_with("cloak-chat", &[("SSL_CERT_FILE", ca)], &args)
+        .await
+        .json();
+    assert_eq!(login["status"], "approved", "{login}");
+}

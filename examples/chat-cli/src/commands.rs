@@ -65,14 +65,12 @@ fn status(s: DeviceStatus) -> &'static str {
 
 pub async fn login(ctx: &Ctx, user_token: Option<&str>, name: &str) -> Result<()> {
     let server = ctx.profile.server(ctx.server.as_deref())?;
-    let has_device = ctx.profile.has_device();
-    let token = match (has_device, user_token) {
-        (true, _) => None,
-        (false, Some(t)) => Some(t.to_owned()),
-        (false, None) => {
-            bail!("this profile has no device yet: pass --user-token from the host platform")
-        }
-    };
+    // The token is only used when the profile holds no device yet (a failed first login
+    // may have left an empty store behind).
+    if user_token.is_none() && !ctx.profile.has_device() {
+        bail!("this profile has no device yet: pass --user-token from the host platform");
+    }
+    let token = user_token.map(str::to_owned);
     let cloak = ctx
         .profile
         .cloak(&server, ctx.ca_cert.as_deref(), token, name)
