@@ -64,7 +64,7 @@ mod contacts;
 mod membership;
 mod trust;
 
-pub use contacts::Joined;
+pub use contacts::{Joined, parse_invite_link};
 
 /// Mailbox page size for a sync.
 const PAGE: u32 = 100;
