@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use cloak_e2e::listener::{Listener, joined};
 use cloak_e2e::lying_proxy::{Action, LyingProxy};
 use cloak_e2e::{ServerEnv, Stack};
 use cloak_proto::delivery::{CommitRequest, EnvelopeKind};
@@ -47,10 +48,6 @@ fn texts(events: &[Event]) -> Vec<String> {
             _ => None,
         })
         .collect()
-}
-
-fn ids_of(m: &Messenger) -> DeviceIds {
-    m.client().ids().unwrap()
 }
 
 /// A device the server "holds": its own key, named as a device of `user`.
@@ -100,9 +97,14 @@ fn json<T: serde::Serialize>(value: &T) -> Vec<u8> {
 #[tokio::test]
 async fn a_forged_own_directory_cannot_add_a_server_device() {
     let (stack, proxy, alice, bob) = two_contacts().await;
-    let mut phone = messenger_at(&stack, alice.id, &proxy.base_url).await;
-    let _bobs = messenger_at(&stack, bob.id, &stack.server.base_url).await;
-    let me = ids_of(&phone);
+    let phone = stack
+        .cloak_builder(alice.id, &proxy.base_url)
+        .build()
+        .await
+        .unwrap();
+    let _bobs = stack.cloak(bob.id).await;
+    let me = phone.ids();
+    let real = phone.devices().list().await.unwrap();
     let own_directory = format!("/v1/users/{}/devices", alice.id);
     let own_claim = format!("/v1/users/{}/key-packages/claim", alice.id);
 
@@ -113,49 +115,37 @@ async fn a_forged_own_directory_cannot_add_a_server_device() {
         user_id: alice.id,
         items: vec![planted.clone()],
     };
+    let lie = |directory: DeviceList| {
+        proxy.clear();
+        let body = json(&directory);
+        let path = own_directory.clone();
+        proxy.rule(
+            "GET",
+            move |p| p == path,
+            Action::Rewrite(Box::new(move |_| body.clone())),
+            None,
+        );
+        let body = json(&claim);
+        let path = own_claim.clone();
+        proxy.rule(
+            "POST",
+            move |p| p == path,
+            Action::Rewrite(Box::new(move |_| body.clone())),
+            None,
+        );
+    };
 
     // 1. A one-device directory: the server's own device as Alice's only one.
-    let only_server = DeviceList {
+    lie(DeviceList {
         items: vec![server_root.clone()],
-    };
-    let body = json(&only_server);
-    let path = own_directory.clone();
-    proxy.rule(
-        "GET",
-        move |p| p == path,
-        Action::Rewrite(Box::new(move |_| body.clone())),
-        None,
-    );
-    let body = json(&claim);
-    let path = own_claim.clone();
-    proxy.rule(
-        "POST",
-        move |p| p == path,
-        Action::Rewrite(Box::new(move |_| body.clone())),
-        None,
-    );
-    let err = phone.create_conversation(&[bob.id]).await.unwrap_err();
+    });
+    let err = phone.conversation_with(bob.id).await.unwrap_err();
     assert!(matches!(err, Error::Verification(_)), "{err:?}");
     assert!(proxy.uses()[0] >= 1, "the forged directory was served");
 
     // 2. The same root re-signs Alice's real device: every signature verifies and her
     // device is listed as approved, but the root is not the one she registered with.
-    proxy.clear();
-    let real: DeviceList = serde_json::from_slice(
-        &cloak_e2e::tls::http()
-            .get(stack.server.url(&own_directory))
-            .bearer_auth(secrecy::ExposeSecret::expose_secret(
-                &phone.client().token().await.unwrap(),
-            ))
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
-    let mut mine = real.items[0].clone();
+    let mut mine = real[0].clone();
     assert_eq!(mine.id, me.device_id);
     let key: [u8; 32] = mine.identity_key.as_slice().try_into().unwrap();
     mine.approved_by = Some(server_root.id);
@@ -169,28 +159,15 @@ async fn a_forged_own_directory_cannot_add_a_server_device() {
         items: vec![server_root.clone(), mine],
     };
     cloak_sdk::verify_device_directory(&chained.items).expect("the forgery verifies");
-    let body = json(&chained);
-    let path = own_directory.clone();
-    proxy.rule(
-        "GET",
-        move |p| p == path,
-        Action::Rewrite(Box::new(move |_| body.clone())),
-        None,
-    );
-    let body = json(&claim);
-    proxy.rule(
-        "POST",
-        move |p| p == own_claim,
-        Action::Rewrite(Box::new(move |_| body.clone())),
-        None,
-    );
-    let err = phone.create_conversation(&[bob.id]).await.unwrap_err();
+    lie(chained);
+    let err = phone.conversation_with(bob.id).await.unwrap_err();
     assert!(
         matches!(&err, Error::Verification(r) if r.contains("root")),
         "{err:?}"
     );
     let err = phone.create_invite(1, 600).await.unwrap_err();
     assert!(matches!(err, Error::Verification(_)), "{err:?}");
+    assert!(phone.devices().list().await.is_err());
     assert_eq!(
         stack
             .server
@@ -202,8 +179,8 @@ async fn a_forged_own_directory_cannot_add_a_server_device() {
 
     // With the truth back, the same device works.
     proxy.clear();
-    let conversation = phone.create_conversation(&[bob.id]).await.unwrap();
-    let members = phone.members(conversation).unwrap();
+    let chat = phone.conversation_with(bob.id).await.unwrap();
+    let members = chat.members().await.unwrap();
     assert!(!members.iter().any(|m| m.device_id == server_root.id));
     assert_eq!(members.len(), 2);
 }
@@ -279,40 +256,52 @@ async fn a_commit_adding_an_unapproved_device_is_refused_unmerged() {
     );
 }
 
-/// While Bob checks a Welcome's members, the directory answers 503 (and then 429): the
-/// Welcome is neither refused nor acknowledged, and the next sync joins.
+/// While Bob's client checks a Welcome's members, the directory answers 503, then 429:
+/// the Welcome is neither refused nor acknowledged, and once the directory answers the
+/// same Welcome opens.
 #[tokio::test]
 async fn a_transient_failure_while_checking_a_welcome_is_retried_not_rejected() {
     let (stack, proxy, alice, bob) = two_contacts().await;
-    let mut phone = messenger_at(&stack, alice.id, &stack.server.base_url).await;
-    let mut bobs = messenger_at(&stack, bob.id, &proxy.base_url).await;
-    let conversation = phone.create_conversation(&[bob.id]).await.unwrap();
-    phone.send_text(conversation, "first").await.unwrap();
-
+    let phone = stack.cloak(alice.id).await;
+    let bobs = stack
+        .cloak_builder(bob.id, &proxy.base_url)
+        .build()
+        .await
+        .unwrap();
+    let mut bob_events = Listener::new(&bobs);
     let alice_directory = format!("/v1/users/{}/devices", alice.id);
     let path = alice_directory.clone();
-    proxy.rule("GET", move |p| p == path, Action::Fail(503), Some(1));
+    proxy.rule("GET", move |p| p == path, Action::Fail(503), None);
+    let chat = phone.conversation_with(bob.id).await.unwrap();
+    chat.send_text("first").await.unwrap();
+
+    let err = bobs.sync().await.unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+    proxy.clear();
     proxy.rule(
         "GET",
         move |p| p == alice_directory,
         Action::Fail(429),
-        Some(1),
+        None,
     );
-    let err = bobs.sync().await.unwrap_err();
-    assert!(err.is_transient(), "{err:?}");
     let err = bobs.sync().await.unwrap_err();
     assert!(matches!(err, Error::RateLimited { .. }), "{err:?}");
-    assert_eq!(proxy.uses(), vec![1, 1]);
-    assert!(bobs.conversation_ids().is_empty());
+    assert!(bobs.conversations().await.is_empty());
+    let meanwhile = bob_events.drain(Duration::from_millis(500)).await;
+    assert!(
+        meanwhile.is_empty(),
+        "nothing joined, nothing refused: {meanwhile:?}"
+    );
 
     // The directory answers again: the same Welcome opens.
-    let events = bobs.sync().await.unwrap();
+    proxy.clear();
+    bobs.sync().await.unwrap();
+    let seen = bob_events.until(|e| joined(e, chat.id())).await;
     assert!(
-        matches!(events.first(), Some(Event::Joined { conversation_id, .. }) if *conversation_id == conversation),
-        "{events:?}"
+        !seen.iter().any(|e| matches!(e, Event::Rejected { .. })),
+        "{seen:?}"
     );
-    assert_eq!(texts(&events), vec!["first"]);
-    assert!(!events.iter().any(|e| matches!(e, Event::Rejected { .. })));
+    assert_eq!(bob_events.texts(1).await[0].1, "first");
 }
 
 /// Runs `call` until the server has answered `route` once more than before (the proxy
