@@ -13,8 +13,7 @@ use cloak_proto::devices::{Device, DeviceList, DeviceStatus};
 use cloak_proto::key_packages::{ClaimedKeyPackage, ClaimedKeyPackages};
 use cloak_proto::users::User;
 use cloak_sdk::{
-    Conversation, DeviceIdentity, DeviceIds, Error, Event, LocalStore, Messenger, PayloadKind,
-    StoreKey, SystemClock, generate_key_packages,
+    Conversation, DeviceIdentity, DeviceIds, Error, Event, StoreKey, generate_key_packages,
 };
 use openmls::prelude::OpenMlsProvider as _;
 use openmls_rust_crypto::OpenMlsRustCrypto;
@@ -29,25 +28,6 @@ async fn two_contacts() -> (Stack, LyingProxy, User, User) {
     let bob = stack.tenant.create_user("bob", "Bob").await;
     stack.tenant.add_contact(alice.id, bob.id).await;
     (stack, proxy, alice, bob)
-}
-
-async fn messenger_at(stack: &Stack, user: Uuid, base_url: &str) -> Messenger {
-    let mut m = Messenger::new(stack.device_client_at(user, base_url).await);
-    m.publish_key_packages(5).await.unwrap();
-    m
-}
-
-fn texts(events: &[Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Message { payload, .. } => match &payload.kind {
-                PayloadKind::Text { text } => Some(text.clone()),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect()
 }
 
 /// A device the server "holds": its own key, named as a device of `user`.
@@ -192,14 +172,16 @@ async fn a_forged_own_directory_cannot_add_a_server_device() {
 #[tokio::test]
 async fn a_commit_adding_an_unapproved_device_is_refused_unmerged() {
     let (stack, _proxy, alice, bob) = two_contacts().await;
-    let mut phone = messenger_at(&stack, alice.id, &stack.server.base_url).await;
+    let phone = stack.cloak(alice.id).await;
+    let mut phone_events = Listener::new(&phone);
 
     // Bob's hostile client: the SDK's low-level parts, driven by hand.
     let bob_client = stack.device_client(bob.id).await;
     let bob_ids = bob_client.ids().unwrap();
     let bob_mls = OpenMlsRustCrypto::default();
     bob_client.top_up_key_packages(&bob_mls, 2).await.unwrap();
-    let conversation = phone.create_conversation(&[bob.id]).await.unwrap();
+    let chat = phone.conversation_with(bob.id).await.unwrap();
+    let conversation = chat.id().0;
     let page = bob_client.fetch_mailbox(0, 10).await.unwrap();
     let welcome = page
         .items
@@ -239,13 +221,15 @@ async fn a_commit_adding_an_unapproved_device_is_refused_unmerged() {
         .await
         .unwrap();
 
-    let events = phone.sync().await.unwrap();
+    let events = phone_events
+        .until(|e| matches!(e, Event::Rejected { .. }))
+        .await;
     assert!(
         events.iter().any(|e| matches!(e,
             Event::Rejected { reason, .. } if reason.contains(&intruder.device_id.to_string()))),
         "{events:?}"
     );
-    let members = phone.members(conversation).unwrap();
+    let members = chat.members().await.unwrap();
     assert_eq!(members.len(), 2, "{members:?}");
     assert!(!members.iter().any(|m| m.device_id == intruder.device_id));
     assert!(
@@ -328,24 +312,6 @@ async fn crash_once_answered<T>(
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
-async fn open_store(path: &std::path::Path) -> LocalStore {
-    LocalStore::open(path, &StoreKey::from_bytes([9; 32]))
-        .await
-        .unwrap()
-}
-
-async fn restore(base_url: &str, path: &std::path::Path) -> Messenger {
-    Messenger::restore(
-        cloak_e2e::tls::http(),
-        base_url,
-        SystemClock,
-        open_store(path).await,
-    )
-    .await
-    .unwrap()
-    .unwrap()
-}
-
 /// Alice's device creates a conversation; the server accepts the commit but the answer
 /// never comes, and the app is killed while waiting. Restarted from its store, the
 /// device sends the same commit again, the server answers it as the replay it is, and
@@ -353,75 +319,70 @@ async fn restore(base_url: &str, path: &std::path::Path) -> Messenger {
 #[tokio::test]
 async fn a_commit_whose_answer_was_lost_is_resubmitted_after_a_restart() {
     let (stack, proxy, alice, bob) = two_contacts().await;
-    let mut bobs = messenger_at(&stack, bob.id, &stack.server.base_url).await;
+    let bobs = stack.cloak(bob.id).await;
+    let mut bob_events = Listener::new(&bobs);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("alice.db");
-    let client = stack.device_client_at(alice.id, &proxy.base_url).await;
-    let mut phone = Messenger::with_store(client, open_store(&path).await)
-        .await
-        .unwrap();
-    phone.publish_key_packages(5).await.unwrap();
+    let open = || {
+        stack
+            .cloak_builder(alice.id, &proxy.base_url)
+            .store(&path, StoreKey::from_bytes([9; 32]))
+            .build()
+    };
+    let phone = open().await.unwrap();
 
     proxy.rule("POST", |p| p.ends_with("/commits"), Action::Hang, Some(1));
     crash_once_answered(
         &stack,
         "POST",
         "/v1/conversations/{id}/commits",
-        phone.create_conversation(&[bob.id]),
+        phone.conversation_with(bob.id),
     )
     .await;
+    phone.shutdown().await;
     drop(phone);
 
-    let mut phone = restore(&proxy.base_url, &path).await;
+    let phone = open().await.unwrap();
     phone.sync().await.unwrap();
-    let conversation = *phone.conversation_ids().first().expect("kept");
-    assert_eq!(phone.members(conversation).unwrap().len(), 2);
-    phone
-        .send_text(conversation, "after the restart")
-        .await
-        .unwrap();
-    let events = bobs.sync().await.unwrap();
-    assert!(
-        matches!(events.first(), Some(Event::Joined { .. })),
-        "{events:?}"
-    );
-    assert_eq!(texts(&events), vec!["after the restart"]);
+    let chat = phone.conversations().await.pop().expect("kept");
+    assert_eq!(chat.members().await.unwrap().len(), 2);
+    chat.send_text("after the restart").await.unwrap();
+    bob_events.until(|e| joined(e, chat.id())).await;
+    assert_eq!(bob_events.texts(1).await[0].1, "after the restart");
 }
 
-/// Bob's device uploads KeyPackages and is killed before hearing back. The packages
-/// reached the server; their private parts were stored before they left, so the
-/// restarted device opens the Welcome that one of them brings.
+/// Bob's device uploads KeyPackages while it starts and is killed before hearing back.
+/// The packages reached the server; their private parts were stored before they left,
+/// so the restarted device opens the Welcome that one of them brings.
 #[tokio::test]
 async fn key_packages_are_stored_before_they_are_uploaded() {
     let (stack, proxy, alice, bob) = two_contacts().await;
-    let mut phone = messenger_at(&stack, alice.id, &stack.server.base_url).await;
+    let phone = stack.cloak(alice.id).await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bob.db");
-    let client = stack.device_client_at(bob.id, &proxy.base_url).await;
-    let mut bobs = Messenger::with_store(client, open_store(&path).await)
-        .await
-        .unwrap();
+    let open = || {
+        stack
+            .cloak_builder(bob.id, &proxy.base_url)
+            .store(&path, StoreKey::from_bytes([9; 32]))
+            .build()
+    };
 
     proxy.rule("POST", |p| p == "/v1/key-packages", Action::Hang, Some(1));
-    crash_once_answered(
-        &stack,
-        "POST",
-        "/v1/key-packages",
-        bobs.publish_key_packages(5),
-    )
-    .await;
-    drop(bobs);
+    crash_once_answered(&stack, "POST", "/v1/key-packages", open()).await;
 
-    let conversation = phone.create_conversation(&[bob.id]).await.unwrap();
-    phone
-        .send_text(conversation, "can you read this")
-        .await
-        .unwrap();
-    let mut bobs = restore(&proxy.base_url, &path).await;
-    let events = bobs.sync().await.unwrap();
-    assert!(
-        matches!(events.first(), Some(Event::Joined { conversation_id, .. }) if *conversation_id == conversation),
-        "{events:?}"
+    let chat = phone.conversation_with(bob.id).await.unwrap();
+    assert_eq!(
+        chat.members().await.unwrap().len(),
+        2,
+        "bob's package was claimed"
     );
-    assert_eq!(texts(&events), vec!["can you read this"]);
+    chat.send_text("can you read this").await.unwrap();
+    let bobs = open().await.unwrap();
+    let mut bob_events = Listener::new(&bobs);
+    let seen = bob_events.until(|e| joined(e, chat.id())).await;
+    assert!(
+        !seen.iter().any(|e| matches!(e, Event::Rejected { .. })),
+        "{seen:?}"
+    );
+    assert_eq!(bob_events.texts(1).await[0].1, "can you read this");
 }
