@@ -4,9 +4,12 @@
 //! Every value is sealed with XChaCha20-Poly1305 under the store key, with a fresh random
 //! nonce, and bound (as associated data) to its row id; row ids are HMAC-SHA256 of the
 //! entry's name under the same key, so names (group ids, key references) do not show
-//! either. The MLS state (OpenMLS's storage, a key/value map) and the app state (identity,
-//! ids, mailbox cursor, seen message ids) are written together in one transaction by
-//! [`LocalStore::persist`], which writes only what changed since the last call.
+//! either. The MLS state (OpenMLS's storage, a key/value map), the app state (identity,
+//! ids, mailbox cursor, seen message ids, pinned root, commits in flight), the event queue
+//! and the timeline ([`history`]) are written together in one transaction, staged while
+//! the caller holds its state lock (only the MLS entries that changed since the last write
+//! are copied, into zeroizing buffers) and written after it lets go. A store can also
+//! live in memory only ([`LocalStore::in_memory`]).
 //!
 //! The key is 32 bytes the app provides ([`StoreKey::from_bytes`]) or derives from a
 //! passphrase with Argon2id ([`StoreKey::from_passphrase`], with a random salt kept in the
