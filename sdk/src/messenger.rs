@@ -320,6 +320,8 @@ impl<C: Clock> Messenger<C> {
     /// changed MLS entries are copied, while the state lock is held, into zeroizing buffers.
     async fn persist(&mut self) -> Result<(), Error> {
         let Some(store) = self.store.as_ref() else {
+            // Without a store there is no queue or timeline to write them to.
+            self.recorded.clear();
             return Ok(());
         };
         let mut conversations: Vec<Uuid> = self.conversations.keys().copied().collect();
@@ -485,26 +487,28 @@ impl<C: Clock> Messenger<C> {
     ) -> Result<Vec<Event>, Error> {
         let ids = self.ids()?;
         let conversation = ConversationId(conversation_id);
-        let shown = match op_for(conversation, ids, payload, None, SendState::Sending) {
+        // A shown message goes into the timeline before it leaves (as `Sending`); a change
+        // to one (edit, reaction, receipt) only once the server has accepted it.
+        let (shown, change) = match op_for(conversation, ids, payload, None, SendState::Sending) {
             Some(op @ Op::Insert(_)) => {
                 self.recorded.push(Record {
                     event: None,
                     ephemeral: false,
                     op: Some(op),
                 });
-                true
+                (true, None)
             }
-            Some(op) => {
-                self.recorded.push(Record {
-                    event: None,
-                    ephemeral: false,
-                    op: Some(op),
-                });
-                false
-            }
-            None => false,
+            other => (false, other),
         };
         let result = self.send_encrypted(conversation_id, payload).await;
+        if let (Ok(_), Some(op)) = (&result, change) {
+            self.recorded.push(Record {
+                event: None,
+                ephemeral: false,
+                op: Some(op),
+            });
+            self.persist().await?;
+        }
         if shown {
             let state = match &result {
                 Ok(_) => SendState::Sent,
