@@ -23,6 +23,7 @@ mod cloak;
 pub mod clock;
 pub mod conversation;
 pub mod directory;
+pub mod event;
 pub mod history;
 pub mod identity;
 pub mod ids;

@@ -60,6 +60,8 @@ use cloak_proto::delivery::ClientFrame;
 use futures_util::StreamExt as _;
 use secrecy::ExposeSecret as _;
 
+pub use crate::event::{Event, Franking};
+
 mod contacts;
 mod membership;
 mod trust;
@@ -73,64 +75,6 @@ const STALE_RETRIES: usize = 3;
 
 /// A copy of the MLS state to put back after a transient failure (zeroized when dropped).
 type MlsSnapshot = Vec<(Vec<u8>, zeroize::Zeroizing<Vec<u8>>)>;
-
-/// What a sync produced, in mailbox order.
-// Events are short-lived values handed to the app; boxing the message would only add an
-// allocation per message.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Event {
-    /// This device joined a conversation (from a Welcome whose members all check out).
-    Joined {
-        /// The conversation.
-        conversation_id: Uuid,
-        /// Its members.
-        members: Vec<DeviceIds>,
-    },
-    /// A decrypted message.
-    Message {
-        /// The conversation.
-        conversation_id: Uuid,
-        /// The sending device (from its MLS credential).
-        sender: DeviceIds,
-        /// The payload.
-        #[serde(with = "crate::payload::as_bytes")]
-        payload: Payload,
-        /// The evidence to report it with, when the sender franked it (checked on receipt).
-        franking: Option<Franking>,
-    },
-    /// Another member's commit changed the members.
-    MembersChanged {
-        /// The conversation.
-        conversation_id: Uuid,
-        /// Added devices.
-        added: Vec<DeviceIds>,
-        /// Removed devices.
-        removed: Vec<DeviceIds>,
-    },
-    /// An envelope was refused: it did not decrypt or verify, or it named a device that is
-    /// not an approved device in the directory. It is dropped; later ones still work.
-    Rejected {
-        /// The conversation.
-        conversation_id: Uuid,
-        /// The mailbox sequence number.
-        seq: u64,
-        /// Why.
-        reason: String,
-    },
-}
-
-/// A received message's franking evidence: the sender's commitment and the server's stamp
-/// from the envelope (the key and text are in the payload).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Franking {
-    /// The sender's commitment.
-    pub tag: Vec<u8>,
-    /// The server's stamp.
-    pub stamp: Vec<u8>,
-    /// When the server accepted the message (Unix ms; part of the stamp).
-    pub sent_at_ms: i64,
-}
 
 /// One device's conversations over a server.
 pub struct Messenger<C: Clock = SystemClock> {

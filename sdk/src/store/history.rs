@@ -13,9 +13,9 @@ use sqlx::sqlite::SqlitePool;
 
 use super::{Keys, storage_error};
 use crate::Error;
+use crate::event::Event;
 use crate::history::{Op, TimelineMessage, apply, apply_receipt};
 use crate::ids::{ConversationId, MessageId};
-use crate::messenger::Event;
 
 pub(crate) const SCHEMA: [&str; 3] = [
     "CREATE TABLE IF NOT EXISTS timeline (pos INTEGER PRIMARY KEY AUTOINCREMENT, conv BLOB NOT NULL, msg BLOB NOT NULL UNIQUE, sealed BLOB NOT NULL)",
