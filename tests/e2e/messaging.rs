@@ -51,8 +51,9 @@ fn redis_monitor(env: &ServerEnv) -> Option<(std::process::Child, std::path::Pat
     let (_, url) = env.vars.iter().find(|(k, _)| k == "CLOAK_REDIS_URL")?;
     let path = std::env::temp_dir().join(format!("cloak-monitor-{}.log", Uuid::new_v4()));
     let out = std::fs::File::create(&path).unwrap();
-    let child = std::process::Command::new("redis-cli")
-        .args(["-u", url, "monitor"])
+    // Line-buffered, so what it saw is in the file when it is stopped.
+    let child = std::process::Command::new("stdbuf")
+        .args(["-oL", "redis-cli", "-u", url, "monitor"])
         .stdout(out)
         .spawn()
         .unwrap();
@@ -176,14 +177,19 @@ async fn two_users_with_two_devices_each_talk_both_ways(env: ServerEnv) {
 
     let mut artifacts = server_artifacts(&mut stack, &env);
     if let Some((mut child, path)) = redis_monitor {
+        let saw_publish =
+            |bytes: &[u8]| bytes.windows(7).any(|w| w.eq_ignore_ascii_case(b"publish"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !saw_publish(&std::fs::read(&path).unwrap_or_default())
+            && std::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let _ = child.kill();
         let _ = child.wait();
         let seen = std::fs::read(&path).unwrap();
         let _ = std::fs::remove_file(&path);
-        assert!(
-            seen.windows(7).any(|w| w.eq_ignore_ascii_case(b"publish")),
-            "the monitor saw the wake-ups"
-        );
+        assert!(saw_publish(&seen), "the monitor saw the wake-ups");
         artifacts.extend(seen);
     }
     // Positive control: the scan does see what the server stores (a display name).
