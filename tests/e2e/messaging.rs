@@ -57,8 +57,27 @@ fn redis_monitor(env: &ServerEnv) -> Option<(std::process::Child, std::path::Pat
         .stdout(out)
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // MONITOR answers OK once it is watching: only then is every later command seen.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read(&path).unwrap_or_default().starts_with(b"OK") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-cli monitor started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     Some((child, path))
+}
+
+/// The newest ten messages of a conversation on one device, oldest first.
+async fn newest(device: &Cloak, conversation: cloak_sdk::ConversationId) -> cloak_sdk::Page {
+    device
+        .conversation(conversation)
+        .await
+        .unwrap()
+        .messages(None, 10)
+        .await
+        .unwrap()
 }
 
 /// Waits (up to 30 s) until `device` is (`present`) or is not a member of `chat`.
@@ -161,13 +180,7 @@ async fn two_users_with_two_devices_each_talk_both_ways(env: ServerEnv) {
     }
     // The timeline holds all three, in order, on every device; own ones marked sent.
     for device in [&phone, &bobs_laptop] {
-        let page = device
-            .conversation(chat.id())
-            .await
-            .unwrap()
-            .messages(None, 10)
-            .await
-            .unwrap();
+        let page = newest(device, chat.id()).await;
         let shown: Vec<&str> = page.messages.iter().filter_map(|m| m.text()).collect();
         assert_eq!(shown, vec![hello.as_str(), "hi alice", "second"]);
     }
@@ -242,13 +255,7 @@ async fn an_approved_device_reads_later_messages_and_a_revoked_one_nothing_more(
         vec![(device_id(&a), "after the tablet".to_owned())],
         "nothing from before"
     );
-    let tablet_history = tablet
-        .conversation(chat.id())
-        .await
-        .unwrap()
-        .messages(None, 10)
-        .await
-        .unwrap();
+    let tablet_history = newest(&tablet, chat.id()).await;
     assert_eq!(tablet_history.messages.len(), 1);
 
     // The phone revokes the tablet: it leaves the group and loses access.
@@ -327,13 +334,7 @@ async fn ten_users_share_a_group_with_edits_deletes_reactions_and_receipts(env: 
     for (i, (c, l)) in others.iter_mut().enumerate() {
         l.until(|e| matches!(e, Event::Message { payload, .. } if payload.message_id == probe.0))
             .await;
-        let page = c
-            .conversation(group.id())
-            .await
-            .unwrap()
-            .messages(None, 10)
-            .await
-            .unwrap();
+        let page = newest(c, group.id()).await;
         let m = &page.messages[0];
         assert_eq!(m.text(), Some("hello, everyone"), "member {i}");
         assert!(m.edited);
@@ -351,13 +352,7 @@ async fn ten_users_share_a_group_with_edits_deletes_reactions_and_receipts(env: 
     let (c, l) = &mut others[0];
     l.until(|e| matches!(e, Event::Message { payload, .. } if payload.message_id == probe.0))
         .await;
-    let page = c
-        .conversation(group.id())
-        .await
-        .unwrap()
-        .messages(None, 10)
-        .await
-        .unwrap();
+    let page = newest(c, group.id()).await;
     assert_eq!(page.messages[0].content, Content::Deleted);
 
     // One member leaves: the others remove its devices.
