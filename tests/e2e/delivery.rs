@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use cloak_proto::mls_frame;
 use cloak_e2e::{ServerEnv, ServerProcess, Stack, fresh_postgres_url};
 use cloak_sdk::DeviceClient;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -60,7 +61,13 @@ async fn pair(stack: &Stack) -> (Dev, Dev, Uuid) {
     let r = http
         .post(format!("{base}/v1/conversations/{conv}/commits"))
         .bearer_auth(a.token().await)
-        .json(&json!({"client_msg_id": Uuid::new_v4(), "epoch": 0, "commit": "Y29tbWl0", "welcome": "d2VsY29tZQ==", "add": [b.id]}))
+        .json(&json!({
+            "client_msg_id": Uuid::new_v4(),
+            "epoch": 0,
+            "commit": STANDARD.encode(mls_frame::private_message(conv.as_bytes(), 0, mls_frame::ContentType::Commit, b"commit")),
+            "welcome": STANDARD.encode(mls_frame::welcome(1, b"welcome")),
+            "add": [b.id],
+        }))
         .send()
         .await
         .unwrap();

@@ -5,6 +5,7 @@
 use anyhow::{Context as _, Result, anyhow, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use cloak_proto::mls_frame;
 use cloak_proto::signing::login_message;
 use ed25519_dalek::{Signer as _, SigningKey};
 use futures_util::{StreamExt as _, TryStreamExt as _};
@@ -245,8 +246,8 @@ impl Api {
             Some(json!({
                 "client_msg_id": Uuid::new_v4(),
                 "epoch": 0,
-                "commit": STANDARD.encode(b"bench commit"),
-                "welcome": STANDARD.encode(b"bench welcome"),
+                "commit": STANDARD.encode(mls_frame::private_message(id.as_bytes(), 0, mls_frame::ContentType::Commit, b"bench commit")),
+                "welcome": STANDARD.encode(mls_frame::welcome(1, b"bench welcome")),
                 "add": [peer.id],
             })),
             201,

@@ -26,6 +26,8 @@ pub enum Code {
     BalanceWouldGoNegative,
     /// The tenant has not configured billing for this action.
     BillingNotConfigured,
+    /// The commit, or its Welcome, or the Welcome copies it would store, exceed the server's size bounds.
+    CommitTooLarge,
     /// A control message is larger than control messages may be.
     ControlTooLarge,
     /// A conversation with this id exists already.
@@ -38,6 +40,8 @@ pub enum Code {
     DevicePending,
     /// The device was revoked.
     DeviceRevoked,
+    /// A device is listed twice in a commit's `add` or `remove`.
+    DuplicateDevice,
     /// A console account with this email exists already.
     EmailTaken,
     /// A user with this external id exists already.
@@ -56,6 +60,8 @@ pub enum Code {
     InvalidApiKey,
     /// The login challenge is unknown, used or expired.
     InvalidChallenge,
+    /// The commit is not a well-formed MLS commit for this conversation and epoch.
+    InvalidCommit,
     /// The page cursor is not one the server issued.
     InvalidCursor,
     /// The email address is not valid.
@@ -98,6 +104,8 @@ pub enum Code {
     InvalidWallet,
     /// The webhook URL is not an allowed https URL.
     InvalidWebhookUrl,
+    /// The Welcome is not a well-formed MLS Welcome for the devices added.
+    InvalidWelcome,
     /// The invite has expired.
     InviteExpired,
     /// The invite was revoked.
@@ -108,6 +116,8 @@ pub enum Code {
     InviterRequired,
     /// The KeyPackage's lifetime has ended.
     KeyPackageExpired,
+    /// The device already holds as many unclaimed KeyPackages as the server keeps.
+    KeyPackageStockFull,
     /// The last active API key cannot be revoked.
     LastActiveKey,
     /// The rate limiter cannot be reached.
@@ -166,12 +176,14 @@ pub enum Code {
     UnsupportedMediaType,
     /// The user is suspended.
     UserSuspended,
-    /// `GET /v1/ws` was called without a WebSocket upgrade.
-    WebsocketUpgradeRequired,
     /// One or more fields are invalid (see `errors`).
     ValidationFailed,
     /// The password is too weak.
     WeakPassword,
+    /// The webhook URL names or resolves to a loopback, private, link-local or metadata address.
+    WebhookTargetNotAllowed,
+    /// `GET /v1/ws` was called without a WebSocket upgrade.
+    WebsocketUpgradeRequired,
     /// A commit that adds devices needs a Welcome, and only then.
     WelcomeMismatch,
     /// An adjustment of zero credits.
@@ -192,12 +204,14 @@ impl Code {
             Self::AttachmentNotAllowed => "attachment_not_allowed",
             Self::BalanceWouldGoNegative => "balance_would_go_negative",
             Self::BillingNotConfigured => "billing_not_configured",
+            Self::CommitTooLarge => "commit_too_large",
             Self::ControlTooLarge => "control_too_large",
             Self::ConversationExists => "conversation_exists",
             Self::DatabaseUnavailable => "database_unavailable",
             Self::DeviceNotPending => "device_not_pending",
             Self::DevicePending => "device_pending",
             Self::DeviceRevoked => "device_revoked",
+            Self::DuplicateDevice => "duplicate_device",
             Self::EmailTaken => "email_taken",
             Self::ExternalIdTaken => "external_id_taken",
             Self::IdempotencyKeyRequired => "idempotency_key_required",
@@ -207,6 +221,7 @@ impl Code {
             Self::InternalError => "internal_error",
             Self::InvalidApiKey => "invalid_api_key",
             Self::InvalidChallenge => "invalid_challenge",
+            Self::InvalidCommit => "invalid_commit",
             Self::InvalidCursor => "invalid_cursor",
             Self::InvalidEmail => "invalid_email",
             Self::InvalidEpoch => "invalid_epoch",
@@ -228,11 +243,13 @@ impl Code {
             Self::InvalidTrustLevel => "invalid_trust_level",
             Self::InvalidWallet => "invalid_wallet",
             Self::InvalidWebhookUrl => "invalid_webhook_url",
+            Self::InvalidWelcome => "invalid_welcome",
             Self::InviteExpired => "invite_expired",
             Self::InviteRevoked => "invite_revoked",
             Self::InviteUsedUp => "invite_used_up",
             Self::InviterRequired => "inviter_required",
             Self::KeyPackageExpired => "key_package_expired",
+            Self::KeyPackageStockFull => "key_package_stock_full",
             Self::LastActiveKey => "last_active_key",
             Self::LimiterUnavailable => "limiter_unavailable",
             Self::MailboxFull => "mailbox_full",
@@ -262,9 +279,10 @@ impl Code {
             Self::UnknownTrustLevel => "unknown_trust_level",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::UserSuspended => "user_suspended",
-            Self::WebsocketUpgradeRequired => "websocket_upgrade_required",
             Self::ValidationFailed => "validation_failed",
             Self::WeakPassword => "weak_password",
+            Self::WebhookTargetNotAllowed => "webhook_target_not_allowed",
+            Self::WebsocketUpgradeRequired => "websocket_upgrade_required",
             Self::WelcomeMismatch => "welcome_mismatch",
             Self::ZeroDelta => "zero_delta",
             Self::Unknown => "unknown",

@@ -107,12 +107,17 @@ pub struct CommitRequest {
     pub client_msg_id: Uuid,
     /// The epoch the commit was created in.
     pub epoch: u64,
-    /// The MLS commit (base64).
+    /// The MLS commit (base64): an `MLSMessage` holding a commit for this conversation's
+    /// group at `epoch`. The server also caps it (`CLOAK_MAX_COMMIT_BYTES`, 256 KiB by
+    /// default).
     #[serde(with = "crate::bytes")]
     #[schema(value_type = String, format = Byte)]
-    #[validate(length(min = 1, max = 262144))]
+    #[validate(length(min = 1, max = 1048576))]
     pub commit: Vec<u8>,
-    /// The MLS Welcome for the added devices (base64); required when `add` is not empty.
+    /// The MLS Welcome for the added devices (base64), one secret per device; required
+    /// when `add` is not empty. Capped by `CLOAK_MAX_WELCOME_BYTES` (512 KiB by default),
+    /// and its size times the devices added by `CLOAK_MAX_WELCOME_FANOUT_BYTES`.
+    #[validate(length(min = 1, max = 1048576))]
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",

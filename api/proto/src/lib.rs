@@ -15,6 +15,7 @@ pub mod devices;
 pub mod health;
 pub mod invites;
 pub mod key_packages;
+pub mod mls_frame;
 pub mod problem;
 pub mod signing;
 pub mod tenants;

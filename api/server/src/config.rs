@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+mod guards;
+pub use guards::Guards;
+
 /// Default listen address.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 /// Default SQLite database (relative to the working directory).
@@ -78,6 +81,8 @@ pub struct Settings {
     /// Serve HTTPS with this certificate chain and key (PEM files, `CLOAK_TLS_CERT` and
     /// `CLOAK_TLS_KEY`, both or neither), for deployments without a TLS proxy.
     pub tls: Option<TlsFiles>,
+    /// Sizes, stocks, rates and connection caps.
+    pub guards: Guards,
 }
 
 /// The PEM files the server serves TLS with.
@@ -114,6 +119,8 @@ struct FileSettings {
     batch_shards: Option<usize>,
     tls_cert: Option<String>,
     tls_key: Option<String>,
+    #[serde(default)]
+    guards: guards::FileGuards,
 }
 
 /// Why settings could not be loaded.
@@ -297,6 +304,7 @@ impl Settings {
                     });
                 }
             },
+            guards: Guards::resolve(&env, file_settings.guards)?,
         })
     }
 }

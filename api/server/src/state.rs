@@ -46,6 +46,7 @@ impl AppState {
             hot: &self.hot,
             pipeline: &self.pipeline,
             mailbox_quota: self.settings.mailbox_quota,
+            guards: &self.settings.guards,
         }
     }
 

@@ -2,6 +2,7 @@
 //! with the server's compare-and-swap on the epoch; each device has its own provider.
 
 use super::*;
+use cloak_proto::mls_frame;
 use crate::mls::{generate_key_packages, parse_key_package};
 use crate::payload::PayloadKind;
 use openmls_rust_crypto::OpenMlsRustCrypto;
@@ -173,17 +174,43 @@ struct Entry {
 }
 
 /// The delivery service for one conversation.
-#[derive(Default)]
 struct Ds {
+    group: Uuid,
     epoch: u64,
     log: Vec<Entry>,
     /// Per added device: its Welcome and the log index after the commit that added it.
     welcomes: HashMap<Uuid, (Vec<u8>, usize)>,
 }
 
+impl Default for Ds {
+    fn default() -> Self {
+        Self::for_group(CONV)
+    }
+}
+
 impl Ds {
+    fn for_group(group: Uuid) -> Self {
+        Self {
+            group,
+            epoch: 0,
+            log: Vec::new(),
+            welcomes: HashMap::new(),
+        }
+    }
+
     /// Compare-and-swap on the epoch: `Err(current_epoch)` is the 409 `stale_epoch`.
     fn commit(&mut self, sender: Uuid, c: &PendingCommit) -> Result<u64, u64> {
+        // The framing checks the real server makes (cloak-api's delivery::commit).
+        let f = mls_frame::parse_framing(&c.commit).expect("commit framing");
+        assert_eq!(
+            (f.group_id, f.epoch, f.content_type),
+            (&self.group.as_bytes()[..], c.epoch_before, mls_frame::ContentType::Commit)
+        );
+        if let Some(welcome) = &c.welcome {
+            let shape = mls_frame::parse_welcome(welcome).expect("welcome framing");
+            assert_eq!(shape.recipients, c.add.len(), "one secret per added device");
+            assert_eq!(shape.cipher_suite, mls_frame::CIPHERSUITE);
+        }
         if c.epoch_before != self.epoch {
             return Err(self.epoch);
         }
@@ -201,6 +228,11 @@ impl Ds {
 
     fn send(&mut self, sender: Uuid, epoch: u64, body: Vec<u8>) {
         assert_eq!(epoch, self.epoch, "sent in the current epoch");
+        let f = mls_frame::parse_framing(&body).expect("application framing");
+        assert_eq!(
+            (f.group_id, f.epoch, f.content_type),
+            (&self.group.as_bytes()[..], epoch, mls_frame::ContentType::Application)
+        );
         self.log.push(Entry { sender, body });
     }
 }
@@ -403,7 +435,7 @@ fn garbage_and_forgeries_are_errors() {
         Conversation::create(&eve.provider, &eve.identity, &eve.ids, Uuid::from_u128(0xe))
             .expect("create"),
     );
-    let mut other_ds = Ds::default();
+    let mut other_ds = Ds::for_group(Uuid::from_u128(0xe));
     let (_, other) = eve.send(&mut other_ds, "elsewhere");
     assert!(matches!(
         conv.process(&bob1.provider, &other),

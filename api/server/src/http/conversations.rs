@@ -178,11 +178,12 @@ pub async fn send_message(
     responses(
         (status = 201, description = "Accepted; `epoch` is the new epoch", body = SendReceipt),
         (status = 200, description = "A retry of an accepted commit", body = SendReceipt),
-        (status = 400, description = "Invalid body or `welcome_mismatch`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid body, `welcome_mismatch`, `duplicate_device`, `invalid_commit` (not an MLS commit for this group and epoch), `invalid_welcome` (not a Welcome with one secret per added device) or `commit_too_large`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such conversation, or a device to add is not an approved device of the sender's user or a contact", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`stale_epoch`, `membership_conflict` or `mailbox_full`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`stale_epoch` or `membership_conflict`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many commits from this device or in this conversation", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/conversations/{id}/commits")]
@@ -192,15 +193,12 @@ pub async fn submit_commit(
     id: web::Path<Uuid>,
     body: ValidatedJson<CommitRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let s = &state;
     let stored = delivery::commit(
-        s.store.as_ref(),
-        s.broker.as_ref(),
+        state.delivery(),
         &auth.0,
         *id,
         &body.0,
-        s.clock.now_ms(),
-        s.settings.mailbox_quota,
+        state.clock.now_ms(),
     )
     .await?;
     Ok(receipt_response(receipt(

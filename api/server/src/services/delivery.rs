@@ -7,6 +7,7 @@
 use cloak_proto::Code;
 use cloak_proto::delivery::{CommitRequest, MessageClass, SendMessageRequest};
 use cloak_proto::devices::DeviceStatus;
+use cloak_proto::mls_frame::{self, ContentType};
 use uuid::Uuid;
 
 use super::ServiceError;
@@ -20,6 +21,7 @@ use super::principals::DevicePrincipal;
 use super::push;
 use super::tokens::TokenSigner;
 use crate::broker::Broker;
+use crate::config::Guards;
 use crate::store::{
     Ack, CommitChanges, ConversationRecord, MailboxEntry, Member, NewSend, SendOutcome, Store,
     StoredSend,
@@ -35,6 +37,8 @@ pub struct Ctx<'a> {
     pub pipeline: &'a Pipeline,
     /// Most entries a mailbox may hold.
     pub mailbox_quota: i64,
+    /// Sizes, rates and caps.
+    pub guards: &'a Guards,
 }
 
 /// How long a client message id is remembered for deduplication.
@@ -272,32 +276,51 @@ pub async fn send(
     queue_send(ctx, prepared).await?.wait().await
 }
 
-/// Applies a commit (if the conversation is still at its epoch) with its Welcome.
+/// Applies a commit (if the conversation is still at its epoch) with its Welcome, after
+/// the checks a member cannot get around: sizes, the commit limits per device and per
+/// conversation, the MLS framing (a commit for this group at this epoch) and a Welcome
+/// with one secret per added device.
 pub async fn commit(
-    store: &dyn Store,
-    broker: &dyn Broker,
+    ctx: Ctx<'_>,
     device: &DevicePrincipal,
     conversation_id: Uuid,
     request: &CommitRequest,
     now_ms: i64,
-    mailbox_quota: i64,
 ) -> Result<StoredSend, ServiceError> {
     require_approved(device)?;
-    if request.add.is_empty() != request.welcome.is_none() {
-        return Err(ServiceError::invalid(
-            Code::WelcomeMismatch,
-            "a commit that adds devices carries a welcome, and only then",
-        ));
+    check_commit_shape(ctx.guards, conversation_id, request)?;
+    for (subject, policy) in [
+        (
+            format!("{}:{}", device.tenant_id, device.device_id),
+            Policy::commits(ctx.guards.commits_per_device_per_minute),
+        ),
+        (
+            format!("{}:{conversation_id}", device.tenant_id),
+            Policy::conversation_commits(ctx.guards.commits_per_conversation_per_minute),
+        ),
+    ] {
+        if let Err(limited) = limits::hit(ctx.broker, &subject, &policy, now_ms).await {
+            if let Some(previous) = ctx
+                .store
+                .find_send(device.tenant_id, device.device_id, request.client_msg_id)
+                .await?
+            {
+                return Ok(previous);
+            }
+            return Err(limited);
+        }
     }
     let mut add = Vec::with_capacity(request.add.len());
     for id in &request.add {
-        let target = store
+        let target = ctx
+            .store
             .get_device(device.tenant_id, *id)
             .await?
             .filter(|d| d.status == DeviceStatus::Approved)
             .ok_or(ServiceError::NotFound("approved device"))?;
         let related = target.user_id == device.user_id
-            || store
+            || ctx
+                .store
                 .are_contacts(device.tenant_id, device.user_id, target.user_id)
                 .await?;
         if !related {
@@ -316,7 +339,7 @@ pub async fn commit(
         epoch: epoch_arg(request.epoch)?,
         body: request.commit.clone(),
         now_ms,
-        mailbox_quota,
+        mailbox_quota: ctx.mailbox_quota,
         charge: None,
         franking: None,
     };
@@ -325,11 +348,104 @@ pub async fn commit(
         remove: request.remove.clone(),
         welcome: request.welcome.clone(),
     };
-    let stored = outcome(store.store_commit(&send, &changes).await?)?;
+    let stored = outcome(ctx.store.store_commit(&send, &changes).await?)?;
     if !stored.duplicate {
-        push::wake(broker, &stored.recipients).await;
+        push::wake(ctx.broker, &stored.recipients).await;
     }
     Ok(stored)
+}
+
+/// What can be checked of a commit without the database: sizes, duplicates, the MLS
+/// framing and the Welcome's shape.
+fn check_commit_shape(
+    guards: &Guards,
+    conversation_id: Uuid,
+    request: &CommitRequest,
+) -> Result<(), ServiceError> {
+    if request.add.is_empty() != request.welcome.is_none() {
+        return Err(ServiceError::invalid(
+            Code::WelcomeMismatch,
+            "a commit that adds devices carries a welcome, and only then",
+        ));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(request.add.len() + request.remove.len());
+    if let Some(dup) = request
+        .add
+        .iter()
+        .chain(&request.remove)
+        .find(|id| !seen.insert(**id))
+    {
+        return Err(ServiceError::invalid(
+            Code::DuplicateDevice,
+            format!("device {dup} is listed more than once in add and remove"),
+        ));
+    }
+    if request.commit.len() > guards.max_commit_bytes {
+        return Err(too_large(format!(
+            "a commit is at most {} bytes",
+            guards.max_commit_bytes
+        )));
+    }
+    let framing = mls_frame::parse_framing(&request.commit)
+        .map_err(|e| ServiceError::invalid(Code::InvalidCommit, format!("commit: {e}")))?;
+    if framing.content_type != ContentType::Commit {
+        return Err(ServiceError::invalid(
+            Code::InvalidCommit,
+            "the message is not an MLS commit",
+        ));
+    }
+    if framing.group_id != conversation_id.as_bytes() {
+        return Err(ServiceError::invalid(
+            Code::InvalidCommit,
+            "the commit is for another MLS group",
+        ));
+    }
+    if framing.epoch != request.epoch {
+        return Err(ServiceError::invalid(
+            Code::InvalidCommit,
+            format!(
+                "the commit was made in epoch {}, not {}",
+                framing.epoch, request.epoch
+            ),
+        ));
+    }
+    if let Some(welcome) = &request.welcome {
+        if welcome.len() > guards.max_welcome_bytes {
+            return Err(too_large(format!(
+                "a Welcome is at most {} bytes",
+                guards.max_welcome_bytes
+            )));
+        }
+        if welcome.len().saturating_mul(request.add.len()) > guards.max_welcome_fanout_bytes {
+            return Err(too_large(format!(
+                "a commit may store at most {} bytes of Welcome copies (its size times the devices added); add fewer devices per commit",
+                guards.max_welcome_fanout_bytes
+            )));
+        }
+        let shape = mls_frame::parse_welcome(welcome)
+            .map_err(|e| ServiceError::invalid(Code::InvalidWelcome, format!("welcome: {e}")))?;
+        if shape.cipher_suite != mls_frame::CIPHERSUITE {
+            return Err(ServiceError::invalid(
+                Code::InvalidWelcome,
+                "the Welcome uses another ciphersuite",
+            ));
+        }
+        if shape.recipients != request.add.len() {
+            return Err(ServiceError::invalid(
+                Code::InvalidWelcome,
+                format!(
+                    "the Welcome has secrets for {} devices, but the commit adds {}",
+                    shape.recipients,
+                    request.add.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn too_large(detail: String) -> ServiceError {
+    ServiceError::invalid(Code::CommitTooLarge, detail)
 }
 
 /// Entries of the device's mailbox after `after`.

@@ -198,6 +198,39 @@ impl Policy {
         }
     }
 
+    /// MLS commits one device submits.
+    pub fn commits(per_minute: u32) -> Self {
+        Self {
+            name: "commits",
+            rate: Rate {
+                limit: per_minute,
+                window_ms: 60_000,
+            },
+        }
+    }
+
+    /// MLS commits one conversation takes, from all its members.
+    pub fn conversation_commits(per_minute: u32) -> Self {
+        Self {
+            name: "conversation_commits",
+            rate: Rate {
+                limit: per_minute,
+                window_ms: 60_000,
+            },
+        }
+    }
+
+    /// KeyPackages one device claims.
+    pub fn key_package_claims(per_minute: u32) -> Self {
+        Self {
+            name: "key_package_claims",
+            rate: Rate {
+                limit: per_minute,
+                window_ms: 60_000,
+            },
+        }
+    }
+
     pub fn invites(level: &TrustLevel) -> Self {
         Self {
             name: "invites",

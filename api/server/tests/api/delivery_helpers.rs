@@ -54,12 +54,12 @@ impl TestApp {
         let mut body = json!({
             "client_msg_id": Uuid::new_v4(),
             "epoch": epoch,
-            "commit": b64(format!("commit@{epoch}").as_bytes()),
+            "commit": b64(&commit_frame(conversation, epoch)),
             "add": add,
             "remove": remove,
         });
         if !add.is_empty() {
-            body["welcome"] = json!(b64(b"welcome"));
+            body["welcome"] = json!(b64(&welcome_frame(add.len())));
         }
         self.post_json(
             &format!("/v1/conversations/{conversation}/commits"),
@@ -121,6 +121,22 @@ impl TestApp {
 }
 
 /// The next JSON text frame (pings are answered by tungstenite), within 10 s.
+/// An MLS `PrivateMessage` commit frame for `conversation` at `epoch`, as the server sees a
+/// real one (the contents are opaque).
+pub fn commit_frame(conversation: Uuid, epoch: u64) -> Vec<u8> {
+    cloak_proto::mls_frame::private_message(
+        conversation.as_bytes(),
+        epoch,
+        cloak_proto::mls_frame::ContentType::Commit,
+        format!("commit@{epoch}").as_bytes(),
+    )
+}
+
+/// An MLS Welcome frame with a secret for each of `recipients` devices.
+pub fn welcome_frame(recipients: usize) -> Vec<u8> {
+    cloak_proto::mls_frame::welcome(recipients, b"group info")
+}
+
 pub async fn next_frame(ws: &mut Socket) -> Value {
     loop {
         let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())

@@ -17,6 +17,7 @@ mod delivery;
 mod delivery_conformance;
 mod devices;
 mod errors;
+mod hardening;
 mod health;
 mod invites;
 mod isolation;
