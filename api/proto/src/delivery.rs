@@ -151,6 +151,10 @@ pub struct SendReceipt {
     pub sent_at: OffsetDateTime,
     /// True when this answers a retry of an already accepted send.
     pub duplicate: bool,
+    /// Member devices that did not get it because their mailbox is full (they must fetch
+    /// and acknowledge first). The others got it. Empty when answering a retry.
+    #[serde(default)]
+    pub skipped: Vec<Uuid>,
 }
 
 /// What a mailbox entry carries.

@@ -41,6 +41,7 @@ pub fn receipt(client_msg_id: Uuid, conversation_id: Uuid, s: &StoredSend) -> Se
         recipients: u32::try_from(s.recipients.len()).unwrap_or(u32::MAX),
         sent_at: to_datetime(s.sent_at_ms),
         duplicate: s.duplicate,
+        skipped: s.skipped.clone(),
     }
 }
 

@@ -33,7 +33,8 @@ pub struct NewSend {
     pub epoch: i64,
     pub body: Vec<u8>,
     pub now_ms: i64,
-    /// Most entries a mailbox may hold.
+    /// Most entries a mailbox may hold: a recipient whose mailbox is full is skipped
+    /// (commits may go past it, up to twice the quota, so members stay in step).
     pub mailbox_quota: i64,
     /// How the send is paid for, if it costs anything.
     pub charge: Option<super::Charge>,
@@ -62,6 +63,8 @@ pub struct StoredSend {
     pub sent_at_ms: i64,
     /// This answers a retry: nothing new was stored.
     pub duplicate: bool,
+    /// Members left out because their mailbox is full (not in `recipients`).
+    pub skipped: Vec<Uuid>,
 }
 
 /// Outcome of a send or commit.
@@ -74,7 +77,7 @@ pub enum SendOutcome {
     NotMember,
     /// The conversation is at another epoch (the current one given).
     StaleEpoch(i64),
-    /// A recipient's mailbox is full.
+    /// Every recipient's mailbox is full (the first one given): stored for nobody.
     MailboxFull(Uuid),
     /// A device to add is already a member, or one to remove is not.
     BadMembership(Uuid),

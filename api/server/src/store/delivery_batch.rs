@@ -212,18 +212,26 @@ pub(crate) fn allocate(
             }) => meter = Some((i, customer_id.clone(), event_name.clone(), *value)),
             None => {}
         }
-        let full = route.recipients.iter().find(|d| {
+        // A full mailbox leaves out only its device; a message that would reach nobody
+        // is refused.
+        let (open, skipped): (Vec<Uuid>, Vec<Uuid>) = route.recipients.iter().partition(|d| {
             counters
                 .get(d)
-                .is_none_or(|c| c.depth.saturating_add(1) > send.mailbox_quota)
+                .is_some_and(|c| c.depth.saturating_add(1) <= send.mailbox_quota)
         });
-        if let Some(full) = full {
-            out.outcomes[i] = Some(SendOutcome::MailboxFull(*full));
-            out.unclaim.push(i);
-            continue;
+        if open.is_empty() {
+            if let Some(full) = skipped.first() {
+                out.outcomes[i] = Some(SendOutcome::MailboxFull(*full));
+                out.unclaim.push(i);
+                continue;
+            }
         }
-        let mut seqs = Vec::with_capacity(route.recipients.len());
-        for device in &route.recipients {
+        if !skipped.is_empty() {
+            metrics::counter!("delivery_skipped_full_mailboxes_total")
+                .increment(skipped.len() as u64);
+        }
+        let mut seqs = Vec::with_capacity(open.len());
+        for device in &open {
             if let Some(c) = counters.get_mut(device) {
                 c.seq += 1;
                 c.depth += 1;
@@ -244,11 +252,12 @@ pub(crate) fn allocate(
         }
         out.meters.extend(meter);
         out.outcomes[i] = Some(SendOutcome::Stored(StoredSend {
-            recipients: route.recipients.clone(),
+            recipients: open,
             seqs,
             epoch: route.epoch,
             sent_at_ms: send.now_ms,
             duplicate: false,
+            skipped,
         }));
     }
     touched_devices.sort_unstable();
@@ -272,6 +281,7 @@ pub(crate) fn repeat_of(first: &SendOutcome) -> SendOutcome {
         SendOutcome::Stored(s) => SendOutcome::Stored(StoredSend {
             seqs: Vec::new(),
             duplicate: true,
+            skipped: Vec::new(),
             ..s.clone()
         }),
         other => other.clone(),
@@ -395,6 +405,27 @@ mod tests {
             alloc.counters,
             vec![(b.device_id, MailboxCounter { seq: 9, depth: 2 })]
         );
+    }
+
+    #[test]
+    fn a_full_mailbox_leaves_out_only_its_device() {
+        let (a, b, c) = (member(), member(), member());
+        let conv = Uuid::new_v4();
+        let sends = vec![send(a, conv, 3, None)];
+        let l = loaded(conv, &[a, b, c]);
+        let routed = route(&sends, &l);
+        let mut counters = HashMap::from([
+            (b.device_id, MailboxCounter { seq: 9, depth: 2 }), // at the quota of 2
+            (c.device_id, MailboxCounter { seq: 0, depth: 0 }),
+        ]);
+        let alloc = allocate(&sends, &all_claimed(&routed), &mut counters, HashMap::new());
+        let Some(SendOutcome::Stored(stored)) = &alloc.outcomes[0] else {
+            panic!("stored for c: {:?}", alloc.outcomes[0]);
+        };
+        assert_eq!(stored.recipients, vec![c.device_id]);
+        assert_eq!(stored.skipped, vec![b.device_id]);
+        assert_eq!(alloc.entries.len(), 1);
+        assert!(alloc.unclaim.is_empty());
     }
 
     #[test]

@@ -73,11 +73,13 @@ macro_rules! impl_delivery_store {
                     epoch: row.try_get("epoch")?,
                     sent_at_ms: row.try_get("sent_at")?,
                     duplicate: true,
+                    skipped: Vec::new(),
                 }),
             })
         }
 
-        /// Appends one entry to each recipient's mailbox; `Err(device)` when one is full.
+        /// Appends one entry to each recipient's mailbox that holds fewer than `ceiling`
+        /// entries; returns the devices left out because theirs is full.
         async fn append_entries(
             tx: &mut sqlx::Transaction<'_, <$store as $crate::store::sql::Backend>::Db>,
             send: &$crate::store::NewSend,
@@ -86,23 +88,29 @@ macro_rules! impl_delivery_store {
             epoch: i64,
             body: &[u8],
             expires_at: i64,
-        ) -> Result<Result<(), uuid::Uuid>, $crate::store::StoreError> {
+            ceiling: i64,
+        ) -> Result<Vec<uuid::Uuid>, $crate::store::StoreError> {
             use sqlx::Row as _;
+            let mut skipped = Vec::new();
             for &device in recipients {
                 let row = sqlx::query(
                     "UPDATE devices SET mailbox_seq = mailbox_seq + 1, mailbox_depth = mailbox_depth + 1 \
                      WHERE id = $1 AND tenant_id = $2 \
+                     AND mailbox_depth - COALESCE((SELECT deleted FROM mailbox_acks WHERE device_id = $1), 0) < $3 \
                      RETURNING mailbox_seq, mailbox_depth - COALESCE((SELECT deleted FROM mailbox_acks WHERE device_id = $1), 0) AS mailbox_depth",
                 )
                 .bind(device)
                 .bind(send.tenant_id)
-                .fetch_one(&mut **tx)
+                .bind(ceiling)
+                .fetch_optional(&mut **tx)
                 .await?;
+                let Some(row) = row else {
+                    metrics::counter!("delivery_skipped_full_mailboxes_total").increment(1);
+                    skipped.push(device);
+                    continue;
+                };
                 let seq: i64 = row.try_get("mailbox_seq")?;
                 let depth: i64 = row.try_get("mailbox_depth")?;
-                if depth > send.mailbox_quota {
-                    return Ok(Err(device));
-                }
                 // How many entries recipients have waiting when a new one arrives.
                 metrics::histogram!("mailbox_depth_entries").record(depth as f64);
                 sqlx::query(
@@ -124,7 +132,20 @@ macro_rules! impl_delivery_store {
                 .execute(&mut **tx)
                 .await?;
             }
-            Ok(Ok(()))
+            Ok(skipped)
+        }
+
+        async fn is_revoked(
+            tx: &mut sqlx::Transaction<'_, <$store as $crate::store::sql::Backend>::Db>,
+            tenant_id: uuid::Uuid,
+            device_id: uuid::Uuid,
+        ) -> Result<bool, $crate::store::StoreError> {
+            let row = sqlx::query("SELECT 1 AS one FROM devices WHERE id = $1 AND tenant_id = $2 AND status = 'revoked'")
+                .bind(device_id)
+                .bind(tenant_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+            Ok(row.is_some())
         }
 
         /// Loads the conversation (epoch, tenant retention) and checks the sender; `Err` is
@@ -330,7 +351,11 @@ macro_rules! impl_delivery_store {
                     }
                 }
                 for removed in &changes.remove {
-                    if !members.iter().any(|m| m.device_id == *removed) {
+                    if !members.iter().any(|m| m.device_id == *removed)
+                        && !is_revoked(&mut tx, send.tenant_id, *removed).await?
+                    {
+                        // (A revoked device left the member list when it was revoked; members
+                        // still remove it from the MLS group.)
                         return Ok(SendOutcome::BadMembership(*removed));
                     }
                 }
@@ -347,9 +372,10 @@ macro_rules! impl_delivery_store {
                 lock_counters(&mut tx, &every).await?;
                 let expires = send.now_ms.saturating_add(retention);
                 let commit = cloak_proto::delivery::EnvelopeKind::Commit;
-                if let Err(full) = append_entries(&mut tx, send, &recipients, commit, epoch, &send.body, expires).await? {
-                    return Ok(SendOutcome::MailboxFull(full));
-                }
+                // Commits may go past the quota (to twice it) so that members stay in step;
+                // a mailbox beyond that is left out, never the conversation.
+                let ceiling = send.mailbox_quota.saturating_mul(2);
+                let mut skipped = append_entries(&mut tx, send, &recipients, commit, epoch, &send.body, expires, ceiling).await?;
                 for removed in &changes.remove {
                     sqlx::query("DELETE FROM conversation_members WHERE conversation_id = $1 AND device_id = $2")
                         .bind(send.conversation_id)
@@ -374,12 +400,11 @@ macro_rules! impl_delivery_store {
                 added.sort();
                 if let Some(welcome) = &changes.welcome {
                     let kind = cloak_proto::delivery::EnvelopeKind::Welcome;
-                    if let Err(full) = append_entries(&mut tx, send, &added, kind, epoch, welcome, expires).await? {
-                        return Ok(SendOutcome::MailboxFull(full));
-                    }
+                    skipped.extend(append_entries(&mut tx, send, &added, kind, epoch, welcome, expires, ceiling).await?);
                 }
                 let mut all = recipients;
                 all.extend(added);
+                all.retain(|d| !skipped.contains(d));
                 record_send(&mut tx, send, epoch, all.len()).await?;
                 tx.commit().await?;
                 Ok(SendOutcome::Stored($crate::store::StoredSend {
@@ -388,6 +413,7 @@ macro_rules! impl_delivery_store {
                     epoch,
                     sent_at_ms: send.now_ms,
                     duplicate: false,
+                    skipped,
                 }))
             }
 

@@ -232,9 +232,15 @@ macro_rules! impl_device_store {
                     return Ok(None);
                 };
                 let record = device_from_row!(&row);
+                // A revoked device leaves every conversation at once (so no sender waits on
+                // its mailbox), and what was waiting for it goes.
                 for sql in [
                     "DELETE FROM key_packages WHERE tenant_id = $1 AND device_id = $2",
                     "DELETE FROM login_challenges WHERE tenant_id = $1 AND device_id = $2",
+                    "DELETE FROM conversation_members WHERE tenant_id = $1 AND device_id = $2",
+                    "DELETE FROM mailbox WHERE tenant_id = $1 AND device_id = $2",
+                    "DELETE FROM mailbox_acks WHERE device_id = $2 AND EXISTS (SELECT 1 FROM devices WHERE id = $2 AND tenant_id = $1)",
+                    "UPDATE devices SET mailbox_depth = 0 WHERE tenant_id = $1 AND id = $2",
                 ] {
                     sqlx::query(sql).bind(tenant_id).bind(device_id).execute(&mut *tx).await?;
                 }

@@ -186,7 +186,96 @@ async fn commits_are_rate_limited_and_duplicates_refused(backend: Backend) {
     assert_eq!(app.commit(&b, conv, 3, &[], &[]).await.status(), 201);
 }
 
+/// 2. A full mailbox leaves out only its device: the others get the message and the
+/// receipt names the device skipped. A message no one could get is still a 409.
+async fn a_full_mailbox_blocks_only_its_own_device(backend: Backend) {
+    let app = spawn_app_with(backend, &[("CLOAK_MAILBOX_QUOTA", "3")]).await;
+    let (a, b) = two_users(&app).await;
+    let c = contact_of(&app, &a, "carol").await;
+    let conv = app.conversation(&a, &[&b, &c]).await; // a Welcome in b's and c's mailboxes
+    // b never reads; c acknowledges as it goes.
+    for i in 0..2u8 {
+        let resp = app.send(&a, conv, 1, Uuid::new_v4(), &[i]).await;
+        let r: Value = resp.json().await.unwrap();
+        assert_eq!(r["skipped"], json!([]), "{r}");
+    }
+    let ack = app
+        .post_json("/v1/mailbox/ack", &c.token, &json!({"up_to": 3}))
+        .await;
+    assert_eq!(ack.status(), 200);
+    let resp = app.send(&a, conv, 1, Uuid::new_v4(), b"b is full").await;
+    assert_eq!(resp.status(), 201);
+    let r: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (r["recipients"].as_u64(), &r["skipped"]),
+        (Some(1), &json!([b.id]))
+    );
+    let got: Vec<Vec<u8>> = app
+        .mailbox(&c, 0)
+        .await
+        .iter()
+        .map(crate::delivery_helpers::body_of)
+        .collect();
+    assert!(got.contains(&b"b is full".to_vec()));
+    assert_eq!(app.mailbox(&b, 0).await.len(), 3);
+
+    // A commit still reaches b (commits may go past the quota, to twice it), so b stays in
+    // step with the group once it reads.
+    let resp = app.commit(&a, conv, 1, &[], &[]).await;
+    let r: Value = resp.json().await.unwrap();
+    assert_eq!(r["skipped"], json!([]), "{r}");
+    assert_eq!(app.mailbox(&b, 0).await.len(), 4);
+
+    // In a one-to-one conversation with a full mailbox, nobody would get it: 409.
+    app.make_contacts(c.user_id, b.user_id).await;
+    let conv2 = app.conversation(&c, &[&b]).await; // b: 5 entries now
+    let full = app.send(&c, conv2, 1, Uuid::new_v4(), b"to nobody").await;
+    assert_problem(full, 409, "mailbox_full").await;
+}
+
+/// 2. Revoking a device takes it out of every conversation at once: senders no longer
+/// queue for it, and its mailbox is emptied.
+async fn a_revoked_device_leaves_every_conversation(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (a, b) = two_users(&app).await;
+    let laptop = app.new_device(b.user_id).await;
+    assert_eq!(app.approve(&b, &laptop, app.clock_ms()).await.status(), 200);
+    let conv = app.conversation(&a, &[&b, &laptop]).await;
+    assert_eq!(app.send(&a, conv, 1, Uuid::new_v4(), b"hi").await.status(), 201);
+    assert_eq!(
+        app.delete(&format!("/v1/devices/{}", laptop.id), &b.token)
+            .await
+            .status(),
+        204
+    );
+    let c: Value = app
+        .get(&format!("/v1/conversations/{conv}"), &a.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let members: Vec<&str> = c["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["device_id"].as_str().unwrap())
+        .collect();
+    assert!(!members.contains(&laptop.id.to_string().as_str()), "{c}");
+    let resp = app.send(&a, conv, 1, Uuid::new_v4(), b"after").await;
+    let r: Value = resp.json().await.unwrap();
+    assert_eq!(r["recipients"].as_u64(), Some(1), "{r}");
+    let mailbox = app.store.fetch_mailbox(laptop.tenant_id, laptop.id, 0, 100, app.clock_ms()).await.unwrap();
+    assert!(mailbox.is_empty(), "the revoked device's mailbox is emptied");
+    // Members still remove it from the MLS group: that commit is accepted.
+    assert_eq!(app.commit(&a, conv, 1, &[], &[laptop.id]).await.status(), 201);
+    // A device that was never a member is still a conflict.
+    let stranger = contact_of(&app, &a, "erin").await;
+    assert_problem(app.commit(&a, conv, 2, &[], &[stranger.id]).await, 409, "membership_conflict").await;
+}
+
 crate::backend_tests!(
+    a_full_mailbox_blocks_only_its_own_device,
+    a_revoked_device_leaves_every_conversation,
     garbage_commits_do_not_advance_the_epoch,
     commit_and_welcome_sizes_are_capped,
     commits_are_rate_limited_and_duplicates_refused,
