@@ -41,9 +41,13 @@ pub struct ConversationMember {
 /// The conversations a device belongs to.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ConversationList {
-    /// Conversations.
+    /// Conversations, oldest first.
     pub items: Vec<Conversation>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
+
 
 /// Request body of `POST /v1/conversations/{id}/messages`: one MLS application message,
 /// fanned out to every other member device.

@@ -61,6 +61,9 @@ pub struct Invite {
 pub struct InviteList {
     /// Newest first.
     pub items: Vec<Invite>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// Response of `POST /v1/invites/{code}/redeem`.

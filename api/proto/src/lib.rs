@@ -16,6 +16,7 @@ pub mod health;
 pub mod invites;
 pub mod key_packages;
 pub mod mls_frame;
+pub mod paging;
 pub mod problem;
 pub mod signing;
 pub mod tenants;

@@ -81,6 +81,7 @@ impl Application {
             &clock,
             Duration::from_millis(settings.worker_poll_ms.max(10)),
             stripe.clone(),
+            settings.guards.webhook_allow_private,
         );
         let tls = settings
             .tls
@@ -124,6 +125,7 @@ impl Application {
             stripe,
             hot,
             pipeline,
+            sockets: Arc::default(),
             shutdown: shutdown_rx,
         });
 

@@ -18,9 +18,10 @@ pub fn spawn_all(
     clock: &Arc<dyn Clock>,
     poll: Duration,
     stripe: Option<Arc<crate::services::stripe_api::StripeApi>>,
+    webhook_allow_private: bool,
 ) {
     spawn_sweeper(store.clone(), clock.clone());
-    spawn_webhooks(store.clone(), clock.clone(), poll);
+    spawn_webhooks(store.clone(), clock.clone(), poll, webhook_allow_private);
     if let Some(stripe) = stripe {
         spawn_meter(store.clone(), clock.clone(), poll, stripe);
     }
@@ -68,8 +69,13 @@ fn spawn_sweeper(store: Arc<dyn Store>, clock: Arc<dyn Clock>) {
     });
 }
 
-fn spawn_webhooks(store: Arc<dyn Store>, clock: Arc<dyn Clock>, poll: Duration) {
-    let http = crate::services::outbound::Outbound::default();
+fn spawn_webhooks(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    poll: Duration,
+    allow_private: bool,
+) {
+    let http = crate::services::outbound::Outbound::new(allow_private);
     every(&store, poll, move |store| {
         let (clock, http) = (clock.clone(), http.clone());
         async move {

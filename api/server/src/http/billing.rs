@@ -328,7 +328,8 @@ pub async fn ledger(
     }))
 }
 
-/// The whole ledger of a wallet as CSV (oldest first).
+/// The whole ledger of a wallet as CSV (oldest first), streamed a page of 1,000 entries at
+/// a time: the server never holds more than one page, however long the ledger.
 #[utoipa::path(
     tag = "billing",
     security(("api_key" = [])),
@@ -343,15 +344,32 @@ pub async fn ledger_csv(
 ) -> Result<HttpResponse, ApiError> {
     let tenant = auth.0.tenant_id;
     let id = billing::parse_wallet(state.store.as_ref(), tenant, &wallet).await?;
-    let mut entries = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = state.store.ledger_page(tenant, id, after, 1000).await?;
-        let Some(last) = page.last() else { break };
-        after = last.id;
-        entries.extend(page.iter().map(entry_view));
-    }
-    let csv = to_csv(&entries).map_err(|e| ApiError::internal(&e))?;
+    let store = state.store.clone();
+    // (after, header written, done)
+    let pages = futures_util::stream::try_unfold(
+        (0i64, false, false),
+        move |(after, header, done)| {
+            let store = store.clone();
+            async move {
+                if done {
+                    return Ok::<_, actix_web::Error>(None);
+                }
+                let page = store
+                    .ledger_page(tenant, id, after, CSV_PAGE)
+                    .await
+                    .map_err(|e| actix_web::Error::from(ApiError::from(e)))?;
+                let entries: Vec<LedgerEntry> = page.iter().map(entry_view).collect();
+                let chunk = to_csv(&entries, !header)
+                    .map_err(|e| actix_web::Error::from(ApiError::internal(&e)))?;
+                let last = page.last().map(|e| e.id);
+                let done = i64::try_from(page.len()).unwrap_or(0) < CSV_PAGE;
+                Ok(Some((
+                    web::Bytes::from(chunk),
+                    (last.unwrap_or(after), true, done),
+                )))
+            }
+        },
+    );
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((
@@ -361,12 +379,15 @@ pub async fn ledger_csv(
                 billing::wallet_name(tenant, id)
             ),
         ))
-        .body(csv))
+        .streaming(pages))
 }
+
+/// Ledger entries per streamed CSV chunk.
+const CSV_PAGE: i64 = 1000;
 
 /// Ledger entries as CSV. Text fields that a spreadsheet would run as a formula are
 /// prefixed with `'`.
-fn to_csv(entries: &[LedgerEntry]) -> Result<Vec<u8>, csv::Error> {
+fn to_csv(entries: &[LedgerEntry], header: bool) -> Result<Vec<u8>, csv::Error> {
     fn cell(text: &str) -> String {
         if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
             format!("'{text}")
@@ -375,7 +396,8 @@ fn to_csv(entries: &[LedgerEntry]) -> Result<Vec<u8>, csv::Error> {
         }
     }
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
+    if header {
+        w.write_record([
         "id",
         "created_at",
         "wallet",
@@ -386,7 +408,8 @@ fn to_csv(entries: &[LedgerEntry]) -> Result<Vec<u8>, csv::Error> {
         "actor",
         "idempotency_key",
         "reference",
-    ])?;
+        ])?;
+    }
     for e in entries {
         let created = e
             .created_at

@@ -6,10 +6,11 @@ use cloak_proto::delivery::{
     CommitRequest, Conversation, ConversationList, ConversationMember, CreateConversationRequest,
     SendMessageRequest, SendReceipt,
 };
+use cloak_proto::paging::PageQuery;
 use uuid::Uuid;
 
 use super::auth::DeviceAuth;
-use super::extract::ValidatedJson;
+use super::extract::{ValidatedJson, ValidatedQuery};
 use super::problem::ApiError;
 use crate::clock::to_datetime;
 use crate::services::delivery;
@@ -83,12 +84,14 @@ pub async fn create_conversation(
     Ok(HttpResponse::Created().json(conversation_view(&c)))
 }
 
-/// The calling device's conversations.
+/// The calling device's conversations, oldest first, a page at a time (`next_cursor`).
 #[utoipa::path(
     tag = "conversations",
     security(("device_token" = [])),
+    params(PageQuery),
     responses(
         (status = 200, description = "Conversations", body = ConversationList),
+        (status = 400, description = "`invalid_cursor` or `invalid_query`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
     )
@@ -97,10 +100,12 @@ pub async fn create_conversation(
 pub async fn list_conversations(
     auth: DeviceAuth,
     state: web::Data<AppState>,
+    query: ValidatedQuery<PageQuery>,
 ) -> Result<web::Json<ConversationList>, ApiError> {
-    let list = delivery::list(state.store.as_ref(), &auth.0).await?;
+    let (list, next_cursor) = delivery::list(state.store.as_ref(), &auth.0, &query.0).await?;
     Ok(web::Json(ConversationList {
         items: list.iter().map(conversation_view).collect(),
+        next_cursor,
     }))
 }
 

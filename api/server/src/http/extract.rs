@@ -29,6 +29,27 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidatedJson<T> 
     }
 }
 
+/// A query string that deserialised and passed validation.
+pub struct ValidatedQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidatedQuery<T> {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        std::future::ready(
+            web::Query::<T>::from_query(req.query_string())
+                .map_err(|e| query_error(e, req))
+                .and_then(|web::Query(value)| {
+                    value
+                        .validate()
+                        .map_err(|e| actix_web::Error::from(ApiError::validation(&e)))?;
+                    Ok(ValidatedQuery(value))
+                }),
+        )
+    }
+}
+
 /// Maps JSON body failures: too large 413, wrong content type 415, anything else 400.
 pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let api = match &err {

@@ -2,17 +2,18 @@
 
 use actix_web::{HttpResponse, delete, get, post, web};
 use cloak_proto::Problem;
+use cloak_proto::paging::PageQuery;
 use cloak_proto::invites::{
     Contact, ContactList, CreateInviteRequest, Invite, InviteList, Redemption,
 };
 use uuid::Uuid;
 
 use super::auth::{CallerAuth, DeviceAuth, TenantAuth};
-use super::extract::ValidatedJson;
+use super::extract::{ValidatedJson, ValidatedQuery};
 use super::problem::ApiError;
 use crate::clock::to_datetime;
 use crate::services::devices::require_approved;
-use crate::services::{ServiceError, invites, qr};
+use crate::services::{ServiceError, invites, paging, qr};
 use crate::state::AppState;
 use crate::store::InviteRecord;
 
@@ -32,10 +33,15 @@ pub async fn invite_url(state: &AppState, invite: &InviteRecord) -> Result<Strin
 }
 
 async fn view(state: &AppState, i: &InviteRecord) -> Result<Invite, ServiceError> {
+    Ok(view_with(state, i, invite_url(state, i).await?))
+}
+
+/// The wire form of an invite whose link is already known.
+fn view_with(state: &AppState, i: &InviteRecord, url: String) -> Invite {
     let api = format!("{}/v1/invites/{}", state.settings.public_url, i.code);
-    Ok(Invite {
+    Invite {
         code: i.code.clone(),
-        url: invite_url(state, i).await?,
+        url,
         qr_png_url: format!("{api}/qr.png"),
         qr_svg_url: format!("{api}/qr.svg"),
         inviter_user_id: i.inviter_user_id,
@@ -44,7 +50,7 @@ async fn view(state: &AppState, i: &InviteRecord) -> Result<Invite, ServiceError
         expires_at: to_datetime(i.expires_at_ms),
         revoked: i.revoked_at_ms.is_some(),
         note: i.note.clone(),
-    })
+    }
 }
 
 /// Mints an invite: a tenant for one of its users (`inviter_user_id`), or an approved
@@ -169,13 +175,14 @@ pub async fn revoke_invite(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// A user's invites, newest first.
+/// A user's invites, newest first, a page at a time (`next_cursor`).
 #[utoipa::path(
     tag = "invites",
     security(("api_key" = [])),
-    params(("id" = Uuid, Path, description = "User id")),
+    params(("id" = Uuid, Path, description = "User id"), PageQuery),
     responses(
         (status = 200, description = "Invites", body = InviteList),
+        (status = 400, description = "`invalid_cursor` or `invalid_query`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user in this tenant", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -184,17 +191,35 @@ pub async fn user_invites(
     auth: TenantAuth,
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
+    query: ValidatedQuery<PageQuery>,
 ) -> Result<web::Json<InviteList>, ApiError> {
     state
         .store
         .get_user(auth.0.tenant_id, *id)
         .await?
         .ok_or(ServiceError::NotFound("user"))?;
-    let mut items = Vec::new();
-    for i in state.store.list_invites(auth.0.tenant_id, *id).await? {
-        items.push(view(&state, &i).await?);
+    let after = paging::decode(query.0.cursor.as_deref())?;
+    let limit = paging::limit(&query.0);
+    let rows = state
+        .store
+        .list_invites(auth.0.tenant_id, *id, after, limit)
+        .await?;
+    let next_cursor = paging::next(&rows, limit, |i| (i.created_at_ms, i.code.clone()));
+    // One inviter: its fingerprint is read once for the page.
+    let mut items = Vec::with_capacity(rows.len());
+    if let Some(first) = rows.first() {
+        let url = invite_url(&state, first).await?;
+        let fragment = url.split_once('#').map(|(_, f)| f.to_owned());
+        for i in &rows {
+            let base = format!("{}/i/{}", state.settings.public_url, i.code);
+            let url = match &fragment {
+                Some(f) => format!("{base}#{f}"),
+                None => base,
+            };
+            items.push(view_with(&state, i, url));
+        }
     }
-    Ok(web::Json(InviteList { items }))
+    Ok(web::Json(InviteList { items, next_cursor }))
 }
 
 /// Redeems an invite for the calling device's user: the inviter and the user become

@@ -31,6 +31,7 @@ fn stock_view(s: Stock) -> KeyPackageStock {
         (status = 200, description = "The stock after the upload", body = KeyPackageStock),
         (status = 400, description = "Invalid body or `key_package_expired`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`key_package_stock_full`: the device holds as many unclaimed packages as the server keeps (`CLOAK_KEY_PACKAGE_STOCK`, 200 by default)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/key-packages")]
@@ -39,8 +40,14 @@ pub async fn upload_key_packages(
     state: web::Data<AppState>,
     body: ValidatedJson<UploadKeyPackagesRequest>,
 ) -> Result<web::Json<KeyPackageStock>, ApiError> {
-    let stock =
-        key_packages::upload(state.store.as_ref(), &auth.0, &body.0, state.clock.now_ms()).await?;
+    let stock = key_packages::upload(
+        state.store.as_ref(),
+        &auth.0,
+        &body.0,
+        state.settings.guards.key_package_stock,
+        state.clock.now_ms(),
+    )
+    .await?;
     Ok(web::Json(stock_view(stock)))
 }
 
@@ -74,6 +81,7 @@ pub async fn key_package_stock(
         (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user visible to the caller", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: too many claims by this device (`CLOAK_KEY_PACKAGE_CLAIMS_PER_MINUTE`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/users/{id}/key-packages/claim")]
@@ -82,8 +90,15 @@ pub async fn claim_key_packages(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<ClaimedKeyPackages>, ApiError> {
-    let claimed =
-        key_packages::claim(state.store.as_ref(), &auth.0, *id, state.clock.now_ms()).await?;
+    let claimed = key_packages::claim(
+        state.store.as_ref(),
+        state.broker.as_ref(),
+        &auth.0,
+        *id,
+        state.settings.guards.key_package_claims_per_minute,
+        state.clock.now_ms(),
+    )
+    .await?;
     Ok(web::Json(ClaimedKeyPackages {
         user_id: *id,
         items: claimed

@@ -17,7 +17,9 @@ pub const DEFAULT_LIMIT: u32 = 100;
 
 pub use crate::services::push::envelope;
 
-/// Entries after `after`, in sequence order.
+/// Entries after `after`, in sequence order: at most `limit`, and a page ends once its
+/// bodies reach the server's byte bound (`CLOAK_MAILBOX_PAGE_BYTES`, 4 MiB by default;
+/// the first entry always comes). `more` says whether entries follow.
 #[utoipa::path(
     tag = "mailbox",
     security(("device_token" = [])),
@@ -37,17 +39,15 @@ pub async fn fetch_mailbox(
 ) -> Result<web::Json<MailboxPage>, ApiError> {
     query.validate().map_err(|e| ApiError::validation(&e))?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    // One extra row tells whether more follow.
-    let mut entries = delivery::fetch(
+    let (entries, more) = delivery::fetch(
         state.store.as_ref(),
         &auth.0,
         query.after,
-        limit + 1,
+        limit,
+        state.settings.guards.mailbox_page_bytes,
         state.clock.now_ms(),
     )
     .await?;
-    let more = entries.len() > limit as usize;
-    entries.truncate(limit as usize);
     Ok(web::Json(MailboxPage {
         items: entries.into_iter().map(envelope).collect(),
         more,

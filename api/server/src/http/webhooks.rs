@@ -20,7 +20,7 @@ use crate::state::AppState;
     request_body = WebhookConfigRequest,
     responses(
         (status = 200, description = "The endpoint with its new secret", body = WebhookConfig),
-        (status = 400, description = "`invalid_webhook_url`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_webhook_url`, or `webhook_target_not_allowed`: the URL names or resolves to a loopback, private, link-local or metadata address (allowed only with `CLOAK_WEBHOOK_ALLOW_PRIVATE=true`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[put("/v1/webhooks")]
@@ -33,6 +33,7 @@ pub async fn put_webhook(
         state.store.as_ref(),
         auth.0.tenant_id,
         &body.0.url,
+        state.settings.guards.webhook_allow_private,
         state.clock.now_ms(),
         &mut rand::rngs::OsRng,
     )

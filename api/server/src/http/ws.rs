@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, get, web};
 use cloak_proto::Code;
 use cloak_proto::Problem;
 
-use super::auth::bearer_token;
+use super::auth::{bearer_token, tenant_rate};
 use super::problem::ApiError;
 use super::ws_session::{self, MAX_FRAME_BYTES};
 use crate::services::devices;
@@ -16,7 +16,11 @@ use crate::state::AppState;
 /// the last stored sequence number: every later mailbox entry is pushed as an `envelope`
 /// frame at once and after every reconnect, until acknowledged with `ack`. Frames are JSON
 /// text (`ClientFrame`, `ServerFrame`); the server pings every 15 s and closes a connection
-/// silent for 45 s, a revoked device's, and one that does not read its frames.
+/// silent for 45 s, a revoked device's, and one that does not read its frames. A device
+/// holds at most `CLOAK_WS_PER_DEVICE` sockets per node (a new one closes the oldest);
+/// frames count against the tenant's request rate and a per-socket rate
+/// (`CLOAK_WS_FRAMES_PER_SEC`): a refused frame gets a `rate_limited` error frame, and a
+/// client that keeps going for a second's worth of refusals is disconnected.
 #[utoipa::path(
     tag = "realtime",
     security(("device_token" = [])),
@@ -25,6 +29,7 @@ use crate::state::AppState;
         (status = 400, description = "Not a WebSocket upgrade request", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Invalid device token in the header", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`: the tenant's request rate (`CLOAK_TENANT_REQUESTS_PER_SEC`) is reached", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/ws")]
@@ -44,6 +49,10 @@ pub async fn websocket(
             .await
             .map_err(ApiError::from)?;
             devices::require_approved(&device).map_err(ApiError::from)?;
+            // An upgrade is a request like any other: it counts against the tenant's rate.
+            tenant_rate(&state, device.tenant_id)
+                .await
+                .map_err(ApiError::from)?;
             Some(device)
         }
         None => None,

@@ -24,7 +24,9 @@ use secrecy::SecretString;
 use uuid::Uuid;
 use validator::Validate as _;
 
+use super::auth;
 use super::conversations::receipt;
+use super::ws_limits::{FrameRate, Registration, Verdict};
 use super::mailbox::envelope;
 use super::problem::ApiError;
 use crate::broker::{Notification, Subscription};
@@ -63,6 +65,22 @@ struct Connection {
     wakeups: Option<Subscription>,
     last_heard: Instant,
     answers: FuturesOrdered<Answer>,
+    /// This socket's place among the device's sockets on this node.
+    registration: Option<Registration>,
+    frames: FrameRate,
+    /// Frames refused in a row by the frame rate.
+    refused_in_a_row: u32,
+}
+
+async fn replaced(registration: &mut Option<Registration>) {
+    match registration {
+        Some(r) => {
+            if (&mut r.replaced).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs a connection to its end.
@@ -73,7 +91,11 @@ pub async fn run(
     mut stream: AggregatedMessageStream,
 ) {
     metrics::gauge!("ws_connected_devices").increment(1.0);
+    let frames = FrameRate::new(state.settings.guards.ws_frames_per_sec, Instant::now());
     let mut conn = Connection {
+        frames,
+        refused_in_a_row: 0,
+        registration: None,
         state,
         session,
         device: None,
@@ -96,6 +118,10 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.wait_for(|stopping| *stopping) => {
                 close_reason = Some(CloseReason { code: CloseCode::Away, description: Some("server shutting down".into()) });
+                open = false;
+            }
+            () = replaced(&mut conn.registration) => {
+                close_reason = Some(CloseReason { code: CloseCode::Policy, description: Some("replaced by a newer connection of this device".into()) });
                 open = false;
             }
             Some(answer) = conn.answers.next(), if !conn.answers.is_empty() => {
@@ -216,6 +242,8 @@ impl Connection {
 
     /// Subscribes to the device's topic, then says `ready`.
     async fn authenticated(&mut self, device: DevicePrincipal) -> bool {
+        let cap = self.state.settings.guards.ws_per_device;
+        self.registration = Some(self.state.sockets.register(device.device_id, cap));
         match self
             .state
             .broker
@@ -235,7 +263,49 @@ impl Connection {
         .await
     }
 
+    /// Counts a frame against the socket's rate and, once authenticated, the tenant's
+    /// request rate. `Err(open)`: the frame is refused (answered, or the connection closes
+    /// when the client keeps going for a second's worth of refusals).
+    async fn admit(&mut self) -> Result<(), bool> {
+        let refused = match self.frames.check(Instant::now()) {
+            Verdict::Allowed => match self.device {
+                Some(d) => auth::tenant_rate(&self.state, d.tenant_id).await.err(),
+                None => None,
+            },
+            Verdict::Refused(wait) => Some(ServiceError::RateLimited {
+                code: Code::RateLimited,
+                detail: format!(
+                    "at most {} frames per second on one socket",
+                    self.state.settings.guards.ws_frames_per_sec
+                ),
+                policy: "ws_frames",
+                limit: self.state.settings.guards.ws_frames_per_sec,
+                window_secs: 1,
+                retry_after_ms: i64::try_from(wait.as_millis()).unwrap_or(i64::MAX).max(1),
+            }),
+        };
+        let Some(e) = refused else {
+            self.refused_in_a_row = 0;
+            return Ok(());
+        };
+        self.refused_in_a_row = self.refused_in_a_row.saturating_add(1);
+        if self.refused_in_a_row > self.state.settings.guards.ws_frames_per_sec {
+            metrics::counter!("ws_closed_for_flooding_total").increment(1);
+            return Err(false);
+        }
+        self.answer(ready(error_frame(e.into(), None)));
+        Err(true)
+    }
+
     async fn on_message(&mut self, message: AggregatedMessage) -> bool {
+        if matches!(
+            message,
+            AggregatedMessage::Text(_) | AggregatedMessage::Binary(_)
+        ) {
+            if let Err(open) = self.admit().await {
+                return open;
+            }
+        }
         match message {
             AggregatedMessage::Text(text) => match serde_json::from_str::<ClientFrame>(&text) {
                 Ok(frame) => self.on_frame(frame).await,
@@ -416,12 +486,14 @@ impl Connection {
         let state = self.state.clone();
         loop {
             let now = state.clock.now_ms();
-            let entries =
-                match delivery::fetch(state.store.as_ref(), &device, cursor, PAGE, now).await {
+            let page_bytes = state.settings.guards.mailbox_page_bytes;
+            let (entries, more) =
+                match delivery::fetch(state.store.as_ref(), &device, cursor, PAGE, page_bytes, now)
+                    .await
+                {
                     Ok(e) => e,
                     Err(e) => return self.send_error(e, None).await,
                 };
-            let full_page = entries.len() == PAGE as usize;
             for entry in entries {
                 let seq = u64::try_from(entry.seq).unwrap_or(0);
                 let latency = (now - entry.sent_at_ms).max(0) as f64 / 1000.0;
@@ -432,7 +504,7 @@ impl Connection {
                 cursor = seq;
                 self.cursor = Some(cursor);
             }
-            if !full_page {
+            if !more {
                 return true;
             }
         }

@@ -6,6 +6,7 @@
 
 use cloak_proto::Code;
 use cloak_proto::delivery::{CommitRequest, MessageClass, SendMessageRequest};
+use cloak_proto::paging::PageQuery;
 use cloak_proto::devices::DeviceStatus;
 use cloak_proto::mls_frame::{self, ContentType};
 use uuid::Uuid;
@@ -16,6 +17,7 @@ use super::billing::{self, Billable};
 use super::devices::require_approved;
 use super::hot::HotCache;
 use super::limits::{self, Policy};
+use super::paging;
 use super::pipeline::{self, Pipeline};
 use super::principals::DevicePrincipal;
 use super::push;
@@ -99,15 +101,28 @@ pub async fn get(
         .ok_or_else(conversation_not_found)
 }
 
-/// The device's conversations.
+/// A page of the device's conversations, oldest first, and the next page's cursor.
 pub async fn list(
     store: &dyn Store,
     device: &DevicePrincipal,
-) -> Result<Vec<ConversationRecord>, ServiceError> {
+    query: &PageQuery,
+) -> Result<(Vec<ConversationRecord>, Option<String>), ServiceError> {
     require_approved(device)?;
-    Ok(store
-        .device_conversations(device.tenant_id, device.device_id)
-        .await?)
+    let after = match paging::decode(query.cursor.as_deref())? {
+        Some((t, key)) => Some((
+            t,
+            key.parse::<Uuid>().map_err(|_| {
+                ServiceError::invalid(Code::InvalidCursor, "not a cursor from a previous page")
+            })?,
+        )),
+        None => None,
+    };
+    let limit = paging::limit(query);
+    let rows = store
+        .device_conversations(device.tenant_id, device.device_id, after, limit)
+        .await?;
+    let next = paging::next(&rows, limit, |(t, c)| (*t, c.id.to_string()));
+    Ok((rows.into_iter().map(|(_, c)| c).collect(), next))
 }
 
 fn outcome(result: SendOutcome) -> Result<StoredSend, ServiceError> {
@@ -448,25 +463,43 @@ fn too_large(detail: String) -> ServiceError {
     ServiceError::invalid(Code::CommitTooLarge, detail)
 }
 
-/// Entries of the device's mailbox after `after`.
+/// A page of the device's mailbox after `after`: at most `limit` entries and about
+/// `max_bytes` of bodies (the first entry always comes, so a page is never empty while
+/// entries wait). `more` tells whether entries follow.
 pub async fn fetch(
     store: &dyn Store,
     device: &DevicePrincipal,
     after: u64,
     limit: u32,
+    max_bytes: usize,
     now_ms: i64,
-) -> Result<Vec<MailboxEntry>, ServiceError> {
+) -> Result<(Vec<MailboxEntry>, bool), ServiceError> {
     require_approved(device)?;
     let after = i64::try_from(after).unwrap_or(i64::MAX);
-    Ok(store
-        .fetch_mailbox(
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX).max(1);
+    // One more row than asked for tells whether more follow.
+    let mut entries = store
+        .fetch_mailbox_page(
             device.tenant_id,
             device.device_id,
             after,
-            i64::from(limit),
+            i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1),
+            i64::try_from(max_bytes).unwrap_or(i64::MAX),
             now_ms,
         )
-        .await?)
+        .await?;
+    let mut total = 0usize;
+    let mut keep = 0usize;
+    for e in &entries {
+        total = total.saturating_add(e.body.len());
+        if keep > 0 && (total > max_bytes || keep == limit) {
+            break;
+        }
+        keep += 1;
+    }
+    let more = entries.len() > keep;
+    entries.truncate(keep);
+    Ok((entries, more))
 }
 
 /// Deletes the device's entries up to and including `up_to` (coalesced with other

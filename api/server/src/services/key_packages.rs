@@ -7,6 +7,8 @@ use uuid::Uuid;
 
 use super::ServiceError;
 use super::devices::{may_see_user, require_approved};
+use super::limits::{self, Policy};
+use crate::broker::Broker;
 use super::principals::{Caller, DevicePrincipal};
 use crate::store::{ClaimedPackage, NewKeyPackage, Store};
 
@@ -45,13 +47,27 @@ fn to_new(kp: &KeyPackageUpload, now_ms: i64) -> Result<NewKeyPackage, ServiceEr
     })
 }
 
-/// Publishes a device's packages (pending devices too, so they can be added once approved).
+/// Publishes a device's packages (pending devices too, so they can be added once approved),
+/// up to `max_stock` unclaimed one-time packages per device.
 pub async fn upload(
     store: &dyn Store,
     device: &DevicePrincipal,
     request: &UploadKeyPackagesRequest,
+    max_stock: i64,
     now_ms: i64,
 ) -> Result<Stock, ServiceError> {
+    let before = stock(store, device, now_ms).await?;
+    let after = i64::from(before.one_time)
+        .saturating_add(i64::try_from(request.key_packages.len()).unwrap_or(i64::MAX));
+    if !request.key_packages.is_empty() && after > max_stock {
+        return Err(ServiceError::conflict(
+            Code::KeyPackageStockFull,
+            format!(
+                "the device holds {} unclaimed key packages; the server keeps at most {max_stock}",
+                before.one_time
+            ),
+        ));
+    }
     let one_time = request
         .key_packages
         .iter()
@@ -89,14 +105,25 @@ pub async fn stock(
     })
 }
 
-/// Claims one package for each approved device of `user_id` (except the caller's own).
+/// Claims one package for each approved device of `user_id` (except the caller's own),
+/// within the caller device's claim rate, so a contact cannot drain a victim's one-time
+/// packages.
 pub async fn claim(
     store: &dyn Store,
+    broker: &dyn Broker,
     caller: &DevicePrincipal,
     user_id: Uuid,
+    claims_per_minute: u32,
     now_ms: i64,
 ) -> Result<Vec<ClaimedPackage>, ServiceError> {
     require_approved(caller)?;
+    limits::hit(
+        broker,
+        &format!("{}:{}", caller.tenant_id, caller.device_id),
+        &Policy::key_package_claims(claims_per_minute),
+        now_ms,
+    )
+    .await?;
     may_see_user(store, &Caller::Device(*caller), user_id).await?;
     let devices = store.list_devices(caller.tenant_id, user_id).await?;
     let mut claimed = Vec::new();

@@ -12,6 +12,7 @@ use sha2::Sha256;
 use uuid::Uuid;
 
 use super::ServiceError;
+use super::egress;
 use super::outbound::Outbound;
 use crate::store::{Store, WebhookDelivery, WebhookEndpoint};
 
@@ -62,6 +63,7 @@ pub async fn configure(
     store: &dyn Store,
     tenant_id: Uuid,
     url: &str,
+    allow_private: bool,
     now_ms: i64,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<WebhookEndpoint, ServiceError> {
@@ -71,6 +73,11 @@ pub async fn configure(
             "the webhook URL must be http(s)",
         ));
     }
+    egress::host_and_port(url)
+        .map_err(|e| ServiceError::invalid(Code::InvalidWebhookUrl, e))?;
+    egress::check_url(url, allow_private)
+        .await
+        .map_err(|e| ServiceError::invalid(Code::WebhookTargetNotAllowed, e))?;
     let endpoint = WebhookEndpoint {
         tenant_id,
         url: url.to_owned(),

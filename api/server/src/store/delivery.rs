@@ -128,12 +128,15 @@ pub trait DeliveryStore: Send + Sync {
         tenant_id: Uuid,
         id: Uuid,
     ) -> Result<Option<ConversationRecord>, StoreError>;
-    /// The conversations a device is a member of.
+    /// The conversations a device is a member of, oldest first: at most `limit` after the
+    /// key `after` (creation time, id), with their members, in one statement.
     async fn device_conversations(
         &self,
         tenant_id: Uuid,
         device_id: Uuid,
-    ) -> Result<Vec<ConversationRecord>, StoreError>;
+        after: Option<(i64, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<(i64, ConversationRecord)>, StoreError>;
     /// Whether users `a` and `b` have devices in a common conversation.
     async fn users_share_conversation(
         &self,
@@ -186,6 +189,21 @@ pub trait DeliveryStore: Send + Sync {
         device_id: Uuid,
         after: i64,
         limit: i64,
+        now_ms: i64,
+    ) -> Result<Vec<MailboxEntry>, StoreError> {
+        self.fetch_mailbox_page(tenant_id, device_id, after, limit, i64::MAX, now_ms)
+            .await
+    }
+    /// As [`fetch_mailbox`](Self::fetch_mailbox), bounded in bytes too: the entries whose
+    /// predecessors' bodies total less than `max_bytes` (so the last one may cross it, and
+    /// the first always comes). The database sums; the rows beyond never leave it.
+    async fn fetch_mailbox_page(
+        &self,
+        tenant_id: Uuid,
+        device_id: Uuid,
+        after: i64,
+        limit: i64,
+        max_bytes: i64,
         now_ms: i64,
     ) -> Result<Vec<MailboxEntry>, StoreError>;
     /// Deletes entries up to and including `up_to`; returns how many.

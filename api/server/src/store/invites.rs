@@ -57,11 +57,14 @@ pub trait InviteStore: Send + Sync {
     ) -> Result<Option<InviteRecord>, StoreError>;
     /// An invite by code in any tenant (codes are globally unique).
     async fn find_invite(&self, code: &str) -> Result<Option<InviteRecord>, StoreError>;
-    /// A user's invites, newest first.
+    /// A page of a user's invites, newest first (by creation time, then code): at most
+    /// `limit` after the key `after`.
     async fn list_invites(
         &self,
         tenant_id: Uuid,
         inviter_user_id: Uuid,
+        after: Option<(i64, String)>,
+        limit: i64,
     ) -> Result<Vec<InviteRecord>, StoreError>;
     /// Revokes; false when there is no such invite.
     async fn revoke_invite(

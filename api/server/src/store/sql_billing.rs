@@ -85,18 +85,14 @@ macro_rules! impl_billing_store {
                 }
                 delta = -balance;
             }
-            if delta != 0 {
-                sqlx::query("UPDATE wallets SET balance = balance + $3 WHERE id = $1 AND tenant_id = $2")
-                    .bind(e.wallet_id)
-                    .bind(e.tenant_id)
-                    .bind(delta)
-                    .execute(&mut **tx)
-                    .await?;
-            }
             let after = balance + delta;
+            // The entry is claimed before the balance moves. The key is unique per tenant,
+            // not per wallet, so a racing entry with the same key on another wallet is not
+            // ordered by the wallet lock: the insert waits for it and, if it committed,
+            // inserts nothing, and this answers as the replay it is.
             let row = sqlx::query(
                 "INSERT INTO ledger_entries (tenant_id, wallet_id, delta, balance_after, kind, reason, actor, idempotency_key, reference, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id",
             )
             .bind(e.tenant_id)
             .bind(e.wallet_id)
@@ -108,8 +104,24 @@ macro_rules! impl_billing_store {
             .bind(&e.idempotency_key)
             .bind(&e.reference)
             .bind(e.now_ms)
-            .fetch_one(&mut **tx)
+            .fetch_optional(&mut **tx)
             .await?;
+            let Some(row) = row else {
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "SELECT {} FROM ledger_entries WHERE tenant_id = $1 AND idempotency_key = $2",
+                    $crate::store::sql_billing::LEDGER_COLUMNS
+                ));
+                let row = sqlx::query(sql).bind(e.tenant_id).bind(&e.idempotency_key).fetch_one(&mut **tx).await?;
+                return Ok(LedgerOutcome::Replayed(ledger_from_row!(&row)));
+            };
+            if delta != 0 {
+                sqlx::query("UPDATE wallets SET balance = balance + $3 WHERE id = $1 AND tenant_id = $2")
+                    .bind(e.wallet_id)
+                    .bind(e.tenant_id)
+                    .bind(delta)
+                    .execute(&mut **tx)
+                    .await?;
+            }
             Ok(LedgerOutcome::Applied($crate::store::LedgerEntry {
                 id: row.try_get("id")?,
                 tenant_id: e.tenant_id,

@@ -258,25 +258,45 @@ macro_rules! impl_delivery_store {
                 &self,
                 tenant_id: uuid::Uuid,
                 device_id: uuid::Uuid,
-            ) -> Result<Vec<$crate::store::ConversationRecord>, $crate::store::StoreError> {
+                after: Option<(i64, uuid::Uuid)>,
+                limit: i64,
+            ) -> Result<Vec<(i64, $crate::store::ConversationRecord)>, $crate::store::StoreError> {
                 use sqlx::Row as _;
+                let (after_ms, after_id) = after.unwrap_or((i64::MIN, uuid::Uuid::nil()));
                 let rows = sqlx::query(
-                    "SELECT c.id, c.epoch FROM conversations c JOIN conversation_members m ON m.conversation_id = c.id \
-                     WHERE m.device_id = $1 AND c.tenant_id = $2 ORDER BY c.created_at, c.id",
+                    "SELECT p.id, p.epoch, p.created_at, m.device_id, m.user_id FROM \
+                     (SELECT c.id, c.epoch, c.created_at FROM conversations c JOIN conversation_members own ON own.conversation_id = c.id \
+                      WHERE own.device_id = $1 AND c.tenant_id = $2 AND (c.created_at > $3 OR (c.created_at = $3 AND c.id > $4)) \
+                      ORDER BY c.created_at, c.id LIMIT $5) p \
+                     JOIN conversation_members m ON m.conversation_id = p.id \
+                     ORDER BY p.created_at, p.id, m.device_id",
                 )
                 .bind(device_id)
                 .bind(tenant_id)
+                .bind(after_ms)
+                .bind(after_id)
+                .bind(limit)
                 .fetch_all(&self.pool)
                 .await?;
-                let mut out = Vec::with_capacity(rows.len());
+                let mut out: Vec<(i64, $crate::store::ConversationRecord)> = Vec::new();
                 for row in &rows {
                     let id: uuid::Uuid = row.try_get("id")?;
-                    out.push($crate::store::ConversationRecord {
-                        id,
-                        tenant_id,
-                        epoch: row.try_get("epoch")?,
-                        members: members_of(&self.pool, id).await?,
-                    });
+                    let member = $crate::store::Member {
+                        device_id: row.try_get("device_id")?,
+                        user_id: row.try_get("user_id")?,
+                    };
+                    match out.last_mut() {
+                        Some((_, c)) if c.id == id => c.members.push(member),
+                        _ => out.push((
+                            row.try_get("created_at")?,
+                            $crate::store::ConversationRecord {
+                                id,
+                                tenant_id,
+                                epoch: row.try_get("epoch")?,
+                                members: vec![member],
+                            },
+                        )),
+                    }
                 }
                 Ok(out)
             }
@@ -417,24 +437,29 @@ macro_rules! impl_delivery_store {
                 }))
             }
 
-            async fn fetch_mailbox(
+            async fn fetch_mailbox_page(
                 &self,
                 tenant_id: uuid::Uuid,
                 device_id: uuid::Uuid,
                 after: i64,
                 limit: i64,
+                max_bytes: i64,
                 now_ms: i64,
             ) -> Result<Vec<$crate::store::MailboxEntry>, $crate::store::StoreError> {
                 use sqlx::Row as _;
                 let rows = sqlx::query(
-                    "SELECT seq, conversation_id, sender_device_id, kind, epoch, body, sent_at, franking_tag, franking_stamp FROM mailbox \
-                     WHERE device_id = $1 AND tenant_id = $2 AND seq > $3 AND expires_at > $4 ORDER BY seq LIMIT $5",
+                    "SELECT seq, conversation_id, sender_device_id, kind, epoch, body, sent_at, franking_tag, franking_stamp FROM \
+                     (SELECT seq, conversation_id, sender_device_id, kind, epoch, body, sent_at, franking_tag, franking_stamp, \
+                      SUM(LENGTH(body)) OVER (ORDER BY seq) - LENGTH(body) AS before_bytes FROM mailbox \
+                      WHERE device_id = $1 AND tenant_id = $2 AND seq > $3 AND expires_at > $4 ORDER BY seq LIMIT $5) page \
+                     WHERE before_bytes < $6 ORDER BY seq",
                 )
                 .bind(device_id)
                 .bind(tenant_id)
                 .bind(after)
                 .bind(now_ms)
                 .bind(limit)
+                .bind(max_bytes)
                 .fetch_all(&self.pool)
                 .await?;
                 let mut out = Vec::with_capacity(rows.len());

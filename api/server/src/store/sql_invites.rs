@@ -75,13 +75,25 @@ macro_rules! impl_invite_store {
                 &self,
                 tenant_id: uuid::Uuid,
                 inviter_user_id: uuid::Uuid,
+                after: Option<(i64, String)>,
+                limit: i64,
             ) -> Result<Vec<$crate::store::InviteRecord>, $crate::store::StoreError> {
                 use sqlx::Row as _;
+                let (after_ms, after_code) = after.unwrap_or((i64::MAX, String::new()));
                 let sql = sqlx::AssertSqlSafe(format!(
-                    "SELECT {} FROM invites WHERE tenant_id = $1 AND inviter_user_id = $2 ORDER BY created_at DESC, code",
+                    "SELECT {} FROM invites WHERE tenant_id = $1 AND inviter_user_id = $2 \
+                     AND (created_at < $3 OR (created_at = $3 AND code > $4)) \
+                     ORDER BY created_at DESC, code LIMIT $5",
                     $crate::store::sql_invites::INVITE_COLUMNS
                 ));
-                let rows = sqlx::query(sql).bind(tenant_id).bind(inviter_user_id).fetch_all(&self.pool).await?;
+                let rows = sqlx::query(sql)
+                    .bind(tenant_id)
+                    .bind(inviter_user_id)
+                    .bind(after_ms)
+                    .bind(after_code)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for row in &rows {
                     out.push(invite_from_row!(row));
@@ -112,8 +124,11 @@ macro_rules! impl_invite_store {
                 use $crate::store::RedeemOutcome;
                 use sqlx::Row as _;
                 let mut tx = self.begin_write().await?;
+                // The invite row is locked first (a no-op update), so two redemptions of one
+                // invite, even by the same user at the same instant, run one after the
+                // other: the second sees the first's redemption and answers as a replay.
                 let sql = sqlx::AssertSqlSafe(format!(
-                    "SELECT {} FROM invites WHERE tenant_id = $1 AND code = $2",
+                    "UPDATE invites SET uses = uses WHERE tenant_id = $1 AND code = $2 RETURNING {}",
                     $crate::store::sql_invites::INVITE_COLUMNS
                 ));
                 let Some(row) = sqlx::query(sql).bind(tenant_id).bind(code).fetch_optional(&mut *tx).await? else {
