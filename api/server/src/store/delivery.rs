@@ -195,8 +195,9 @@ pub trait DeliveryStore: Send + Sync {
             .await
     }
     /// As [`fetch_mailbox`](Self::fetch_mailbox), bounded in bytes too: the entries whose
-    /// predecessors' bodies total less than `max_bytes` (so the last one may cross it, and
-    /// the first always comes). The database sums; the rows beyond never leave it.
+    /// predecessors' bodies total at most `max_bytes` (so the last one may cross it, which
+    /// tells the caller that more follow, and the first always comes). The database sums;
+    /// the rows beyond never leave it.
     async fn fetch_mailbox_page(
         &self,
         tenant_id: Uuid,

@@ -452,7 +452,7 @@ macro_rules! impl_delivery_store {
                      (SELECT seq, conversation_id, sender_device_id, kind, epoch, body, sent_at, franking_tag, franking_stamp, \
                       SUM(LENGTH(body)) OVER (ORDER BY seq) - LENGTH(body) AS before_bytes FROM mailbox \
                       WHERE device_id = $1 AND tenant_id = $2 AND seq > $3 AND expires_at > $4 ORDER BY seq LIMIT $5) page \
-                     WHERE before_bytes < $6 ORDER BY seq",
+                     WHERE before_bytes <= $6 ORDER BY seq",
                 )
                 .bind(device_id)
                 .bind(tenant_id)

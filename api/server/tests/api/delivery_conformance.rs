@@ -328,7 +328,7 @@ async fn commits_compare_and_swap_and_change_members(backend: Backend) {
     );
     assert_eq!(
         w.store
-            .device_conversations(w.tenant, w.devices[0].device_id)
+            .device_conversations(w.tenant, w.devices[0].device_id, None, 100)
             .await
             .unwrap()
             .len(),
@@ -336,7 +336,7 @@ async fn commits_compare_and_swap_and_change_members(backend: Backend) {
     );
     assert!(
         w.store
-            .device_conversations(w.tenant, w.devices[2].device_id)
+            .device_conversations(w.tenant, w.devices[2].device_id, None, 100)
             .await
             .unwrap()
             .is_empty()

@@ -273,7 +273,313 @@ async fn a_revoked_device_leaves_every_conversation(backend: Backend) {
     assert_problem(app.commit(&a, conv, 2, &[], &[stranger.id]).await, 409, "membership_conflict").await;
 }
 
+/// 3. A mailbox page is bounded in bytes as well as entries, and says more follow.
+async fn mailbox_pages_are_bounded_in_bytes(backend: Backend) {
+    let app = spawn_app_with(backend, &[("CLOAK_MAILBOX_PAGE_BYTES", "3000")]).await;
+    let (a, b) = two_users(&app).await;
+    let conv = app.conversation(&a, &[&b]).await;
+    for i in 0..6u8 {
+        let resp = app.send(&a, conv, 1, Uuid::new_v4(), &[i; 1000]).await;
+        assert_eq!(resp.status(), 201);
+    }
+    let mut after = 0u64;
+    let mut pages = Vec::new();
+    loop {
+        let page: Value = app
+            .get(&format!("/v1/mailbox?after={after}&limit=500"), &b.token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let items = page["items"].as_array().unwrap().clone();
+        let bytes: usize = items
+            .iter()
+            .map(|e| crate::delivery_helpers::body_of(e).len())
+            .sum();
+        assert!(bytes <= 3000, "a page holds at most 3000 body bytes: {bytes}");
+        assert!(!items.is_empty());
+        after = items.last().unwrap()["seq"].as_u64().unwrap();
+        pages.push(items.len());
+        if !page["more"].as_bool().unwrap() {
+            break;
+        }
+    }
+    // The Welcome and six bodies of 1000 bytes, three bodies a page at most.
+    assert_eq!(pages.iter().sum::<usize>(), 7, "{pages:?}");
+    assert!(pages.len() >= 3, "{pages:?}");
+    // One entry larger than the bound still comes, alone.
+    let resp = app.send(&a, conv, 1, Uuid::new_v4(), &[9u8; 5000]).await;
+    assert_eq!(resp.status(), 201);
+    let page: Value = app
+        .get(&format!("/v1/mailbox?after={after}"), &b.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["more"], false);
+}
+
+/// 3. Conversations and invites come a page at a time, with cursors; a forged cursor is a 400.
+async fn lists_are_paginated_with_cursors(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (a, b) = two_users(&app).await;
+    let mut made = Vec::new();
+    for _ in 0..5 {
+        made.push(app.conversation(&a, &[&b]).await);
+        app.clock.advance_ms(1);
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/conversations?limit=2&cursor={c}"),
+            None => "/v1/conversations?limit=2".to_owned(),
+        };
+        let page: Value = app.get(&path, &b.token).await.json().await.unwrap();
+        pages += 1;
+        for c in page["items"].as_array().unwrap() {
+            assert_eq!(c["members"].as_array().unwrap().len(), 2, "{c}");
+            seen.push(c["id"].as_str().unwrap().parse::<Uuid>().unwrap());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, made, "oldest first, each once");
+    assert_eq!(pages, 3);
+    for bad in ["p_1_notauuid", "le_5", "x"] {
+        assert_problem(
+            app.get(&format!("/v1/conversations?cursor={bad}"), &b.token).await,
+            400,
+            "invalid_cursor",
+        )
+        .await;
+    }
+    assert_problem(
+        app.get("/v1/conversations?limit=0", &b.token).await,
+        400,
+        "validation_failed",
+    )
+    .await;
+
+    // Invites, newest first.
+    for _ in 0..3 {
+        let resp = app
+            .post_json(
+                "/v1/invites",
+                &app.api_key,
+                &json!({"inviter_user_id": a.user_id, "max_uses": 1, "expires_in_secs": 3600}),
+            )
+            .await;
+        assert_eq!(resp.status(), 201);
+        app.clock.advance_ms(1);
+    }
+    let first: Value = app
+        .get(&format!("/v1/users/{}/invites?limit=2", a.user_id), &app.api_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    let next = first["next_cursor"].as_str().unwrap();
+    let second: Value = app
+        .get(
+            &format!("/v1/users/{}/invites?limit=2&cursor={next}", a.user_id),
+            &app.api_key,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second["items"].as_array().unwrap().len(), 1);
+    assert!(second.get("next_cursor").is_none());
+    let fp = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(a.public_key()))
+    };
+    for inv in first["items"].as_array().unwrap().iter().chain(second["items"].as_array().unwrap()) {
+        assert!(inv["url"].as_str().unwrap().ends_with(&format!("#fp={fp}")), "{inv}");
+    }
+}
+
+/// 4. A device's KeyPackage stock is capped, and claims are rate-limited per claimer.
+async fn key_package_stock_and_claims_are_bounded(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        &[
+            ("CLOAK_KEY_PACKAGE_STOCK", "3"),
+            ("CLOAK_KEY_PACKAGE_CLAIMS_PER_MINUTE", "2"),
+        ],
+    )
+    .await;
+    let (a, b) = two_users(&app).await;
+    let not_after = app.clock_ms() / 1000 + 86_400;
+    let upload = |n: usize| {
+        let packages: Vec<Value> = (0..n)
+            .map(|_| {
+                let r = Uuid::new_v4();
+                json!({"hash_ref": b64(r.as_bytes()), "data": b64(r.as_bytes()), "not_after": not_after})
+            })
+            .collect();
+        let body = json!({"key_packages": packages});
+        let (app, token) = (&app, b.token.clone());
+        async move { app.post_json("/v1/key-packages", &token, &body).await }
+    };
+    assert_eq!(upload(2).await.status(), 200);
+    assert_problem(upload(2).await, 409, "key_package_stock_full").await;
+    assert_eq!(upload(1).await.status(), 200);
+    assert_problem(upload(1).await, 409, "key_package_stock_full").await;
+
+    for _ in 0..2 {
+        assert_eq!(app.claim(&a.token, b.user_id).await.status(), 200);
+    }
+    let limited = app.claim(&a.token, b.user_id).await;
+    assert_problem(limited, 429, "rate_limited").await;
+    // One package was left: the limiter kept it from being drained.
+    let stock: Value = app
+        .get("/v1/key-packages/stock", &b.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stock["one_time"], 1, "{stock}");
+}
+
+/// 6. Races that used to answer 500: one Idempotency-Key on two wallets at once, and one
+/// invite redeemed twice at the same instant.
+async fn idempotency_races_answer_as_replays(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (a, b) = two_users(&app).await;
+    for i in 0..10 {
+        let key = format!("race-{i}");
+        let grant = |wallet: String| {
+            app.client
+                .post(app.url(&format!("/v1/wallets/{wallet}/grants")))
+                .bearer_auth(&app.api_key)
+                .header("idempotency-key", key.clone())
+                .json(&json!({"credits": 5, "reason": "race"}))
+                .send()
+        };
+        let (x, y) = tokio::join!(grant("tenant".into()), grant(a.user_id.to_string()));
+        let mut statuses = vec![x.unwrap().status().as_u16(), y.unwrap().status().as_u16()];
+        statuses.sort_unstable();
+        assert!(
+            statuses == [201, 409] || statuses == [200, 201],
+            "one grant applies, the other is a replay or a reused key: {statuses:?}"
+        );
+    }
+    let inviter = app.create_user("inviter").await;
+    for _ in 0..5 {
+        let inv: Value = app
+            .post_json(
+                "/v1/invites",
+                &app.api_key,
+                &json!({"inviter_user_id": inviter, "max_uses": 5, "expires_in_secs": 3600}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let code = inv["code"].as_str().unwrap().to_owned();
+        let path = format!("/v1/invites/{code}/redeem");
+        let body = json!({});
+        let redeem = || app.post_json(&path, &b.token, &body);
+        let (x, y) = tokio::join!(redeem(), redeem());
+        assert_eq!((x.status().as_u16(), y.status().as_u16()), (200, 200));
+        let after: Value = app
+            .get(&format!("/v1/invites/{code}"), &app.api_key)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(after["uses"], 1, "counted once: {after}");
+    }
+}
+
+/// 7. Webhooks may not target loopback, private, link-local or metadata addresses, at
+/// registration, nor at connect time (an endpoint whose name later resolves to one).
+async fn webhooks_cannot_reach_private_addresses(backend: Backend) {
+    let app = spawn_app_with(backend, &[("CLOAK_WEBHOOK_ALLOW_PRIVATE", "false")]).await;
+    for url in [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/hook",
+        "http://10.0.0.8/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+    ] {
+        let resp = app
+            .client
+            .put(app.url("/v1/webhooks"))
+            .bearer_auth(&app.api_key)
+            .json(&json!({"url": url}))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(resp, 400, "webhook_target_not_allowed").await;
+    }
+    // An endpoint stored as if its name had resolved elsewhere at registration (DNS
+    // rebinding): delivery refuses to connect, and the receiver sees nothing.
+    let receiver = crate::billing_helpers::Receiver::start(&[]).await;
+    app.store
+        .set_webhook(
+            &cloak_api::store::WebhookEndpoint {
+                tenant_id: a_tenant(&app).await,
+                url: receiver.url.replace("127.0.0.1", "localhost"),
+                secret: "whsec_x".into(),
+            },
+            app.clock_ms(),
+        )
+        .await
+        .unwrap();
+    let settings = json!({"low_balance_threshold": 2});
+    assert_eq!(
+        app.put_json("/v1/billing/settings", &app.api_key, &settings)
+            .await
+            .status(),
+        200
+    );
+    let (a, b) = two_users(&app).await;
+    let conv = app.conversation(&a, &[&b]).await;
+    app.set_prices(1, 0).await;
+    app.grant("tenant", 2).await;
+    assert_eq!(app.send(&a, conv, 1, Uuid::new_v4(), b"m").await.status(), 201);
+    let mut attempted = false;
+    for _ in 0..100 {
+        let log: Value = app
+            .get("/v1/webhooks/deliveries", &app.api_key)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if let Some(d) = log["items"].as_array().and_then(|i| i.first()) {
+            if d["attempts"].as_i64() >= Some(1) {
+                assert!(d["delivered_at"].is_null(), "{log}");
+                assert!(d["last_status"].is_null(), "no connection was made: {log}");
+                attempted = true;
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(attempted, "the worker tried the delivery");
+    assert!(receiver.received().is_empty());
+}
+
+async fn a_tenant(app: &TestApp) -> Uuid {
+    let t: Value = app.get("/v1/tenant", &app.api_key).await.json().await.unwrap();
+    t["id"].as_str().unwrap().parse().unwrap()
+}
+
 crate::backend_tests!(
+    mailbox_pages_are_bounded_in_bytes,
+    lists_are_paginated_with_cursors,
+    key_package_stock_and_claims_are_bounded,
+    idempotency_races_answer_as_replays,
+    webhooks_cannot_reach_private_addresses,
     a_full_mailbox_blocks_only_its_own_device,
     a_revoked_device_leaves_every_conversation,
     garbage_commits_do_not_advance_the_epoch,
