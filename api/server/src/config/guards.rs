@@ -49,7 +49,7 @@ impl Default for Guards {
             key_package_stock: 200,
             key_package_claims_per_minute: 120,
             ws_per_device: 4,
-            ws_frames_per_sec: 500,
+            ws_frames_per_sec: 1000,
             mailbox_page_bytes: 4 * 1024 * 1024,
             webhook_allow_private: false,
         }

@@ -266,7 +266,7 @@ impl Connection {
     /// Counts a frame against the socket's rate and, once authenticated, the tenant's
     /// request rate. `Err(open)`: the frame is refused (answered, or the connection closes
     /// when the client keeps going for a second's worth of refusals).
-    async fn admit(&mut self) -> Result<(), bool> {
+    async fn admit(&mut self, client_msg_id: Option<Uuid>) -> Result<(), bool> {
         let refused = match self.frames.check(Instant::now()) {
             Verdict::Allowed => match self.device {
                 Some(d) => auth::tenant_rate(&self.state, d.tenant_id).await.err(),
@@ -293,23 +293,28 @@ impl Connection {
             metrics::counter!("ws_closed_for_flooding_total").increment(1);
             return Err(false);
         }
-        self.answer(ready(error_frame(e.into(), None)));
+        self.answer(ready(error_frame(e.into(), client_msg_id)));
         Err(true)
     }
 
     async fn on_message(&mut self, message: AggregatedMessage) -> bool {
-        if matches!(
-            message,
-            AggregatedMessage::Text(_) | AggregatedMessage::Binary(_)
-        ) {
-            if let Err(open) = self.admit().await {
-                return open;
-            }
-        }
         match message {
             AggregatedMessage::Text(text) => match serde_json::from_str::<ClientFrame>(&text) {
-                Ok(frame) => self.on_frame(frame).await,
+                Ok(frame) => {
+                    // A refused send is answered with its id, so the client knows which.
+                    let id = match &frame {
+                        ClientFrame::Send { message, .. } => Some(message.client_msg_id),
+                        _ => None,
+                    };
+                    if let Err(open) = self.admit(id).await {
+                        return open;
+                    }
+                    self.on_frame(frame).await
+                }
                 Err(e) => {
+                    if let Err(open) = self.admit(None).await {
+                        return open;
+                    }
                     self.answer(ready(error_frame(
                         ServiceError::invalid(Code::InvalidFrame, e.to_string()).into(),
                         None,
@@ -318,6 +323,9 @@ impl Connection {
                 }
             },
             AggregatedMessage::Binary(_) => {
+                if let Err(open) = self.admit(None).await {
+                    return open;
+                }
                 self.answer(ready(error_frame(
                     ServiceError::invalid(Code::InvalidFrame, "frames are JSON text").into(),
                     None,

@@ -31,9 +31,10 @@ pub(crate) struct SenderRow {
 /// Everything read before the batch claims its sends.
 #[derive(Debug, Default)]
 pub(crate) struct Loaded {
-    pub conversations: HashMap<Uuid, ConversationRow>,
+    /// By (tenant, conversation id): ids are unique per tenant only.
+    pub conversations: HashMap<(Uuid, Uuid), ConversationRow>,
     /// Members by conversation, in device-id order.
-    pub members: HashMap<Uuid, Vec<Member>>,
+    pub members: HashMap<(Uuid, Uuid), Vec<Member>>,
     pub senders: HashMap<Uuid, SenderRow>,
     /// (tenant, blocker user, blocked user).
     pub blocks: HashSet<(Uuid, Uuid, Uuid)>,
@@ -76,7 +77,8 @@ pub(crate) fn route(sends: &[NewSend], loaded: &Loaded) -> Vec<Routed> {
 }
 
 fn route_one(send: &NewSend, loaded: &Loaded) -> Routed {
-    let conversation = match loaded.conversations.get(&send.conversation_id) {
+    let key = (send.tenant_id, send.conversation_id);
+    let conversation = match loaded.conversations.get(&key) {
         Some(c) if c.tenant_id == send.tenant_id => *c,
         _ => return Routed::Refused(SendOutcome::NoConversation),
     };
@@ -87,7 +89,7 @@ fn route_one(send: &NewSend, loaded: &Loaded) -> Routed {
     }
     let members = loaded
         .members
-        .get(&send.conversation_id)
+        .get(&key)
         .map(Vec::as_slice)
         .unwrap_or_default();
     if !members.iter().any(|m| m.device_id == send.sender.device_id) {
@@ -317,7 +319,7 @@ mod tests {
     fn loaded(conversation: Uuid, members: &[Member]) -> Loaded {
         let mut l = Loaded::default();
         l.conversations.insert(
-            conversation,
+            (Uuid::nil(), conversation),
             ConversationRow {
                 tenant_id: Uuid::nil(),
                 epoch: 3,
@@ -326,7 +328,7 @@ mod tests {
         );
         let mut sorted = members.to_vec();
         sorted.sort_by_key(|m| m.device_id);
-        l.members.insert(conversation, sorted);
+        l.members.insert((Uuid::nil(), conversation), sorted);
         for m in members {
             l.senders.insert(
                 m.device_id,

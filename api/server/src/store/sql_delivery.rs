@@ -16,12 +16,13 @@ pub(crate) fn parse_kind(
 macro_rules! impl_delivery_store {
     ($store:ty) => {
         /// Members of a conversation, by device id.
-        async fn members_of<'c, E>(executor: E, conversation_id: uuid::Uuid) -> Result<Vec<$crate::store::Member>, $crate::store::StoreError>
+        async fn members_of<'c, E>(executor: E, tenant_id: uuid::Uuid, conversation_id: uuid::Uuid) -> Result<Vec<$crate::store::Member>, $crate::store::StoreError>
         where
             E: sqlx::Executor<'c, Database = <$store as $crate::store::sql::Backend>::Db>,
         {
             use sqlx::Row as _;
-            let rows = sqlx::query("SELECT device_id, user_id FROM conversation_members WHERE conversation_id = $1 ORDER BY device_id")
+            let rows = sqlx::query("SELECT device_id, user_id FROM conversation_members WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY device_id")
+                .bind(tenant_id)
                 .bind(conversation_id)
                 .fetch_all(executor)
                 .await?;
@@ -169,7 +170,7 @@ macro_rules! impl_delivery_store {
             };
             let epoch: i64 = row.try_get("epoch")?;
             let retention: i64 = row.try_get("retention_ms")?;
-            let members = members_of(&mut **tx, send.conversation_id).await?;
+            let members = members_of(&mut **tx, send.tenant_id, send.conversation_id).await?;
             if !members.iter().any(|m| m.device_id == send.sender.device_id) {
                 return Ok(Err(SendOutcome::NotMember));
             }
@@ -210,7 +211,7 @@ macro_rules! impl_delivery_store {
             ) -> Result<bool, $crate::store::StoreError> {
                 let mut tx = self.begin_write().await?;
                 let inserted = sqlx::query(
-                    "INSERT INTO conversations (id, tenant_id, epoch, created_at) VALUES ($1, $2, 0, $3) ON CONFLICT (id) DO NOTHING",
+                    "INSERT INTO conversations (id, tenant_id, epoch, created_at) VALUES ($1, $2, 0, $3) ON CONFLICT (tenant_id, id) DO NOTHING",
                 )
                 .bind(id)
                 .bind(tenant_id)
@@ -250,7 +251,7 @@ macro_rules! impl_delivery_store {
                     id,
                     tenant_id,
                     epoch: row.try_get("epoch")?,
-                    members: members_of(&self.pool, id).await?,
+                    members: members_of(&self.pool, tenant_id, id).await?,
                 }))
             }
 
@@ -265,10 +266,10 @@ macro_rules! impl_delivery_store {
                 let (after_ms, after_id) = after.unwrap_or((i64::MIN, uuid::Uuid::nil()));
                 let rows = sqlx::query(
                     "SELECT p.id, p.epoch, p.created_at, m.device_id, m.user_id FROM \
-                     (SELECT c.id, c.epoch, c.created_at FROM conversations c JOIN conversation_members own ON own.conversation_id = c.id \
+                     (SELECT c.id, c.epoch, c.created_at FROM conversations c JOIN conversation_members own ON own.tenant_id = c.tenant_id AND own.conversation_id = c.id \
                       WHERE own.device_id = $1 AND c.tenant_id = $2 AND (c.created_at > $3 OR (c.created_at = $3 AND c.id > $4)) \
                       ORDER BY c.created_at, c.id LIMIT $5) p \
-                     JOIN conversation_members m ON m.conversation_id = p.id \
+                     JOIN conversation_members m ON m.tenant_id = $2 AND m.conversation_id = p.id \
                      ORDER BY p.created_at, p.id, m.device_id",
                 )
                 .bind(device_id)
@@ -309,7 +310,7 @@ macro_rules! impl_delivery_store {
             ) -> Result<bool, $crate::store::StoreError> {
                 let row = sqlx::query(
                     "SELECT 1 AS one FROM conversation_members m1 JOIN conversation_members m2 \
-                     ON m2.conversation_id = m1.conversation_id \
+                     ON m2.tenant_id = m1.tenant_id AND m2.conversation_id = m1.conversation_id \
                      WHERE m1.tenant_id = $1 AND m1.user_id = $2 AND m2.tenant_id = $1 AND m2.user_id = $3 LIMIT 1",
                 )
                 .bind(tenant_id)
@@ -397,7 +398,8 @@ macro_rules! impl_delivery_store {
                 let ceiling = send.mailbox_quota.saturating_mul(2);
                 let mut skipped = append_entries(&mut tx, send, &recipients, commit, epoch, &send.body, expires, ceiling).await?;
                 for removed in &changes.remove {
-                    sqlx::query("DELETE FROM conversation_members WHERE conversation_id = $1 AND device_id = $2")
+                    sqlx::query("DELETE FROM conversation_members WHERE tenant_id = $1 AND conversation_id = $2 AND device_id = $3")
+                        .bind(send.tenant_id)
                         .bind(send.conversation_id)
                         .bind(removed)
                         .execute(&mut *tx)

@@ -94,7 +94,7 @@ macro_rules! impl_delivery_batch {
                 qb.push(" ORDER BY c.id");
                 for row in qb.build().fetch_all(&mut **tx).await? {
                     loaded.conversations.insert(
-                        row.try_get("id")?,
+                        (row.try_get("tenant_id")?, row.try_get("id")?),
                         ConversationRow {
                             tenant_id: row.try_get("tenant_id")?,
                             epoch: row.try_get("epoch")?,
@@ -103,13 +103,14 @@ macro_rules! impl_delivery_batch {
                     );
                 }
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
-                    "SELECT conversation_id, device_id, user_id FROM conversation_members WHERE conversation_id IN ",
+                    "SELECT tenant_id, conversation_id, device_id, user_id FROM conversation_members WHERE conversation_id IN ",
                 );
                 push_ids(&mut qb, &chunk);
                 qb.push(" ORDER BY conversation_id, device_id");
                 for row in qb.build().fetch_all(&mut **tx).await? {
                     let conversation: uuid::Uuid = row.try_get("conversation_id")?;
-                    loaded.members.entry(conversation).or_default().push($crate::store::Member {
+                    let tenant: uuid::Uuid = row.try_get("tenant_id")?;
+                    loaded.members.entry((tenant, conversation)).or_default().push($crate::store::Member {
                         device_id: row.try_get("device_id")?,
                         user_id: row.try_get("user_id")?,
                     });

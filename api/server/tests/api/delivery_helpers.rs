@@ -120,7 +120,6 @@ impl TestApp {
     }
 }
 
-/// The next JSON text frame (pings are answered by tungstenite), within 10 s.
 /// An MLS `PrivateMessage` commit frame for `conversation` at `epoch`, as the server sees a
 /// real one (the contents are opaque).
 pub fn commit_frame(conversation: Uuid, epoch: u64) -> Vec<u8> {
@@ -137,6 +136,7 @@ pub fn welcome_frame(recipients: usize) -> Vec<u8> {
     cloak_proto::mls_frame::welcome(recipients, b"group info")
 }
 
+/// The next JSON text frame (pings are answered by tungstenite), within 10 s.
 pub async fn next_frame(ws: &mut Socket) -> Value {
     loop {
         let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())

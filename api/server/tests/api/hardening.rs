@@ -569,12 +569,206 @@ async fn webhooks_cannot_reach_private_addresses(backend: Backend) {
     assert!(receiver.received().is_empty());
 }
 
+/// 5. A device holds a bounded number of sockets (a new one closes the oldest), a socket
+/// that floods frames gets `rate_limited` and is then disconnected, and upgrades count
+/// against the tenant's request rate.
+async fn websockets_are_capped_and_throttled(backend: Backend) {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    let app = spawn_app_with(
+        backend,
+        &[("CLOAK_WS_PER_DEVICE", "2"), ("CLOAK_WS_FRAMES_PER_SEC", "20")],
+    )
+    .await;
+    let (a, _b) = two_users(&app).await;
+    let mut first = app.socket(&app.address, &a, 0).await;
+    let _second = app.socket(&app.address, &a, 0).await;
+    let mut third = app.socket(&app.address, &a, 0).await;
+    // The first is closed with a reason; the others stay.
+    let closed = loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), first.next())
+            .await
+            .expect("the oldest socket is closed in time")
+        {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            _ => break None,
+        }
+    };
+    let reason = closed.expect("a close frame with a reason");
+    assert!(reason.reason.contains("replaced"), "{reason:?}");
+
+    // A flood: beyond 20 frames a second, `rate_limited` error frames, then the close.
+    for _ in 0..80 {
+        if third
+            .send(Message::text(json!({"type": "ack", "up_to": 0}).to_string()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let (mut limited, mut closed) = (0, false);
+    while let Ok(Some(msg)) =
+        tokio::time::timeout(std::time::Duration::from_secs(10), third.next()).await
+    {
+        match msg {
+            Ok(Message::Text(t)) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                if v["type"] == "error" && v["code"] == "rate_limited" {
+                    assert!(v["retry_after_ms"].as_u64().unwrap() > 0, "{v}");
+                    limited += 1;
+                }
+            }
+            Ok(Message::Close(_)) | Err(_) => {
+                closed = true;
+                break;
+            }
+            Ok(_) => {}
+        }
+    }
+    assert!(limited > 0, "refused frames are answered");
+    assert!(closed, "a client that keeps flooding is disconnected");
+}
+
+/// 5. The WebSocket upgrade counts against the tenant's request rate.
+async fn websocket_upgrades_count_against_the_tenant_rate(backend: Backend) {
+    let app = spawn_app_with(backend, &[("CLOAK_TENANT_REQUESTS_PER_SEC", "40")]).await;
+    // The test clock stands still, so the tenant has 40 requests in all.
+    let (a, _b) = two_users(&app).await;
+    let url = format!("{}/v1/ws", app.address.replacen("http://", "ws://", 1));
+    for _ in 0..60 {
+        let mut request =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                url.as_str(),
+            )
+            .unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", a.token).parse().unwrap(),
+        );
+        match tokio_tungstenite::connect_async(request).await {
+            Ok(_) => continue,
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                assert_eq!(resp.status(), 429);
+                let body: Value =
+                    serde_json::from_slice(resp.body().as_deref().unwrap_or_default()).unwrap();
+                assert_eq!(body["code"], "rate_limited");
+                return;
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    panic!("60 upgrades within a rate of 40 were all accepted");
+}
+
+/// A device of a user in a second tenant; returns that tenant's API key too.
+async fn other_tenant_device(app: &TestApp) -> (String, TestDevice) {
+    let (_, key) = crate::helpers::create_tenant(app.store.as_ref(), "Tenant B").await;
+    let user: Value = app
+        .post_json("/v1/users", &key, &json!({"external_id": "b-user", "display_name": "B"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let user_id: Uuid = user["id"].as_str().unwrap().parse().unwrap();
+    let token: Value = app
+        .client
+        .post(app.url(&format!("/v1/users/{user_id}/tokens")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let v: Value = app
+        .post_json(
+            "/v1/devices",
+            token["token"].as_str().unwrap(),
+            &json!({"identity_key": b64(signing.verifying_key().as_bytes())}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut d = TestDevice {
+        key: signing,
+        id: v["id"].as_str().unwrap().parse().unwrap(),
+        tenant_id: v["tenant_id"].as_str().unwrap().parse().unwrap(),
+        user_id,
+        status: String::new(),
+        token: String::new(),
+    };
+    d.token = app.login(&d).await;
+    (key, d)
+}
+
+/// 8. Conversation ids are scoped per tenant: an id another tenant uses is no conflict,
+/// and the two conversations are separate (members, epochs).
+async fn conversation_ids_reveal_nothing_across_tenants(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (a, b) = two_users(&app).await;
+    let (_b_key, eve) = other_tenant_device(&app).await;
+    let id = Uuid::new_v4();
+    let create = |token: String| {
+        let app = &app;
+        async move {
+            app.post_json("/v1/conversations", &token, &json!({"conversation_id": id}))
+                .await
+        }
+    };
+    assert_eq!(create(eve.token.clone()).await.status(), 201);
+    assert_eq!(create(a.token.clone()).await.status(), 201, "no cross-tenant conflict");
+    assert_problem(create(a.token.clone()).await, 409, "conversation_exists").await;
+    assert_eq!(app.commit(&a, id, 0, &[b.id], &[]).await.status(), 201);
+    let mine: Value = app
+        .get(&format!("/v1/conversations/{id}"), &a.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let theirs: Value = app
+        .get(&format!("/v1/conversations/{id}"), &eve.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((mine["epoch"].as_u64(), mine["members"].as_array().unwrap().len()), (Some(1), 2));
+    assert_eq!((theirs["epoch"].as_u64(), theirs["members"].as_array().unwrap().len()), (Some(0), 1));
+    let listed: Value = app.get("/v1/conversations", &eve.token).await.json().await.unwrap();
+    assert_eq!(listed["items"][0]["members"].as_array().unwrap().len(), 1, "{listed}");
+    // Eve's commit at her epoch works on her conversation only.
+    let c = cloak_proto::mls_frame::private_message(
+        id.as_bytes(),
+        0,
+        cloak_proto::mls_frame::ContentType::Commit,
+        b"eve",
+    );
+    let resp = raw_commit(
+        &app,
+        &eve,
+        id,
+        json!({"client_msg_id": Uuid::new_v4(), "epoch": 0, "commit": b64(&c)}),
+    )
+    .await;
+    assert_eq!(resp.status(), 201);
+    assert_eq!(epoch_of(&app, &a, id).await, 1);
+    // A send in tenant A reaches bob only.
+    assert_eq!(app.send(&a, id, 1, Uuid::new_v4(), b"hi").await.status(), 201);
+    assert!(app.store.fetch_mailbox(eve.tenant_id, eve.id, 0, 10, app.clock_ms()).await.unwrap().is_empty());
+}
+
 async fn a_tenant(app: &TestApp) -> Uuid {
     let t: Value = app.get("/v1/tenant", &app.api_key).await.json().await.unwrap();
     t["id"].as_str().unwrap().parse().unwrap()
 }
 
 crate::backend_tests!(
+    conversation_ids_reveal_nothing_across_tenants,
+    websockets_are_capped_and_throttled,
+    websocket_upgrades_count_against_the_tenant_rate,
     mailbox_pages_are_bounded_in_bytes,
     lists_are_paginated_with_cursors,
     key_package_stock_and_claims_are_bounded,

@@ -121,6 +121,9 @@ pub fn settings_with(backend: Backend, db: &TestDb, extra: &[(&str, &str)]) -> S
             // limit tests set their own).
             "CLOAK_TENANT_REQUESTS_PER_SEC" => Some("1000000".to_owned()),
             "CLOAK_LOGIN_PER_IP_PER_MINUTE" => Some("0".to_owned()),
+            // Pipelining tests write a thousand frames at once (the frame-rate test sets
+            // its own).
+            "CLOAK_WS_FRAMES_PER_SEC" => Some("100000".to_owned()),
             // Webhook receivers in the tests listen on 127.0.0.1.
             "CLOAK_WEBHOOK_ALLOW_PRIVATE" => Some("true".to_owned()),
             _ => None,
