@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use cloak_proto::mls_frame;
 use cloak_e2e::{ServerEnv, ServerProcess, Stack, fresh_postgres_url};
+use cloak_proto::mls_frame;
 use cloak_sdk::DeviceClient;
 use futures_util::{SinkExt as _, StreamExt as _};
 use secrecy::ExposeSecret as _;

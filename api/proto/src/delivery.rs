@@ -48,7 +48,6 @@ pub struct ConversationList {
     pub next_cursor: Option<String>,
 }
 
-
 /// Request body of `POST /v1/conversations/{id}/messages`: one MLS application message,
 /// fanned out to every other member device.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]

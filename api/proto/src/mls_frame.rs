@@ -189,8 +189,8 @@ pub fn parse_framing(bytes: &[u8]) -> Result<Framing<'_>, FrameError> {
             }
             r.u32()?;
             r.vector()?; // authenticated_data
-            let content_type = ContentType::from_u8(r.u8()?)
-                .ok_or(FrameError::Unexpected("content type"))?;
+            let content_type =
+                ContentType::from_u8(r.u8()?).ok_or(FrameError::Unexpected("content type"))?;
             if r.0.is_empty() {
                 return Err(FrameError::Truncated);
             }
@@ -204,8 +204,8 @@ pub fn parse_framing(bytes: &[u8]) -> Result<Framing<'_>, FrameError> {
         wire_format::PRIVATE_MESSAGE => {
             let group_id = r.vector()?;
             let epoch = r.u64()?;
-            let content_type = ContentType::from_u8(r.u8()?)
-                .ok_or(FrameError::Unexpected("content type"))?;
+            let content_type =
+                ContentType::from_u8(r.u8()?).ok_or(FrameError::Unexpected("content type"))?;
             r.vector()?; // authenticated_data
             if r.vector()?.is_empty() {
                 return Err(FrameError::Unexpected("empty encrypted sender data"));
@@ -257,7 +257,12 @@ pub fn parse_welcome(bytes: &[u8]) -> Result<WelcomeShape, FrameError> {
 
 /// A `PrivateMessage` frame around opaque bytes, for load tools and tests that stand in for
 /// MLS clients (no member could decrypt it).
-pub fn private_message(group_id: &[u8], epoch: u64, content: ContentType, opaque: &[u8]) -> Vec<u8> {
+pub fn private_message(
+    group_id: &[u8],
+    epoch: u64,
+    content: ContentType,
+    opaque: &[u8],
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(opaque.len() + group_id.len() + 32);
     out.extend_from_slice(&PROTOCOL_VERSION.to_be_bytes());
     out.extend_from_slice(&wire_format::PRIVATE_MESSAGE.to_be_bytes());
@@ -300,7 +305,12 @@ mod tests {
             let f = parse_framing(&frame).unwrap();
             assert_eq!(
                 (f.wire_format, f.group_id, f.epoch, f.content_type),
-                (wire_format::PRIVATE_MESSAGE, &id[..], 42, ContentType::Commit)
+                (
+                    wire_format::PRIVATE_MESSAGE,
+                    &id[..],
+                    42,
+                    ContentType::Commit
+                )
             );
         }
     }

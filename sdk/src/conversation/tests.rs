@@ -2,9 +2,9 @@
 //! with the server's compare-and-swap on the epoch; each device has its own provider.
 
 use super::*;
-use cloak_proto::mls_frame;
 use crate::mls::{generate_key_packages, parse_key_package};
 use crate::payload::PayloadKind;
+use cloak_proto::mls_frame;
 use openmls_rust_crypto::OpenMlsRustCrypto;
 use std::collections::HashMap;
 
@@ -204,7 +204,11 @@ impl Ds {
         let f = mls_frame::parse_framing(&c.commit).expect("commit framing");
         assert_eq!(
             (f.group_id, f.epoch, f.content_type),
-            (&self.group.as_bytes()[..], c.epoch_before, mls_frame::ContentType::Commit)
+            (
+                &self.group.as_bytes()[..],
+                c.epoch_before,
+                mls_frame::ContentType::Commit
+            )
         );
         if let Some(welcome) = &c.welcome {
             let shape = mls_frame::parse_welcome(welcome).expect("welcome framing");
@@ -231,7 +235,11 @@ impl Ds {
         let f = mls_frame::parse_framing(&body).expect("application framing");
         assert_eq!(
             (f.group_id, f.epoch, f.content_type),
-            (&self.group.as_bytes()[..], epoch, mls_frame::ContentType::Application)
+            (
+                &self.group.as_bytes()[..],
+                epoch,
+                mls_frame::ContentType::Application
+            )
         );
         self.log.push(Entry { sender, body });
     }

@@ -43,7 +43,10 @@ pub fn bearer_token(req: &HttpRequest) -> Option<SecretString> {
 }
 
 /// The tenant's request rate (protects the service from one tenant's flood).
-pub(crate) async fn tenant_rate(state: &AppState, tenant_id: uuid::Uuid) -> Result<(), ServiceError> {
+pub(crate) async fn tenant_rate(
+    state: &AppState,
+    tenant_id: uuid::Uuid,
+) -> Result<(), ServiceError> {
     let policy = crate::services::limits::Policy {
         name: "tenant_requests",
         rate: crate::broker::Rate {

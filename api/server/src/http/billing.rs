@@ -346,9 +346,8 @@ pub async fn ledger_csv(
     let id = billing::parse_wallet(state.store.as_ref(), tenant, &wallet).await?;
     let store = state.store.clone();
     // (after, header written, done)
-    let pages = futures_util::stream::try_unfold(
-        (0i64, false, false),
-        move |(after, header, done)| {
+    let pages =
+        futures_util::stream::try_unfold((0i64, false, false), move |(after, header, done)| {
             let store = store.clone();
             async move {
                 if done {
@@ -368,8 +367,7 @@ pub async fn ledger_csv(
                     (last.unwrap_or(after), true, done),
                 )))
             }
-        },
-    );
+        });
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header((
@@ -398,16 +396,16 @@ fn to_csv(entries: &[LedgerEntry], header: bool) -> Result<Vec<u8>, csv::Error> 
     let mut w = csv::Writer::from_writer(Vec::new());
     if header {
         w.write_record([
-        "id",
-        "created_at",
-        "wallet",
-        "kind",
-        "delta",
-        "balance_after",
-        "reason",
-        "actor",
-        "idempotency_key",
-        "reference",
+            "id",
+            "created_at",
+            "wallet",
+            "kind",
+            "delta",
+            "balance_after",
+            "reason",
+            "actor",
+            "idempotency_key",
+            "reference",
         ])?;
     }
     for e in entries {

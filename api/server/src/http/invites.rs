@@ -2,10 +2,10 @@
 
 use actix_web::{HttpResponse, delete, get, post, web};
 use cloak_proto::Problem;
-use cloak_proto::paging::PageQuery;
 use cloak_proto::invites::{
     Contact, ContactList, CreateInviteRequest, Invite, InviteList, Redemption,
 };
+use cloak_proto::paging::PageQuery;
 use uuid::Uuid;
 
 use super::auth::{CallerAuth, DeviceAuth, TenantAuth};

@@ -26,9 +26,9 @@ use validator::Validate as _;
 
 use super::auth;
 use super::conversations::receipt;
-use super::ws_limits::{FrameRate, Registration, Verdict};
 use super::mailbox::envelope;
 use super::problem::ApiError;
+use super::ws_limits::{FrameRate, Registration, Verdict};
 use crate::broker::{Notification, Subscription};
 use crate::services::pipeline::settle;
 use crate::services::principals::DevicePrincipal;

@@ -6,9 +6,9 @@
 
 use cloak_proto::Code;
 use cloak_proto::delivery::{CommitRequest, MessageClass, SendMessageRequest};
-use cloak_proto::paging::PageQuery;
 use cloak_proto::devices::DeviceStatus;
 use cloak_proto::mls_frame::{self, ContentType};
+use cloak_proto::paging::PageQuery;
 use uuid::Uuid;
 
 use super::ServiceError;
@@ -383,7 +383,8 @@ fn check_commit_shape(
             "a commit that adds devices carries a welcome, and only then",
         ));
     }
-    let mut seen = std::collections::HashSet::with_capacity(request.add.len() + request.remove.len());
+    let mut seen =
+        std::collections::HashSet::with_capacity(request.add.len() + request.remove.len());
     if let Some(dup) = request
         .add
         .iter()

@@ -56,7 +56,10 @@ pub fn host_and_port(url: &str) -> Result<(String, u16), String> {
         _ => return Err("the URL must be http(s)".into()),
     };
     let host = uri.host().ok_or("the URL has no host")?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     if host.is_empty() {
         return Err("the URL has no host".into());
     }
@@ -97,7 +100,9 @@ pub async fn resolve_allowed(
 /// Checks a URL as registration does: http(s), a host, and a public address.
 pub async fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
     let (host, port) = host_and_port(url)?;
-    resolve_allowed(&host, port, allow_private).await.map(|_| ())
+    resolve_allowed(&host, port, allow_private)
+        .await
+        .map(|_| ())
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use uuid::Uuid;
 use super::ServiceError;
 use super::devices::{may_see_user, require_approved};
 use super::limits::{self, Policy};
-use crate::broker::Broker;
 use super::principals::{Caller, DevicePrincipal};
+use crate::broker::Broker;
 use crate::store::{ClaimedPackage, NewKeyPackage, Store};
 
 /// Longest a package is kept, whatever its own lifetime says.

@@ -31,7 +31,9 @@ pub fn decode(cursor: Option<&str>) -> Result<Option<(i64, String)>, ServiceErro
         .and_then(|(t, key)| Some((t.parse::<i64>().ok()?, key.to_owned())))
         .filter(|(_, key)| !key.is_empty())
         .map(Some)
-        .ok_or_else(|| ServiceError::invalid(Code::InvalidCursor, "not a cursor from a previous page"))
+        .ok_or_else(|| {
+            ServiceError::invalid(Code::InvalidCursor, "not a cursor from a previous page")
+        })
 }
 
 /// The next page's cursor: present only when the page is full.

@@ -73,8 +73,7 @@ pub async fn configure(
             "the webhook URL must be http(s)",
         ));
     }
-    egress::host_and_port(url)
-        .map_err(|e| ServiceError::invalid(Code::InvalidWebhookUrl, e))?;
+    egress::host_and_port(url).map_err(|e| ServiceError::invalid(Code::InvalidWebhookUrl, e))?;
     egress::check_url(url, allow_private)
         .await
         .map_err(|e| ServiceError::invalid(Code::WebhookTargetNotAllowed, e))?;

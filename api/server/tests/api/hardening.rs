@@ -23,8 +23,12 @@ async fn contact_of(app: &TestApp, of: &TestDevice, name: &str) -> TestDevice {
 }
 
 async fn raw_commit(app: &TestApp, by: &TestDevice, conv: Uuid, body: Value) -> reqwest::Response {
-    app.post_json(&format!("/v1/conversations/{conv}/commits"), &by.token, &body)
-        .await
+    app.post_json(
+        &format!("/v1/conversations/{conv}/commits"),
+        &by.token,
+        &body,
+    )
+    .await
 }
 
 async fn epoch_of(app: &TestApp, by: &TestDevice, conv: Uuid) -> u64 {
@@ -90,7 +94,10 @@ async fn garbage_commits_do_not_advance_the_epoch(backend: Backend) {
     }
     assert_eq!(epoch_of(&app, &a, conv).await, 1);
     // The honest commit still goes through.
-    assert_eq!(app.commit(&a, conv, 1, &[carol.id], &[]).await.status(), 201);
+    assert_eq!(
+        app.commit(&a, conv, 1, &[carol.id], &[]).await.status(),
+        201
+    );
     assert_eq!(epoch_of(&app, &a, conv).await, 2);
 }
 
@@ -241,7 +248,10 @@ async fn a_revoked_device_leaves_every_conversation(backend: Backend) {
     let laptop = app.new_device(b.user_id).await;
     assert_eq!(app.approve(&b, &laptop, app.clock_ms()).await.status(), 200);
     let conv = app.conversation(&a, &[&b, &laptop]).await;
-    assert_eq!(app.send(&a, conv, 1, Uuid::new_v4(), b"hi").await.status(), 201);
+    assert_eq!(
+        app.send(&a, conv, 1, Uuid::new_v4(), b"hi").await.status(),
+        201
+    );
     assert_eq!(
         app.delete(&format!("/v1/devices/{}", laptop.id), &b.token)
             .await
@@ -264,13 +274,28 @@ async fn a_revoked_device_leaves_every_conversation(backend: Backend) {
     let resp = app.send(&a, conv, 1, Uuid::new_v4(), b"after").await;
     let r: Value = resp.json().await.unwrap();
     assert_eq!(r["recipients"].as_u64(), Some(1), "{r}");
-    let mailbox = app.store.fetch_mailbox(laptop.tenant_id, laptop.id, 0, 100, app.clock_ms()).await.unwrap();
-    assert!(mailbox.is_empty(), "the revoked device's mailbox is emptied");
+    let mailbox = app
+        .store
+        .fetch_mailbox(laptop.tenant_id, laptop.id, 0, 100, app.clock_ms())
+        .await
+        .unwrap();
+    assert!(
+        mailbox.is_empty(),
+        "the revoked device's mailbox is emptied"
+    );
     // Members still remove it from the MLS group: that commit is accepted.
-    assert_eq!(app.commit(&a, conv, 1, &[], &[laptop.id]).await.status(), 201);
+    assert_eq!(
+        app.commit(&a, conv, 1, &[], &[laptop.id]).await.status(),
+        201
+    );
     // A device that was never a member is still a conflict.
     let stranger = contact_of(&app, &a, "erin").await;
-    assert_problem(app.commit(&a, conv, 2, &[], &[stranger.id]).await, 409, "membership_conflict").await;
+    assert_problem(
+        app.commit(&a, conv, 2, &[], &[stranger.id]).await,
+        409,
+        "membership_conflict",
+    )
+    .await;
 }
 
 /// 3. A mailbox page is bounded in bytes as well as entries, and says more follow.
@@ -296,7 +321,10 @@ async fn mailbox_pages_are_bounded_in_bytes(backend: Backend) {
             .iter()
             .map(|e| crate::delivery_helpers::body_of(e).len())
             .sum();
-        assert!(bytes <= 3000, "a page holds at most 3000 body bytes: {bytes}");
+        assert!(
+            bytes <= 3000,
+            "a page holds at most 3000 body bytes: {bytes}"
+        );
         assert!(!items.is_empty());
         after = items.last().unwrap()["seq"].as_u64().unwrap();
         pages.push(items.len());
@@ -352,7 +380,8 @@ async fn lists_are_paginated_with_cursors(backend: Backend) {
     assert_eq!(pages, 3);
     for bad in ["p_1_notauuid", "le_5", "x"] {
         assert_problem(
-            app.get(&format!("/v1/conversations?cursor={bad}"), &b.token).await,
+            app.get(&format!("/v1/conversations?cursor={bad}"), &b.token)
+                .await,
             400,
             "invalid_cursor",
         )
@@ -378,7 +407,10 @@ async fn lists_are_paginated_with_cursors(backend: Backend) {
         app.clock.advance_ms(1);
     }
     let first: Value = app
-        .get(&format!("/v1/users/{}/invites?limit=2", a.user_id), &app.api_key)
+        .get(
+            &format!("/v1/users/{}/invites?limit=2", a.user_id),
+            &app.api_key,
+        )
         .await
         .json()
         .await
@@ -400,8 +432,16 @@ async fn lists_are_paginated_with_cursors(backend: Backend) {
         use sha2::Digest as _;
         hex::encode(sha2::Sha256::digest(a.public_key()))
     };
-    for inv in first["items"].as_array().unwrap().iter().chain(second["items"].as_array().unwrap()) {
-        assert!(inv["url"].as_str().unwrap().ends_with(&format!("#fp={fp}")), "{inv}");
+    for inv in first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["items"].as_array().unwrap())
+    {
+        assert!(
+            inv["url"].as_str().unwrap().ends_with(&format!("#fp={fp}")),
+            "{inv}"
+        );
     }
 }
 
@@ -546,7 +586,10 @@ async fn webhooks_cannot_reach_private_addresses(backend: Backend) {
     let conv = app.conversation(&a, &[&b]).await;
     app.set_prices(1, 0).await;
     app.grant("tenant", 2).await;
-    assert_eq!(app.send(&a, conv, 1, Uuid::new_v4(), b"m").await.status(), 201);
+    assert_eq!(
+        app.send(&a, conv, 1, Uuid::new_v4(), b"m").await.status(),
+        201
+    );
     let mut attempted = false;
     for _ in 0..100 {
         let log: Value = app
@@ -577,7 +620,10 @@ async fn websockets_are_capped_and_throttled(backend: Backend) {
     use tokio_tungstenite::tungstenite::Message;
     let app = spawn_app_with(
         backend,
-        &[("CLOAK_WS_PER_DEVICE", "2"), ("CLOAK_WS_FRAMES_PER_SEC", "20")],
+        &[
+            ("CLOAK_WS_PER_DEVICE", "2"),
+            ("CLOAK_WS_FRAMES_PER_SEC", "20"),
+        ],
     )
     .await;
     let (a, _b) = two_users(&app).await;
@@ -601,7 +647,9 @@ async fn websockets_are_capped_and_throttled(backend: Backend) {
     // A flood: beyond 20 frames a second, `rate_limited` error frames, then the close.
     for _ in 0..80 {
         if third
-            .send(Message::text(json!({"type": "ack", "up_to": 0}).to_string()))
+            .send(Message::text(
+                json!({"type": "ack", "up_to": 0}).to_string(),
+            ))
             .await
             .is_err()
         {
@@ -666,7 +714,11 @@ async fn websocket_upgrades_count_against_the_tenant_rate(backend: Backend) {
 async fn other_tenant_device(app: &TestApp) -> (String, TestDevice) {
     let (_, key) = crate::helpers::create_tenant(app.store.as_ref(), "Tenant B").await;
     let user: Value = app
-        .post_json("/v1/users", &key, &json!({"external_id": "b-user", "display_name": "B"}))
+        .post_json(
+            "/v1/users",
+            &key,
+            &json!({"external_id": "b-user", "display_name": "B"}),
+        )
         .await
         .json()
         .await
@@ -720,7 +772,11 @@ async fn conversation_ids_reveal_nothing_across_tenants(backend: Backend) {
         }
     };
     assert_eq!(create(eve.token.clone()).await.status(), 201);
-    assert_eq!(create(a.token.clone()).await.status(), 201, "no cross-tenant conflict");
+    assert_eq!(
+        create(a.token.clone()).await.status(),
+        201,
+        "no cross-tenant conflict"
+    );
     assert_problem(create(a.token.clone()).await, 409, "conversation_exists").await;
     assert_eq!(app.commit(&a, id, 0, &[b.id], &[]).await.status(), 201);
     let mine: Value = app
@@ -735,10 +791,31 @@ async fn conversation_ids_reveal_nothing_across_tenants(backend: Backend) {
         .json()
         .await
         .unwrap();
-    assert_eq!((mine["epoch"].as_u64(), mine["members"].as_array().unwrap().len()), (Some(1), 2));
-    assert_eq!((theirs["epoch"].as_u64(), theirs["members"].as_array().unwrap().len()), (Some(0), 1));
-    let listed: Value = app.get("/v1/conversations", &eve.token).await.json().await.unwrap();
-    assert_eq!(listed["items"][0]["members"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(
+        (
+            mine["epoch"].as_u64(),
+            mine["members"].as_array().unwrap().len()
+        ),
+        (Some(1), 2)
+    );
+    assert_eq!(
+        (
+            theirs["epoch"].as_u64(),
+            theirs["members"].as_array().unwrap().len()
+        ),
+        (Some(0), 1)
+    );
+    let listed: Value = app
+        .get("/v1/conversations", &eve.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["items"][0]["members"].as_array().unwrap().len(),
+        1,
+        "{listed}"
+    );
     // Eve's commit at her epoch works on her conversation only.
     let c = cloak_proto::mls_frame::private_message(
         id.as_bytes(),
@@ -756,12 +833,26 @@ async fn conversation_ids_reveal_nothing_across_tenants(backend: Backend) {
     assert_eq!(resp.status(), 201);
     assert_eq!(epoch_of(&app, &a, id).await, 1);
     // A send in tenant A reaches bob only.
-    assert_eq!(app.send(&a, id, 1, Uuid::new_v4(), b"hi").await.status(), 201);
-    assert!(app.store.fetch_mailbox(eve.tenant_id, eve.id, 0, 10, app.clock_ms()).await.unwrap().is_empty());
+    assert_eq!(
+        app.send(&a, id, 1, Uuid::new_v4(), b"hi").await.status(),
+        201
+    );
+    assert!(
+        app.store
+            .fetch_mailbox(eve.tenant_id, eve.id, 0, 10, app.clock_ms())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn a_tenant(app: &TestApp) -> Uuid {
-    let t: Value = app.get("/v1/tenant", &app.api_key).await.json().await.unwrap();
+    let t: Value = app
+        .get("/v1/tenant", &app.api_key)
+        .await
+        .json()
+        .await
+        .unwrap();
     t["id"].as_str().unwrap().parse().unwrap()
 }
 
