@@ -10,11 +10,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+/// One device's sockets, oldest first: an id and the way to close it.
+type DeviceSockets = VecDeque<(u64, oneshot::Sender<()>)>;
+
 /// The sockets open on this node, by device.
 #[derive(Default)]
 pub struct SocketRegistry {
     next_id: AtomicU64,
-    open: Mutex<HashMap<Uuid, VecDeque<(u64, oneshot::Sender<()>)>>>,
+    open: Mutex<HashMap<Uuid, DeviceSockets>>,
 }
 
 /// A socket's place in the registry; dropping it leaves.

@@ -221,12 +221,12 @@ pub(crate) fn allocate(
                 .get(d)
                 .is_some_and(|c| c.depth.saturating_add(1) <= send.mailbox_quota)
         });
-        if open.is_empty() {
-            if let Some(full) = skipped.first() {
-                out.outcomes[i] = Some(SendOutcome::MailboxFull(*full));
-                out.unclaim.push(i);
-                continue;
-            }
+        if open.is_empty()
+            && let Some(full) = skipped.first()
+        {
+            out.outcomes[i] = Some(SendOutcome::MailboxFull(*full));
+            out.unclaim.push(i);
+            continue;
         }
         if !skipped.is_empty() {
             metrics::counter!("delivery_skipped_full_mailboxes_total")

@@ -13,6 +13,16 @@ pub(crate) fn parse_kind(
         .ok_or_else(|| crate::store::StoreError::Corrupt(format!("unknown envelope kind {s:?}")))
 }
 
+/// What a commit appends to each mailbox: the commit itself, or the Welcome.
+pub(crate) struct Entry<'a> {
+    pub kind: cloak_proto::delivery::EnvelopeKind,
+    pub epoch: i64,
+    pub body: &'a [u8],
+    pub expires_at: i64,
+    /// Most entries a mailbox may hold before this one; fuller ones are left out.
+    pub ceiling: i64,
+}
+
 macro_rules! impl_delivery_store {
     ($store:ty) => {
         /// Members of a conversation, by device id.
@@ -79,19 +89,16 @@ macro_rules! impl_delivery_store {
             })
         }
 
-        /// Appends one entry to each recipient's mailbox that holds fewer than `ceiling`
-        /// entries; returns the devices left out because theirs is full.
+        /// Appends the entry to each recipient's mailbox that holds fewer than
+        /// `entry.ceiling` entries; returns the devices left out because theirs is full.
         async fn append_entries(
             tx: &mut sqlx::Transaction<'_, <$store as $crate::store::sql::Backend>::Db>,
             send: &$crate::store::NewSend,
             recipients: &[uuid::Uuid],
-            kind: cloak_proto::delivery::EnvelopeKind,
-            epoch: i64,
-            body: &[u8],
-            expires_at: i64,
-            ceiling: i64,
+            entry: &$crate::store::sql_delivery::Entry<'_>,
         ) -> Result<Vec<uuid::Uuid>, $crate::store::StoreError> {
             use sqlx::Row as _;
+            let $crate::store::sql_delivery::Entry { kind, epoch, body, expires_at, ceiling } = *entry;
             let mut skipped = Vec::new();
             for &device in recipients {
                 let row = sqlx::query(
@@ -396,7 +403,13 @@ macro_rules! impl_delivery_store {
                 // Commits may go past the quota (to twice it) so that members stay in step;
                 // a mailbox beyond that is left out, never the conversation.
                 let ceiling = send.mailbox_quota.saturating_mul(2);
-                let mut skipped = append_entries(&mut tx, send, &recipients, commit, epoch, &send.body, expires, ceiling).await?;
+                let mut skipped = append_entries(
+                    &mut tx,
+                    send,
+                    &recipients,
+                    &$crate::store::sql_delivery::Entry { kind: commit, epoch, body: &send.body, expires_at: expires, ceiling },
+                )
+                .await?;
                 for removed in &changes.remove {
                     sqlx::query("DELETE FROM conversation_members WHERE tenant_id = $1 AND conversation_id = $2 AND device_id = $3")
                         .bind(send.tenant_id)
@@ -422,7 +435,8 @@ macro_rules! impl_delivery_store {
                 added.sort();
                 if let Some(welcome) = &changes.welcome {
                     let kind = cloak_proto::delivery::EnvelopeKind::Welcome;
-                    skipped.extend(append_entries(&mut tx, send, &added, kind, epoch, welcome, expires, ceiling).await?);
+                    let entry = $crate::store::sql_delivery::Entry { kind, epoch, body: welcome, expires_at: expires, ceiling };
+                    skipped.extend(append_entries(&mut tx, send, &added, &entry).await?);
                 }
                 let mut all = recipients;
                 all.extend(added);

@@ -41,7 +41,7 @@ async fn epoch_of(app: &TestApp, by: &TestDevice, conv: Uuid) -> u64 {
     c["epoch"].as_u64().unwrap()
 }
 
-/// 1. A commit the server can see is no MLS commit for this group and epoch is refused and
+/// (Item 1.) A commit the server can see is no MLS commit for this group and epoch is refused and
 /// leaves the epoch alone, so one member cannot wedge the conversation.
 async fn garbage_commits_do_not_advance_the_epoch(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -101,7 +101,7 @@ async fn garbage_commits_do_not_advance_the_epoch(backend: Backend) {
     assert_eq!(epoch_of(&app, &a, conv).await, 2);
 }
 
-/// 1. Sizes: the commit and the Welcome are capped, and so are the Welcome copies one commit
+/// (Item 1.) Sizes: the commit and the Welcome are capped, and so are the Welcome copies one commit
 /// stores (its size times the devices added).
 async fn commit_and_welcome_sizes_are_capped(backend: Backend) {
     let app = spawn_app_with(
@@ -156,7 +156,7 @@ async fn commit_and_welcome_sizes_are_capped(backend: Backend) {
     assert_eq!(epoch_of(&app, &a, conv).await, 1);
 }
 
-/// 1 and 6. Commits are rate-limited per device (a retry of an accepted one still answers
+/// (Items 1 and 6.) Commits are rate-limited per device (a retry of an accepted one still answers
 /// as a replay), and a device listed twice is a 400, not a 500.
 async fn commits_are_rate_limited_and_duplicates_refused(backend: Backend) {
     let app = spawn_app_with(backend, &[("CLOAK_COMMITS_PER_DEVICE_PER_MINUTE", "3")]).await;
@@ -193,7 +193,7 @@ async fn commits_are_rate_limited_and_duplicates_refused(backend: Backend) {
     assert_eq!(app.commit(&b, conv, 3, &[], &[]).await.status(), 201);
 }
 
-/// 2. A full mailbox leaves out only its device: the others get the message and the
+/// (Item 2.) A full mailbox leaves out only its device: the others get the message and the
 /// receipt names the device skipped. A message no one could get is still a 409.
 async fn a_full_mailbox_blocks_only_its_own_device(backend: Backend) {
     let app = spawn_app_with(backend, &[("CLOAK_MAILBOX_QUOTA", "3")]).await;
@@ -240,7 +240,7 @@ async fn a_full_mailbox_blocks_only_its_own_device(backend: Backend) {
     assert_problem(full, 409, "mailbox_full").await;
 }
 
-/// 2. Revoking a device takes it out of every conversation at once: senders no longer
+/// (Item 2.) Revoking a device takes it out of every conversation at once: senders no longer
 /// queue for it, and its mailbox is emptied.
 async fn a_revoked_device_leaves_every_conversation(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -298,7 +298,7 @@ async fn a_revoked_device_leaves_every_conversation(backend: Backend) {
     .await;
 }
 
-/// 3. A mailbox page is bounded in bytes as well as entries, and says more follow.
+/// (Item 3.) A mailbox page is bounded in bytes as well as entries, and says more follow.
 async fn mailbox_pages_are_bounded_in_bytes(backend: Backend) {
     let app = spawn_app_with(backend, &[("CLOAK_MAILBOX_PAGE_BYTES", "3000")]).await;
     let (a, b) = two_users(&app).await;
@@ -348,7 +348,7 @@ async fn mailbox_pages_are_bounded_in_bytes(backend: Backend) {
     assert_eq!(page["more"], false);
 }
 
-/// 3. Conversations and invites come a page at a time, with cursors; a forged cursor is a 400.
+/// (Item 3.) Conversations and invites come a page at a time, with cursors; a forged cursor is a 400.
 async fn lists_are_paginated_with_cursors(backend: Backend) {
     let app = spawn_app(backend).await;
     let (a, b) = two_users(&app).await;
@@ -445,7 +445,7 @@ async fn lists_are_paginated_with_cursors(backend: Backend) {
     }
 }
 
-/// 4. A device's KeyPackage stock is capped, and claims are rate-limited per claimer.
+/// (Item 4.) A device's KeyPackage stock is capped, and claims are rate-limited per claimer.
 async fn key_package_stock_and_claims_are_bounded(backend: Backend) {
     let app = spawn_app_with(
         backend,
@@ -488,7 +488,7 @@ async fn key_package_stock_and_claims_are_bounded(backend: Backend) {
     assert_eq!(stock["one_time"], 1, "{stock}");
 }
 
-/// 6. Races that used to answer 500: one Idempotency-Key on two wallets at once, and one
+/// (Item 6.) Races that used to answer 500: one Idempotency-Key on two wallets at once, and one
 /// invite redeemed twice at the same instant.
 async fn idempotency_races_answer_as_replays(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -539,7 +539,7 @@ async fn idempotency_races_answer_as_replays(backend: Backend) {
     }
 }
 
-/// 7. Webhooks may not target loopback, private, link-local or metadata addresses, at
+/// (Item 7.) Webhooks may not target loopback, private, link-local or metadata addresses, at
 /// registration, nor at connect time (an endpoint whose name later resolves to one).
 async fn webhooks_cannot_reach_private_addresses(backend: Backend) {
     let app = spawn_app_with(backend, &[("CLOAK_WEBHOOK_ALLOW_PRIVATE", "false")]).await;
@@ -598,13 +598,13 @@ async fn webhooks_cannot_reach_private_addresses(backend: Backend) {
             .json()
             .await
             .unwrap();
-        if let Some(d) = log["items"].as_array().and_then(|i| i.first()) {
-            if d["attempts"].as_i64() >= Some(1) {
-                assert!(d["delivered_at"].is_null(), "{log}");
-                assert!(d["last_status"].is_null(), "no connection was made: {log}");
-                attempted = true;
-                break;
-            }
+        if let Some(d) = log["items"].as_array().and_then(|i| i.first())
+            && d["attempts"].as_i64() >= Some(1)
+        {
+            assert!(d["delivered_at"].is_null(), "{log}");
+            assert!(d["last_status"].is_null(), "no connection was made: {log}");
+            attempted = true;
+            break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
@@ -612,7 +612,7 @@ async fn webhooks_cannot_reach_private_addresses(backend: Backend) {
     assert!(receiver.received().is_empty());
 }
 
-/// 5. A device holds a bounded number of sockets (a new one closes the oldest), a socket
+/// (Item 5.) A device holds a bounded number of sockets (a new one closes the oldest), a socket
 /// that floods frames gets `rate_limited` and is then disconnected, and upgrades count
 /// against the tenant's request rate.
 async fn websockets_are_capped_and_throttled(backend: Backend) {
@@ -679,7 +679,7 @@ async fn websockets_are_capped_and_throttled(backend: Backend) {
     assert!(closed, "a client that keeps flooding is disconnected");
 }
 
-/// 5. The WebSocket upgrade counts against the tenant's request rate.
+/// (Item 5.) The WebSocket upgrade counts against the tenant's request rate.
 async fn websocket_upgrades_count_against_the_tenant_rate(backend: Backend) {
     let app = spawn_app_with(backend, &[("CLOAK_TENANT_REQUESTS_PER_SEC", "40")]).await;
     // The test clock stands still, so the tenant has 40 requests in all.
@@ -757,7 +757,7 @@ async fn other_tenant_device(app: &TestApp) -> (String, TestDevice) {
     (key, d)
 }
 
-/// 8. Conversation ids are scoped per tenant: an id another tenant uses is no conflict,
+/// (Item 8.) Conversation ids are scoped per tenant: an id another tenant uses is no conflict,
 /// and the two conversations are separate (members, epochs).
 async fn conversation_ids_reveal_nothing_across_tenants(backend: Backend) {
     let app = spawn_app(backend).await;
