@@ -27,8 +27,8 @@ pub struct Guards {
     pub key_package_claims_per_minute: u32,
     /// Open WebSockets per device (`CLOAK_WS_PER_DEVICE`); the oldest is closed for a new one.
     pub ws_per_device: usize,
-    /// Frames per second one socket may send, bursts of one second allowed
-    /// (`CLOAK_WS_FRAMES_PER_SEC`).
+    /// Frames per second one socket may send, bursts of one second allowed; beyond it
+    /// the server reads the socket more slowly (`CLOAK_WS_FRAMES_PER_SEC`).
     pub ws_frames_per_sec: u32,
     /// Most body bytes in one mailbox page (`CLOAK_MAILBOX_PAGE_BYTES`); a page holds at least
     /// one entry.

@@ -156,6 +156,9 @@ fn new_key() -> String {
 pub struct LoginForm {
     email: String,
     password: String,
+    /// The tenant's id, for an address with accounts at several tenants.
+    #[serde(default)]
+    tenant: Option<String>,
 }
 
 /// The sign-in page.
@@ -178,10 +181,21 @@ pub async fn login(
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, ApiError> {
     super::limits::per_ip(&req, &state).await?;
+    // A malformed tenant id picks no account: a failed login like any other.
+    let tenant = match form
+        .tenant
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        Some(t) => Some(t.parse::<uuid::Uuid>().unwrap_or(uuid::Uuid::nil())),
+        None => None,
+    };
     let result = console::login(
         state.store.as_ref(),
         &form.email,
         &form.password,
+        tenant,
         state.clock.now_ms(),
         &mut rand::rngs::OsRng,
     )

@@ -54,6 +54,8 @@ pub fn login_form(error: Option<&str>) -> String {
             "{}<form method=\"post\" action=\"/console/login\">\
              <p><label>E-mail <input type=\"email\" name=\"email\" id=\"email\" required autocomplete=\"username\"></label></p>\
              <p><label>Password <input type=\"password\" name=\"password\" id=\"password\" required autocomplete=\"current-password\"></label></p>\
+             <details><summary>Accounts at several tenants?</summary>\
+             <p><label>Tenant ID <input type=\"text\" name=\"tenant\" id=\"tenant\" autocomplete=\"organization\"></label></p></details>\
              <p><button type=\"submit\" id=\"sign-in\">Sign in</button></p></form>",
             notice(error, None)
         ),

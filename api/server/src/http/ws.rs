@@ -19,8 +19,8 @@ use crate::state::AppState;
 /// silent for 45 s, a revoked device's, and one that does not read its frames. A device
 /// holds at most `CLOAK_WS_PER_DEVICE` sockets per node (a new one closes the oldest);
 /// frames count against the tenant's request rate and a per-socket rate
-/// (`CLOAK_WS_FRAMES_PER_SEC`): a refused frame gets a `rate_limited` error frame, and a
-/// client that keeps going for a second's worth of refusals is disconnected.
+/// (`CLOAK_WS_FRAMES_PER_SEC`): a frame beyond either waits (the server stops reading the
+/// socket until the rate allows it), so frames are never refused and keep their order.
 #[utoipa::path(
     tag = "realtime",
     security(("device_token" = [])),

@@ -50,6 +50,8 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const PAGE: u32 = 100;
 /// Answers (receipts, acks) that may be outstanding before the connection stops reading.
 pub const WINDOW: usize = 64;
+/// Longest a frame waits for the rates before the connection is closed.
+const MAX_THROTTLE: Duration = Duration::from_secs(30);
 /// How long a closing connection waits for its outstanding answers.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -68,8 +70,6 @@ struct Connection {
     /// This socket's place among the device's sockets on this node.
     registration: Option<Registration>,
     frames: FrameRate,
-    /// Frames refused in a row by the frame rate.
-    refused_in_a_row: u32,
 }
 
 async fn replaced(registration: &mut Option<Registration>) {
@@ -94,7 +94,6 @@ pub async fn run(
     let frames = FrameRate::new(state.settings.guards.ws_frames_per_sec, Instant::now());
     let mut conn = Connection {
         frames,
-        refused_in_a_row: 0,
         registration: None,
         state,
         session,
@@ -264,56 +263,47 @@ impl Connection {
     }
 
     /// Counts a frame against the socket's rate and, once authenticated, the tenant's
-    /// request rate. `Err(open)`: the frame is refused (answered, or the connection closes
-    /// when the client keeps going for a second's worth of refusals).
-    async fn admit(&mut self, client_msg_id: Option<Uuid>) -> Result<(), bool> {
-        let refused = match self.frames.check(Instant::now()) {
-            Verdict::Allowed => match self.device {
-                Some(d) => auth::tenant_rate(&self.state, d.tenant_id).await.err(),
-                None => None,
-            },
-            Verdict::Refused(wait) => Some(ServiceError::RateLimited {
-                code: Code::RateLimited,
-                detail: format!(
-                    "at most {} frames per second on one socket",
-                    self.state.settings.guards.ws_frames_per_sec
-                ),
-                policy: "ws_frames",
-                limit: self.state.settings.guards.ws_frames_per_sec,
-                window_secs: 1,
-                retry_after_ms: i64::try_from(wait.as_millis()).unwrap_or(i64::MAX).max(1),
-            }),
-        };
-        let Some(e) = refused else {
-            self.refused_in_a_row = 0;
-            return Ok(());
-        };
-        self.refused_in_a_row = self.refused_in_a_row.saturating_add(1);
-        if self.refused_in_a_row > self.state.settings.guards.ws_frames_per_sec {
-            metrics::counter!("ws_closed_for_flooding_total").increment(1);
-            return Err(false);
+    /// request rate. A frame beyond either waits (the connection stops reading, so TCP
+    /// slows the client down): frames are never refused, so a pipelining client keeps
+    /// its order, and a flood costs the server no more than the rate. False: close (a
+    /// client still over the tenant's rate after [`MAX_THROTTLE`] of waiting).
+    async fn admit(&mut self) -> bool {
+        let started = Instant::now();
+        loop {
+            let wait = match self.frames.check(Instant::now()) {
+                Verdict::Refused(wait) => wait,
+                Verdict::Allowed => match self.device {
+                    None => return true,
+                    Some(d) => match auth::tenant_rate(&self.state, d.tenant_id).await {
+                        Err(ServiceError::RateLimited { retry_after_ms, .. }) => {
+                            Duration::from_millis(u64::try_from(retry_after_ms).unwrap_or(1).max(1))
+                        }
+                        // Other failures (none today) do not hold frames back.
+                        _ => return true,
+                    },
+                },
+            };
+            if started.elapsed() >= MAX_THROTTLE {
+                metrics::counter!("ws_closed_for_flooding_total").increment(1);
+                return false;
+            }
+            metrics::counter!("ws_throttled_total").increment(1);
+            tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
         }
-        self.answer(ready(error_frame(e.into(), client_msg_id)));
-        Err(true)
     }
 
     async fn on_message(&mut self, message: AggregatedMessage) -> bool {
         match message {
             AggregatedMessage::Text(text) => match serde_json::from_str::<ClientFrame>(&text) {
                 Ok(frame) => {
-                    // A refused send is answered with its id, so the client knows which.
-                    let id = match &frame {
-                        ClientFrame::Send { message, .. } => Some(message.client_msg_id),
-                        _ => None,
-                    };
-                    if let Err(open) = self.admit(id).await {
-                        return open;
+                    if !self.admit().await {
+                        return false;
                     }
                     self.on_frame(frame).await
                 }
                 Err(e) => {
-                    if let Err(open) = self.admit(None).await {
-                        return open;
+                    if !self.admit().await {
+                        return false;
                     }
                     self.answer(ready(error_frame(
                         ServiceError::invalid(Code::InvalidFrame, e.to_string()).into(),
@@ -323,8 +313,8 @@ impl Connection {
                 }
             },
             AggregatedMessage::Binary(_) => {
-                if let Err(open) = self.admit(None).await {
-                    return open;
+                if !self.admit().await {
+                    return false;
                 }
                 self.answer(ready(error_frame(
                     ServiceError::invalid(Code::InvalidFrame, "frames are JSON text").into(),

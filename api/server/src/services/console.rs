@@ -159,7 +159,7 @@ pub async fn create_account(
     {
         return Err(ServiceError::conflict(
             Code::EmailTaken,
-            "a console account has this e-mail address",
+            "this tenant already has a console account with this e-mail address",
         ));
     }
     Ok((account, token))
@@ -218,37 +218,58 @@ pub struct NewSession {
 
 /// Logs in with e-mail and password. Unknown e-mail, wrong password and a locked account
 /// all answer alike to the caller (`invalid_login` / `account_locked`).
+///
+/// An address is unique per tenant, so it may have accounts at several tenants: `tenant`
+/// (a tenant id) picks one; without it the password is tried on each unlocked account,
+/// oldest first, and opens the first it fits. A failure counts against each account tried.
 pub async fn login(
     store: &dyn Store,
     email: &str,
     password: &str,
+    tenant: Option<Uuid>,
     now_ms: i64,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<NewSession, ServiceError> {
     let refused =
         || ServiceError::unauthorized(Code::InvalidLogin, "wrong e-mail address or password");
     let email = email.trim().to_ascii_lowercase();
-    let Some(account) = store.console_account_by_email(&email).await? else {
+    let mut candidates = store.console_accounts_by_email(&email).await?;
+    if let Some(tenant) = tenant {
+        candidates.retain(|a| a.tenant_id == tenant);
+    }
+    if candidates.is_empty() {
         // Same work as a real check, so timing does not tell which addresses exist.
         blocking_verify(password, DUMMY_HASH.to_owned()).await;
         return Err(refused());
-    };
-    if account.locked_until_ms.is_some_and(|t| t > now_ms) {
+    }
+    let (locked, open): (Vec<_>, Vec<_>) = candidates
+        .into_iter()
+        .partition(|a| a.locked_until_ms.is_some_and(|t| t > now_ms));
+    if open.is_empty() && !locked.is_empty() {
         return Err(ServiceError::forbidden(
             Code::AccountLocked,
             "too many failed logins; try again in 15 minutes",
         ));
     }
-    let ok = match account.password_hash.clone() {
-        Some(phc) => blocking_verify(password, phc).await,
-        None => false,
-    };
-    if !ok {
-        store
-            .console_login_failed(account.id, LOCK_AFTER, now_ms + LOCK_MS)
-            .await?;
-        return Err(refused());
+    let mut signed_in = None;
+    for a in &open {
+        let ok = match a.password_hash.clone() {
+            Some(phc) => blocking_verify(password, phc).await,
+            None => false,
+        };
+        if ok {
+            signed_in = Some(a.clone());
+            break;
+        }
     }
+    let Some(account) = signed_in else {
+        for a in &open {
+            store
+                .console_login_failed(a.id, LOCK_AFTER, now_ms + LOCK_MS)
+                .await?;
+        }
+        return Err(refused());
+    };
     store.console_login_succeeded(account.id).await?;
     let cookie = random_token("", rng);
     let csrf = random_token("", rng);

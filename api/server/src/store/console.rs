@@ -46,10 +46,11 @@ pub trait ConsoleStore: Send + Sync {
         tenant_id: Uuid,
     ) -> Result<Vec<ConsoleAccount>, StoreError>;
     async fn delete_console_account(&self, tenant_id: Uuid, id: Uuid) -> Result<bool, StoreError>;
-    async fn console_account_by_email(
+    /// The accounts with this e-mail address, one per tenant at most, oldest first.
+    async fn console_accounts_by_email(
         &self,
         email: &str,
-    ) -> Result<Option<ConsoleAccount>, StoreError>;
+    ) -> Result<Vec<ConsoleAccount>, StoreError>;
     async fn console_account_by_setup_token(
         &self,
         token_hash: &[u8],

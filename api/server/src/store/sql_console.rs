@@ -30,7 +30,7 @@ macro_rules! impl_console_store {
             ) -> Result<bool, $crate::store::StoreError> {
                 let done = sqlx::query(
                     "INSERT INTO console_accounts (id, tenant_id, email, role, setup_token_hash, setup_expires_at, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (email) DO NOTHING",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, email) DO NOTHING",
                 )
                 .bind(a.id)
                 .bind(a.tenant_id)
@@ -67,17 +67,18 @@ macro_rules! impl_console_store {
                 Ok(done.rows_affected() == 1)
             }
 
-            async fn console_account_by_email(&self, email: &str) -> Result<Option<$crate::store::ConsoleAccount>, $crate::store::StoreError> {
+            async fn console_accounts_by_email(&self, email: &str) -> Result<Vec<$crate::store::ConsoleAccount>, $crate::store::StoreError> {
                 use sqlx::Row as _;
                 let sql = sqlx::AssertSqlSafe(format!(
-                    "SELECT {} FROM console_accounts WHERE email = $1",
+                    "SELECT {} FROM console_accounts WHERE email = $1 ORDER BY created_at, id",
                     $crate::store::sql_console::ACCOUNT_COLUMNS
                 ));
-                let row = sqlx::query(sql).bind(email).fetch_optional(&self.pool).await?;
-                Ok(match row {
-                    Some(row) => Some(console_account_from_row!(&row)),
-                    None => None,
-                })
+                let rows = sqlx::query(sql).bind(email).fetch_all(&self.pool).await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    out.push(console_account_from_row!(row));
+                }
+                Ok(out)
             }
 
             async fn console_account_by_setup_token(&self, token_hash: &[u8]) -> Result<Option<$crate::store::ConsoleAccount>, $crate::store::StoreError> {

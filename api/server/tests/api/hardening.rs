@@ -612,9 +612,8 @@ async fn webhooks_cannot_reach_private_addresses(backend: Backend) {
     assert!(receiver.received().is_empty());
 }
 
-/// (Item 5.) A device holds a bounded number of sockets (a new one closes the oldest), a socket
-/// that floods frames gets `rate_limited` and is then disconnected, and upgrades count
-/// against the tenant's request rate.
+/// (Item 5.) A device holds a bounded number of sockets (a new one closes the oldest), and a
+/// socket that floods frames is read more slowly.
 async fn websockets_are_capped_and_throttled(backend: Backend) {
     use futures_util::{SinkExt as _, StreamExt as _};
     use tokio_tungstenite::tungstenite::Message;
@@ -644,39 +643,37 @@ async fn websockets_are_capped_and_throttled(backend: Backend) {
     let reason = closed.expect("a close frame with a reason");
     assert!(reason.reason.contains("replaced"), "{reason:?}");
 
-    // A flood: beyond 20 frames a second, `rate_limited` error frames, then the close.
+    // A flood of 80 frames at 20 a second: the server reads them more slowly (a second's
+    // burst, then 20 a second), and answers every one; none is refused.
+    let started = std::time::Instant::now();
     for _ in 0..80 {
-        if third
+        third
             .send(Message::text(
                 json!({"type": "ack", "up_to": 0}).to_string(),
             ))
             .await
-            .is_err()
-        {
-            break;
+            .unwrap();
+    }
+    let mut acked = 0;
+    while acked < 80 {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(20), third.next())
+            .await
+            .expect("every frame is answered")
+            .expect("socket open")
+            .expect("socket ok");
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(t.as_str()).unwrap();
+            assert_ne!(v["type"], "error", "{v}");
+            if v["type"] == "acked" {
+                acked += 1;
+            }
         }
     }
-    let (mut limited, mut closed) = (0, false);
-    while let Ok(Some(msg)) =
-        tokio::time::timeout(std::time::Duration::from_secs(10), third.next()).await
-    {
-        match msg {
-            Ok(Message::Text(t)) => {
-                let v: Value = serde_json::from_str(t.as_str()).unwrap();
-                if v["type"] == "error" && v["code"] == "rate_limited" {
-                    assert!(v["retry_after_ms"].as_u64().unwrap() > 0, "{v}");
-                    limited += 1;
-                }
-            }
-            Ok(Message::Close(_)) | Err(_) => {
-                closed = true;
-                break;
-            }
-            Ok(_) => {}
-        }
-    }
-    assert!(limited > 0, "refused frames are answered");
-    assert!(closed, "a client that keeps flooding is disconnected");
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_secs(2),
+        "60 frames beyond the burst at 20/s wait about 3 s, not {took:?}"
+    );
 }
 
 /// (Item 5.) The WebSocket upgrade counts against the tenant's request rate.
@@ -846,6 +843,107 @@ async fn conversation_ids_reveal_nothing_across_tenants(backend: Backend) {
     );
 }
 
+/// (Item 8.) Console e-mail addresses are unique per tenant: another tenant's account with
+/// the same address is no conflict, and signing in opens the account the password fits
+/// (or the tenant named).
+async fn console_emails_are_unique_per_tenant(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (b_id, b_key) = crate::helpers::create_tenant(app.store.as_ref(), "Tenant B").await;
+    // Tell the tenants' consoles apart by their balances.
+    for (key, credits) in [(&app.api_key, 111), (&b_key, 222)] {
+        let resp = app
+            .client
+            .post(app.url("/v1/wallets/tenant/grants"))
+            .bearer_auth(key)
+            .header("idempotency-key", Uuid::new_v4().to_string())
+            .json(&json!({"credits": credits, "reason": "test"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+    }
+    let form_client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = |path: &str, fields: Vec<(&'static str, String)>| {
+        let req = form_client.post(app.url(path)).form(&fields);
+        async move { req.send().await.unwrap() }
+    };
+    for (key, password) in [
+        (&app.api_key, "tenant a password"),
+        (&b_key, "tenant b password"),
+    ] {
+        let resp = app
+            .post_json(
+                "/v1/console/accounts",
+                key,
+                &json!({"email": "ann@example.test", "role": "owner"}),
+            )
+            .await;
+        assert_eq!(resp.status(), 201, "no cross-tenant conflict");
+        let v: Value = resp.json().await.unwrap();
+        let url = v["setup_url"].as_str().unwrap();
+        let token = url.split("token=").nth(1).unwrap().to_owned();
+        let done = form(
+            "/console/setup",
+            vec![("token", token), ("password", password.into())],
+        )
+        .await;
+        assert!(done.status().is_redirection(), "{}", done.status());
+    }
+    let again = app
+        .post_json(
+            "/v1/console/accounts",
+            &app.api_key,
+            &json!({"email": "Ann@Example.test", "role": "viewer"}),
+        )
+        .await;
+    assert_problem(again, 409, "email_taken").await;
+
+    for (password, balance) in [("tenant a password", "111"), ("tenant b password", "222")] {
+        let resp = form(
+            "/console/login",
+            vec![
+                ("email", "ann@example.test".into()),
+                ("password", password.into()),
+            ],
+        )
+        .await;
+        assert_eq!(
+            resp.status().as_u16(),
+            303,
+            "the password picks its account"
+        );
+        let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+        let session = cookie.split(';').next().unwrap().to_owned();
+        let home = form_client
+            .get(app.url("/console"))
+            .header("cookie", session)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            home.contains(balance),
+            "signed in where the balance is {balance}"
+        );
+    }
+    // Naming the other tenant with a's password fails.
+    let wrong = form(
+        "/console/login",
+        vec![
+            ("email", "ann@example.test".into()),
+            ("password", "tenant a password".into()),
+            ("tenant", b_id.to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(wrong.status(), 401);
+}
+
 async fn a_tenant(app: &TestApp) -> Uuid {
     let t: Value = app
         .get("/v1/tenant", &app.api_key)
@@ -857,6 +955,7 @@ async fn a_tenant(app: &TestApp) -> Uuid {
 }
 
 crate::backend_tests!(
+    console_emails_are_unique_per_tenant,
     conversation_ids_reveal_nothing_across_tenants,
     websockets_are_capped_and_throttled,
     websocket_upgrades_count_against_the_tenant_rate,
