@@ -867,7 +867,19 @@ async fn console_emails_are_unique_per_tenant(backend: Backend) {
         .build()
         .unwrap();
     let form = |path: &str, fields: Vec<(&'static str, String)>| {
-        let req = form_client.post(app.url(path)).form(&fields);
+        let body = fields
+            .iter()
+            .map(|(k, v)| {
+                let v =
+                    percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC);
+                format!("{k}={v}")
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        let req = form_client
+            .post(app.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
         async move { req.send().await.unwrap() }
     };
     for (key, password) in [
