@@ -182,15 +182,12 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     super::limits::per_ip(&req, &state).await?;
     // A malformed tenant id picks no account: a failed login like any other.
-    let tenant = match form
+    let tenant = form
         .tenant
         .as_deref()
         .map(str::trim)
         .filter(|t| !t.is_empty())
-    {
-        Some(t) => Some(t.parse::<uuid::Uuid>().unwrap_or(uuid::Uuid::nil())),
-        None => None,
-    };
+        .map(|t| t.parse::<uuid::Uuid>().unwrap_or(uuid::Uuid::nil()));
     let result = console::login(
         state.store.as_ref(),
         &form.email,
