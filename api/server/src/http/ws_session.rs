@@ -24,7 +24,6 @@ use secrecy::SecretString;
 use uuid::Uuid;
 use validator::Validate as _;
 
-use super::auth;
 use super::conversations::receipt;
 use super::mailbox::envelope;
 use super::problem::ApiError;
@@ -269,27 +268,36 @@ impl Connection {
     /// client still over the tenant's rate after [`MAX_THROTTLE`] of waiting).
     async fn admit(&mut self) -> bool {
         let started = Instant::now();
-        loop {
-            let wait = match self.frames.check(Instant::now()) {
-                Verdict::Refused(wait) => wait,
-                Verdict::Allowed => match self.device {
-                    None => return true,
-                    Some(d) => match auth::tenant_rate(&self.state, d.tenant_id).await {
-                        Err(ServiceError::RateLimited { retry_after_ms, .. }) => {
-                            Duration::from_millis(u64::try_from(retry_after_ms).unwrap_or(1).max(1))
-                        }
-                        // Other failures (none today) do not hold frames back.
-                        _ => return true,
-                    },
-                },
-            };
-            if started.elapsed() >= MAX_THROTTLE {
+        let too_long = |started: Instant| {
+            let over = started.elapsed() >= MAX_THROTTLE;
+            if over {
                 metrics::counter!("ws_closed_for_flooding_total").increment(1);
+            }
+            over
+        };
+        while let Verdict::Refused(wait) = self.frames.check(Instant::now()) {
+            if too_long(started) {
                 return false;
             }
-            metrics::counter!("ws_throttled_total").increment(1);
+            metrics::counter!("ws_throttled_total", "rate" => "socket").increment(1);
             tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
         }
+        let Some(device) = self.device else {
+            return true;
+        };
+        let state = self.state.clone();
+        while let Some(wait) = state.sockets.tenant_frame(
+            device.tenant_id,
+            state.clock.now_ms(),
+            state.settings.tenant_requests_per_sec,
+        ) {
+            if too_long(started) {
+                return false;
+            }
+            metrics::counter!("ws_throttled_total", "rate" => "tenant").increment(1);
+            tokio::time::sleep(wait.min(Duration::from_secs(1))).await;
+        }
+        true
     }
 
     async fn on_message(&mut self, message: AggregatedMessage) -> bool {

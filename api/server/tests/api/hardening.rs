@@ -33,11 +33,8 @@ async fn raw_commit(app: &TestApp, by: &TestDevice, conv: Uuid, body: Value) -> 
 
 async fn epoch_of(app: &TestApp, by: &TestDevice, conv: Uuid) -> u64 {
     let c: Value = app
-        .get(&format!("/v1/conversations/{conv}"), &by.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/conversations/{conv}"), &by.token)
+        .await;
     c["epoch"].as_u64().unwrap()
 }
 
@@ -259,11 +256,8 @@ async fn a_revoked_device_leaves_every_conversation(backend: Backend) {
         204
     );
     let c: Value = app
-        .get(&format!("/v1/conversations/{conv}"), &a.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/conversations/{conv}"), &a.token)
+        .await;
     let members: Vec<&str> = c["members"]
         .as_array()
         .unwrap()
@@ -311,11 +305,8 @@ async fn mailbox_pages_are_bounded_in_bytes(backend: Backend) {
     let mut pages = Vec::new();
     loop {
         let page: Value = app
-            .get(&format!("/v1/mailbox?after={after}&limit=500"), &b.token)
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json(&format!("/v1/mailbox?after={after}&limit=500"), &b.token)
+            .await;
         let items = page["items"].as_array().unwrap().clone();
         let bytes: usize = items
             .iter()
@@ -339,11 +330,8 @@ async fn mailbox_pages_are_bounded_in_bytes(backend: Backend) {
     let resp = app.send(&a, conv, 1, Uuid::new_v4(), &[9u8; 5000]).await;
     assert_eq!(resp.status(), 201);
     let page: Value = app
-        .get(&format!("/v1/mailbox?after={after}"), &b.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/mailbox?after={after}"), &b.token)
+        .await;
     assert_eq!(page["items"].as_array().unwrap().len(), 1);
     assert_eq!(page["more"], false);
 }
@@ -365,7 +353,7 @@ async fn lists_are_paginated_with_cursors(backend: Backend) {
             Some(c) => format!("/v1/conversations?limit=2&cursor={c}"),
             None => "/v1/conversations?limit=2".to_owned(),
         };
-        let page: Value = app.get(&path, &b.token).await.json().await.unwrap();
+        let page: Value = app.get_json(&path, &b.token).await;
         pages += 1;
         for c in page["items"].as_array().unwrap() {
             assert_eq!(c["members"].as_array().unwrap().len(), 2, "{c}");
@@ -407,25 +395,19 @@ async fn lists_are_paginated_with_cursors(backend: Backend) {
         app.clock.advance_ms(1);
     }
     let first: Value = app
-        .get(
+        .get_json(
             &format!("/v1/users/{}/invites?limit=2", a.user_id),
             &app.api_key,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(first["items"].as_array().unwrap().len(), 2);
     let next = first["next_cursor"].as_str().unwrap();
     let second: Value = app
-        .get(
+        .get_json(
             &format!("/v1/users/{}/invites?limit=2&cursor={next}", a.user_id),
             &app.api_key,
         )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(second["items"].as_array().unwrap().len(), 1);
     assert!(second.get("next_cursor").is_none());
     let fp = {
@@ -479,12 +461,7 @@ async fn key_package_stock_and_claims_are_bounded(backend: Backend) {
     let limited = app.claim(&a.token, b.user_id).await;
     assert_problem(limited, 429, "rate_limited").await;
     // One package was left: the limiter kept it from being drained.
-    let stock: Value = app
-        .get("/v1/key-packages/stock", &b.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let stock: Value = app.get_json("/v1/key-packages/stock", &b.token).await;
     assert_eq!(stock["one_time"], 1, "{stock}");
 }
 
@@ -530,11 +507,8 @@ async fn idempotency_races_answer_as_replays(backend: Backend) {
         let (x, y) = tokio::join!(redeem(), redeem());
         assert_eq!((x.status().as_u16(), y.status().as_u16()), (200, 200));
         let after: Value = app
-            .get(&format!("/v1/invites/{code}"), &app.api_key)
-            .await
-            .json()
-            .await
-            .unwrap();
+            .get_json(&format!("/v1/invites/{code}"), &app.api_key)
+            .await;
         assert_eq!(after["uses"], 1, "counted once: {after}");
     }
 }
@@ -592,12 +566,7 @@ async fn webhooks_cannot_reach_private_addresses(backend: Backend) {
     );
     let mut attempted = false;
     for _ in 0..100 {
-        let log: Value = app
-            .get("/v1/webhooks/deliveries", &app.api_key)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let log: Value = app.get_json("/v1/webhooks/deliveries", &app.api_key).await;
         if let Some(d) = log["items"].as_array().and_then(|i| i.first())
             && d["attempts"].as_i64() >= Some(1)
         {
@@ -707,59 +676,13 @@ async fn websocket_upgrades_count_against_the_tenant_rate(backend: Backend) {
     panic!("60 upgrades within a rate of 40 were all accepted");
 }
 
-/// A device of a user in a second tenant; returns that tenant's API key too.
-async fn other_tenant_device(app: &TestApp) -> (String, TestDevice) {
-    let (_, key) = crate::helpers::create_tenant(app.store.as_ref(), "Tenant B").await;
-    let user: Value = app
-        .post_json(
-            "/v1/users",
-            &key,
-            &json!({"external_id": "b-user", "display_name": "B"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let user_id: Uuid = user["id"].as_str().unwrap().parse().unwrap();
-    let token: Value = app
-        .client
-        .post(app.url(&format!("/v1/users/{user_id}/tokens")))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let signing = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-    let v: Value = app
-        .post_json(
-            "/v1/devices",
-            token["token"].as_str().unwrap(),
-            &json!({"identity_key": b64(signing.verifying_key().as_bytes())}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let mut d = TestDevice {
-        key: signing,
-        id: v["id"].as_str().unwrap().parse().unwrap(),
-        tenant_id: v["tenant_id"].as_str().unwrap().parse().unwrap(),
-        user_id,
-        status: String::new(),
-        token: String::new(),
-    };
-    d.token = app.login(&d).await;
-    (key, d)
-}
-
 /// (Item 8.) Conversation ids are scoped per tenant: an id another tenant uses is no conflict,
 /// and the two conversations are separate (members, epochs).
 async fn conversation_ids_reveal_nothing_across_tenants(backend: Backend) {
     let app = spawn_app(backend).await;
     let (a, b) = two_users(&app).await;
-    let (_b_key, eve) = other_tenant_device(&app).await;
+    let (_, b_key) = crate::helpers::create_tenant(app.store.as_ref(), "Tenant B").await;
+    let eve = app.tenant_device(&b_key, "b-user").await;
     let id = Uuid::new_v4();
     let create = |token: String| {
         let app = &app;
@@ -777,17 +700,11 @@ async fn conversation_ids_reveal_nothing_across_tenants(backend: Backend) {
     assert_problem(create(a.token.clone()).await, 409, "conversation_exists").await;
     assert_eq!(app.commit(&a, id, 0, &[b.id], &[]).await.status(), 201);
     let mine: Value = app
-        .get(&format!("/v1/conversations/{id}"), &a.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/conversations/{id}"), &a.token)
+        .await;
     let theirs: Value = app
-        .get(&format!("/v1/conversations/{id}"), &eve.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/conversations/{id}"), &eve.token)
+        .await;
     assert_eq!(
         (
             mine["epoch"].as_u64(),
@@ -802,12 +719,7 @@ async fn conversation_ids_reveal_nothing_across_tenants(backend: Backend) {
         ),
         (Some(0), 1)
     );
-    let listed: Value = app
-        .get("/v1/conversations", &eve.token)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = app.get_json("/v1/conversations", &eve.token).await;
     assert_eq!(
         listed["items"][0]["members"].as_array().unwrap().len(),
         1,
@@ -957,12 +869,7 @@ async fn console_emails_are_unique_per_tenant(backend: Backend) {
 }
 
 async fn a_tenant(app: &TestApp) -> Uuid {
-    let t: Value = app
-        .get("/v1/tenant", &app.api_key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let t: Value = app.get_json("/v1/tenant", &app.api_key).await;
     t["id"].as_str().unwrap().parse().unwrap()
 }
 

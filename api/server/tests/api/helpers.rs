@@ -233,6 +233,11 @@ impl TestApp {
             .unwrap()
     }
 
+    /// GETs `path` and reads its JSON body.
+    pub async fn get_json(&self, path: &str, key: &str) -> serde_json::Value {
+        self.get(path, key).await.json().await.unwrap()
+    }
+
     pub async fn post_json(
         &self,
         path: &str,

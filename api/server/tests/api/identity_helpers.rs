@@ -67,6 +67,53 @@ impl TestApp {
         v["token"].as_str().unwrap().to_owned()
     }
 
+    /// A user (`external_id`) of the tenant whose API key is `api_key`, with one device
+    /// logged in: for tests with a second tenant.
+    pub async fn tenant_device(&self, api_key: &str, external_id: &str) -> TestDevice {
+        let user: Value = self
+            .post_json(
+                "/v1/users",
+                api_key,
+                &json!({"external_id": external_id, "display_name": external_id}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let user_id: Uuid = user["id"].as_str().unwrap().parse().unwrap();
+        let token: Value = self
+            .client
+            .post(self.url(&format!("/v1/users/{user_id}/tokens")))
+            .bearer_auth(api_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let key = SigningKey::generate(&mut rand::rngs::OsRng);
+        let v: Value = self
+            .post_json(
+                "/v1/devices",
+                token["token"].as_str().unwrap(),
+                &json!({"identity_key": b64(key.verifying_key().as_bytes())}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let mut device = TestDevice {
+            key,
+            id: v["id"].as_str().unwrap().parse().unwrap(),
+            tenant_id: v["tenant_id"].as_str().unwrap().parse().unwrap(),
+            user_id,
+            status: v["status"].as_str().unwrap_or_default().to_owned(),
+            token: String::new(),
+        };
+        device.token = self.login(&device).await;
+        device
+    }
+
     /// Registers a new random device for the user and logs it in.
     pub async fn new_device(&self, user_id: Uuid) -> TestDevice {
         let token = self.user_token(user_id).await;

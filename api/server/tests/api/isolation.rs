@@ -13,50 +13,8 @@ async fn no_endpoint_reaches_another_tenants_users_or_devices(backend: Backend) 
     let a_device = app.new_device(a_user).await;
     let a_pending = app.new_device(a_user).await;
     let (_, b_key) = create_tenant(app.store.as_ref(), "Tenant B").await;
-    let b_user: Value = app
-        .post_json(
-            "/v1/users",
-            &b_key,
-            &json!({"external_id": "shared-external-id", "display_name": "B"}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let b_user: uuid::Uuid = b_user["id"].as_str().unwrap().parse().unwrap();
-    let b_device = {
-        let token: Value = app
-            .client
-            .post(app.url(&format!("/v1/users/{b_user}/tokens")))
-            .bearer_auth(&b_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-        let v: Value = app
-            .post_json(
-                "/v1/devices",
-                token["token"].as_str().unwrap(),
-                &json!({"identity_key": crate::identity_helpers::b64(key.verifying_key().as_bytes())}),
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
-        let mut d = crate::identity_helpers::TestDevice {
-            key,
-            id: v["id"].as_str().unwrap().parse().unwrap(),
-            tenant_id: v["tenant_id"].as_str().unwrap().parse().unwrap(),
-            user_id: b_user,
-            status: String::new(),
-            token: String::new(),
-        };
-        d.token = app.login(&d).await;
-        d
-    };
+    let b_device = app.tenant_device(&b_key, "shared-external-id").await;
+    let b_user = b_device.user_id;
 
     // Tenant B's API key on tenant A's resources.
     let c = &app.client;
