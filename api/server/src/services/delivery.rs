@@ -7,13 +7,13 @@
 use cloak_proto::Code;
 use cloak_proto::delivery::{CommitRequest, MessageClass, SendMessageRequest};
 use cloak_proto::devices::DeviceStatus;
-use cloak_proto::mls_frame::{self, ContentType};
 use cloak_proto::paging::PageQuery;
 use uuid::Uuid;
 
 use super::ServiceError;
 use super::abuse;
 use super::billing::{self, Billable};
+use super::commit_rules;
 use super::devices::require_approved;
 use super::hot::HotCache;
 use super::limits::{self, Policy};
@@ -108,15 +108,7 @@ pub async fn list(
     query: &PageQuery,
 ) -> Result<(Vec<ConversationRecord>, Option<String>), ServiceError> {
     require_approved(device)?;
-    let after = match paging::decode(query.cursor.as_deref())? {
-        Some((t, key)) => Some((
-            t,
-            key.parse::<Uuid>().map_err(|_| {
-                ServiceError::invalid(Code::InvalidCursor, "not a cursor from a previous page")
-            })?,
-        )),
-        None => None,
-    };
+    let after = paging::decode_uuid(query.cursor.as_deref())?;
     let limit = paging::limit(query);
     let rows = store
         .device_conversations(device.tenant_id, device.device_id, after, limit)
@@ -303,7 +295,7 @@ pub async fn commit(
     now_ms: i64,
 ) -> Result<StoredSend, ServiceError> {
     require_approved(device)?;
-    check_commit_shape(ctx.guards, conversation_id, request)?;
+    commit_rules::check(ctx.guards, conversation_id, request)?;
     for (subject, policy) in [
         (
             format!("{}:{}", device.tenant_id, device.device_id),
@@ -368,100 +360,6 @@ pub async fn commit(
         push::wake(ctx.broker, &stored.recipients).await;
     }
     Ok(stored)
-}
-
-/// What can be checked of a commit without the database: sizes, duplicates, the MLS
-/// framing and the Welcome's shape.
-fn check_commit_shape(
-    guards: &Guards,
-    conversation_id: Uuid,
-    request: &CommitRequest,
-) -> Result<(), ServiceError> {
-    if request.add.is_empty() != request.welcome.is_none() {
-        return Err(ServiceError::invalid(
-            Code::WelcomeMismatch,
-            "a commit that adds devices carries a welcome, and only then",
-        ));
-    }
-    let mut seen =
-        std::collections::HashSet::with_capacity(request.add.len() + request.remove.len());
-    if let Some(dup) = request
-        .add
-        .iter()
-        .chain(&request.remove)
-        .find(|id| !seen.insert(**id))
-    {
-        return Err(ServiceError::invalid(
-            Code::DuplicateDevice,
-            format!("device {dup} is listed more than once in add and remove"),
-        ));
-    }
-    if request.commit.len() > guards.max_commit_bytes {
-        return Err(too_large(format!(
-            "a commit is at most {} bytes",
-            guards.max_commit_bytes
-        )));
-    }
-    let framing = mls_frame::parse_framing(&request.commit)
-        .map_err(|e| ServiceError::invalid(Code::InvalidCommit, format!("commit: {e}")))?;
-    if framing.content_type != ContentType::Commit {
-        return Err(ServiceError::invalid(
-            Code::InvalidCommit,
-            "the message is not an MLS commit",
-        ));
-    }
-    if framing.group_id != conversation_id.as_bytes() {
-        return Err(ServiceError::invalid(
-            Code::InvalidCommit,
-            "the commit is for another MLS group",
-        ));
-    }
-    if framing.epoch != request.epoch {
-        return Err(ServiceError::invalid(
-            Code::InvalidCommit,
-            format!(
-                "the commit was made in epoch {}, not {}",
-                framing.epoch, request.epoch
-            ),
-        ));
-    }
-    if let Some(welcome) = &request.welcome {
-        if welcome.len() > guards.max_welcome_bytes {
-            return Err(too_large(format!(
-                "a Welcome is at most {} bytes",
-                guards.max_welcome_bytes
-            )));
-        }
-        if welcome.len().saturating_mul(request.add.len()) > guards.max_welcome_fanout_bytes {
-            return Err(too_large(format!(
-                "a commit may store at most {} bytes of Welcome copies (its size times the devices added); add fewer devices per commit",
-                guards.max_welcome_fanout_bytes
-            )));
-        }
-        let shape = mls_frame::parse_welcome(welcome)
-            .map_err(|e| ServiceError::invalid(Code::InvalidWelcome, format!("welcome: {e}")))?;
-        if shape.cipher_suite != mls_frame::CIPHERSUITE {
-            return Err(ServiceError::invalid(
-                Code::InvalidWelcome,
-                "the Welcome uses another ciphersuite",
-            ));
-        }
-        if shape.recipients != request.add.len() {
-            return Err(ServiceError::invalid(
-                Code::InvalidWelcome,
-                format!(
-                    "the Welcome has secrets for {} devices, but the commit adds {}",
-                    shape.recipients,
-                    request.add.len()
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn too_large(detail: String) -> ServiceError {
-    ServiceError::invalid(Code::CommitTooLarge, detail)
 }
 
 /// A page of the device's mailbox after `after`: at most `limit` entries and about

@@ -6,6 +6,7 @@ pub mod api_keys;
 pub mod batcher;
 pub mod billing;
 pub mod checkout;
+pub mod commit_rules;
 pub mod console;
 pub mod delivery;
 pub mod devices;

@@ -36,6 +36,18 @@ pub fn decode(cursor: Option<&str>) -> Result<Option<(i64, String)>, ServiceErro
         })
 }
 
+/// As [`decode`], for lists keyed by (time, UUID).
+pub fn decode_uuid(cursor: Option<&str>) -> Result<Option<(i64, uuid::Uuid)>, ServiceError> {
+    match decode(cursor)? {
+        None => Ok(None),
+        Some((t, key)) => key.parse().map(|id| Some((t, id))).map_err(|_| invalid()),
+    }
+}
+
+fn invalid() -> ServiceError {
+    ServiceError::invalid(Code::InvalidCursor, "not a cursor from a previous page")
+}
+
 /// The next page's cursor: present only when the page is full.
 pub fn next<T>(rows: &[T], limit: i64, key: impl Fn(&T) -> (i64, String)) -> Option<String> {
     if i64::try_from(rows.len()).unwrap_or(i64::MAX) < limit {
