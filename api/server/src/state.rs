@@ -33,7 +33,7 @@ pub struct AppState {
     /// The group-commit pipeline for sends and acks.
     pub pipeline: Arc<crate::services::pipeline::Pipeline>,
     /// The WebSockets open on this node, by device (for the per-device cap).
-    pub sockets: Arc<crate::http::ws_limits::SocketRegistry>,
+    pub sockets: Arc<crate::services::socket_limits::SocketRegistry>,
     /// Becomes `true` when the server starts shutting down: sockets close with "going away".
     pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

@@ -26,7 +26,6 @@ pub mod tenant;
 pub mod users;
 pub mod webhooks;
 pub mod ws;
-pub mod ws_limits;
 pub mod ws_session;
 
 use actix_web::App;

@@ -27,11 +27,11 @@ use validator::Validate as _;
 use super::conversations::receipt;
 use super::mailbox::envelope;
 use super::problem::ApiError;
-use super::ws_limits::{FrameRate, Registration, Verdict};
 use crate::broker::{Notification, Subscription};
 use crate::services::pipeline::settle;
 use crate::services::principals::DevicePrincipal;
 use crate::services::push::{self, Note};
+use crate::services::socket_limits::{FrameRate, Registration, Verdict};
 use crate::services::{ServiceError, delivery, devices};
 use crate::state::AppState;
 

@@ -24,6 +24,7 @@ pub mod pipeline;
 pub mod principals;
 pub mod push;
 pub mod qr;
+pub mod socket_limits;
 pub mod stripe_api;
 pub mod stripe_events;
 pub mod stripe_signature;
