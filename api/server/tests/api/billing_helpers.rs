@@ -103,10 +103,15 @@ impl TestApp {
 
     /// Grants credits with a fresh idempotency key.
     pub async fn grant(&self, wallet: &str, credits: i64) -> Value {
+        self.grant_as(&self.api_key, wallet, credits).await
+    }
+
+    /// Grants credits with the API key of a tenant (this app's or another's).
+    pub async fn grant_as(&self, api_key: &str, wallet: &str, credits: i64) -> Value {
         let resp = self
             .client
             .post(self.url(&format!("/v1/wallets/{wallet}/grants")))
-            .bearer_auth(&self.api_key)
+            .bearer_auth(api_key)
             .header("idempotency-key", Uuid::new_v4().to_string())
             .json(&json!({"credits": credits, "reason": "test"}))
             .send()

@@ -384,14 +384,7 @@ async fn lists_are_paginated_with_cursors(backend: Backend) {
 
     // Invites, newest first.
     for _ in 0..3 {
-        let resp = app
-            .post_json(
-                "/v1/invites",
-                &app.api_key,
-                &json!({"inviter_user_id": a.user_id, "max_uses": 1, "expires_in_secs": 3600}),
-            )
-            .await;
-        assert_eq!(resp.status(), 201);
+        app.mint_invite(a.user_id, 1).await;
         app.clock.advance_ms(1);
     }
     let first: Value = app
@@ -490,16 +483,7 @@ async fn idempotency_races_answer_as_replays(backend: Backend) {
     }
     let inviter = app.create_user("inviter").await;
     for _ in 0..5 {
-        let inv: Value = app
-            .post_json(
-                "/v1/invites",
-                &app.api_key,
-                &json!({"inviter_user_id": inviter, "max_uses": 5, "expires_in_secs": 3600}),
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
+        let inv = app.mint_invite(inviter, 5).await;
         let code = inv["code"].as_str().unwrap().to_owned();
         let path = format!("/v1/invites/{code}/redeem");
         let body = json!({});
@@ -763,16 +747,7 @@ async fn console_emails_are_unique_per_tenant(backend: Backend) {
     let (b_id, b_key) = crate::helpers::create_tenant(app.store.as_ref(), "Tenant B").await;
     // Tell the tenants' consoles apart by their balances.
     for (key, credits) in [(&app.api_key, 111), (&b_key, 222)] {
-        let resp = app
-            .client
-            .post(app.url("/v1/wallets/tenant/grants"))
-            .bearer_auth(key)
-            .header("idempotency-key", Uuid::new_v4().to_string())
-            .json(&json!({"credits": credits, "reason": "test"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 201);
+        app.grant_as(key, "tenant", credits).await;
     }
     let form_client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

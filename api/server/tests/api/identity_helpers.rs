@@ -67,6 +67,19 @@ impl TestApp {
         v["token"].as_str().unwrap().to_owned()
     }
 
+    /// Mints an invite for `inviter` with the tenant's key (valid an hour).
+    pub async fn mint_invite(&self, inviter: Uuid, max_uses: u32) -> Value {
+        let resp = self
+            .post_json(
+                "/v1/invites",
+                &self.api_key,
+                &json!({"inviter_user_id": inviter, "max_uses": max_uses, "expires_in_secs": 3600}),
+            )
+            .await;
+        assert_eq!(resp.status(), 201);
+        resp.json().await.unwrap()
+    }
+
     /// A user (`external_id`) of the tenant whose API key is `api_key`, with one device
     /// logged in: for tests with a second tenant.
     pub async fn tenant_device(&self, api_key: &str, external_id: &str) -> TestDevice {
