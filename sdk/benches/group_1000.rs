@@ -39,6 +39,7 @@ fn run() -> Run {
         &creator.identity,
         &creator.ids,
         Uuid::new_v4(),
+        None,
     )
     .unwrap();
     let create = started.elapsed();

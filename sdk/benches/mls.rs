@@ -22,6 +22,7 @@ fn group(n: usize) -> Vec<(Device, Conversation)> {
         &creator.identity,
         &creator.ids,
         Uuid::new_v4(),
+        None,
     )
     .unwrap();
     let others: Vec<Device> = (1..n).map(|_| device(tenant)).collect();
@@ -120,6 +121,7 @@ fn bench(c: &mut Criterion) {
                     &creator.identity,
                     &creator.ids,
                     Uuid::new_v4(),
+                    None,
                 )
                 .unwrap();
                 let kps: Vec<KeyPackage> = (0..50)

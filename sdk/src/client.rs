@@ -282,6 +282,13 @@ impl<C: Clock> DeviceClient<C> {
             .await
     }
 
+    /// The server's credential as an MLS external sender (for new groups'
+    /// `external_senders` extension).
+    pub async fn external_sender(&self) -> Result<cloak_proto::delivery::ExternalSender, Error> {
+        self.authed(Method::GET, "/v1/mls/external-sender", None::<&()>)
+            .await
+    }
+
     /// The device's KeyPackage stock (`GET /v1/key-packages/stock`).
     pub async fn stock(&self) -> Result<KeyPackageStock, Error> {
         self.authed(Method::GET, "/v1/key-packages/stock", None::<&()>)

@@ -24,10 +24,10 @@
 use cloak_proto::devices::{Device, DeviceStatus};
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::{
-    BasicCredential, Credential, GroupId, KeyPackage, LeafNodeIndex, Member, MlsGroup,
-    MlsGroupCreateConfig, MlsGroupJoinConfig, MlsMessageBodyIn, MlsMessageIn, MlsMessageOut,
-    OpenMlsProvider, ProcessedMessageContent, ProtocolMessage, Sender, SenderRatchetConfiguration,
-    StagedCommit, StagedWelcome,
+    BasicCredential, Credential, Extension, Extensions, ExternalSender, GroupId, KeyPackage,
+    LeafNodeIndex, Member, MlsGroup, MlsGroupCreateConfig, MlsGroupJoinConfig, MlsMessageBodyIn,
+    MlsMessageIn, MlsMessageOut, OpenMlsProvider, ProcessedMessageContent, Proposal,
+    ProtocolMessage, Sender, SenderRatchetConfiguration, StagedCommit, StagedWelcome,
 };
 use uuid::Uuid;
 
@@ -65,6 +65,15 @@ pub struct PendingCommit {
     pub add: Vec<Uuid>,
     /// Devices the commit removes.
     pub remove: Vec<Uuid>,
+    /// The leaf each added device takes, in `add` order (`CommitRequest::leaf_indices`).
+    pub leaf_indices: Vec<u32>,
+}
+
+/// The membership changes of a pending commit.
+struct Changes {
+    add: Vec<Uuid>,
+    remove: Vec<Uuid>,
+    leaf_indices: Vec<u32>,
 }
 
 /// What an incoming MLS message was.
@@ -80,8 +89,13 @@ pub enum Incoming {
     /// leaves against the verified directory ([`StagedChange::check`]), then
     /// [`merge`](Conversation::merge) it, or drop it to refuse it.
     Commit(StagedChange),
-    /// Nothing to act on: this device's own message, or a standalone proposal (Cloak
-    /// members only commit).
+    /// The server, as the group's external sender, proposed removing a member device
+    /// (`None`: a leaf whose credential names no Cloak device). The proposal is stored in
+    /// the group: the next commit of this device carries it out
+    /// ([`commit_pending_proposals`](Conversation::commit_pending_proposals)), and another
+    /// member's commit that carries it out can be processed.
+    RemovalProposed(Option<DeviceIds>),
+    /// Nothing to act on: this device's own message, or a repeated proposal.
     Ignored,
 }
 
@@ -93,6 +107,9 @@ impl std::fmt::Debug for Incoming {
                 .field("sender", sender)
                 .finish_non_exhaustive(),
             Self::Commit(change) => f.debug_tuple("Commit").field(change).finish(),
+            Self::RemovalProposed(device) => {
+                f.debug_tuple("RemovalProposed").field(device).finish()
+            }
             Self::Ignored => f.write_str("Ignored"),
         }
     }
@@ -228,13 +245,30 @@ fn join_config() -> MlsGroupJoinConfig {
         .build()
 }
 
-fn create_config() -> MlsGroupCreateConfig {
-    MlsGroupCreateConfig::builder()
+fn create_config(
+    external_sender: Option<&cloak_proto::delivery::ExternalSender>,
+) -> Result<MlsGroupCreateConfig, Error> {
+    let builder = MlsGroupCreateConfig::builder()
         .ciphersuite(CIPHERSUITE)
         .use_ratchet_tree_extension(true)
         .max_past_epochs(MAX_PAST_EPOCHS)
-        .sender_ratchet_configuration(sender_ratchet())
-        .build()
+        .sender_ratchet_configuration(sender_ratchet());
+    let Some(sender) = external_sender else {
+        return Ok(builder.build());
+    };
+    if sender.ciphersuite != cloak_proto::mls_frame::CIPHERSUITE || sender.signature_key.len() != 32
+    {
+        return Err(Error::Malformed(
+            "the server's external sender is not an Ed25519 key of Cloak's ciphersuite".into(),
+        ));
+    }
+    let extension = Extension::ExternalSenders(vec![ExternalSender::new(
+        sender.signature_key.clone().into(),
+        BasicCredential::new(sender.identity.clone()).into(),
+    )]);
+    let extensions =
+        Extensions::single(extension).map_err(|e| crypto("external senders extension", e))?;
+    Ok(builder.with_group_context_extensions(extensions).build())
 }
 
 fn crypto(what: &str, e: impl std::fmt::Display) -> Error {
@@ -270,17 +304,21 @@ fn required_ids(credential: &Credential) -> Result<DeviceIds, Error> {
 }
 
 impl Conversation {
-    /// Creates the conversation at epoch 0 with this device as its only member.
+    /// Creates the conversation at epoch 0 with this device as its only member. With
+    /// `external_sender` (the server's, from `GET /v1/mls/external-sender`), the group lists
+    /// it in its `external_senders` extension: the server may then *propose* removing
+    /// devices, never commit. Removal is the only proposal accepted from it.
     pub fn create(
         provider: &impl OpenMlsProvider,
         identity: &DeviceIdentity,
         ids: &DeviceIds,
         conversation_id: Uuid,
+        external_sender: Option<&cloak_proto::delivery::ExternalSender>,
     ) -> Result<Self, Error> {
         let group = MlsGroup::new_with_group_id(
             provider,
             &MlsSigner::new(identity),
-            &create_config(),
+            &create_config(external_sender)?,
             GroupId::from_slice(conversation_id.as_bytes()),
             credential_with_key(identity, ids),
         )
@@ -374,21 +412,109 @@ impl Conversation {
         if key_packages.is_empty() {
             return Err(Error::InvalidState("no devices to add"));
         }
-        let add = key_packages
-            .iter()
-            .map(|kp| required_ids(kp.leaf_node().credential()).map(|ids| ids.device_id))
-            .collect::<Result<Vec<_>, _>>()?;
+        for kp in key_packages {
+            required_ids(kp.leaf_node().credential())?;
+        }
         let epoch_before = self.epoch();
+        // The commit also carries out the removals the server proposed.
         let (commit, welcome, _) = self
             .group
             .add_members(provider, &MlsSigner::new(identity), key_packages)
             .map_err(|e| crypto("add members", e))?;
+        let Changes {
+            add,
+            remove,
+            leaf_indices,
+        } = self.pending_changes()?;
         Ok(PendingCommit {
             epoch_before,
             commit: serialize("commit", &commit)?,
             welcome: Some(serialize("welcome", &welcome)?),
             add,
-            remove: Vec::new(),
+            remove,
+            leaf_indices,
+        })
+    }
+
+    /// Whether removals proposed by the server wait for a commit (while they do, the
+    /// group cannot encrypt: commit them first).
+    pub fn has_pending_proposals(&self) -> bool {
+        self.group.has_pending_proposals()
+    }
+
+    /// Commits the removals the server proposed. The commit stays pending.
+    pub fn commit_pending_proposals(
+        &mut self,
+        provider: &impl OpenMlsProvider,
+        identity: &DeviceIdentity,
+    ) -> Result<PendingCommit, Error> {
+        if !self.group.has_pending_proposals() {
+            return Err(Error::InvalidState("no proposals to commit"));
+        }
+        let epoch_before = self.epoch();
+        let (commit, welcome, _) = self
+            .group
+            .commit_to_pending_proposals(provider, &MlsSigner::new(identity))
+            .map_err(|e| crypto("commit proposals", e))?;
+        let Changes {
+            add,
+            remove,
+            leaf_indices,
+        } = self.pending_changes()?;
+        Ok(PendingCommit {
+            epoch_before,
+            commit: serialize("commit", &commit)?,
+            welcome: welcome.map(|w| serialize("welcome", &w)).transpose()?,
+            add,
+            remove,
+            leaf_indices,
+        })
+    }
+
+    /// The devices the pending commit adds and removes, and the leaf each added device
+    /// takes: Removes blank their leaves first, then each Add takes the leftmost blank
+    /// leaf, or extends the tree (RFC 9420 §12.3, §12.1.1).
+    fn pending_changes(&self) -> Result<Changes, Error> {
+        let staged = self
+            .group
+            .pending_commit()
+            .ok_or(Error::InvalidState("no pending commit"))?;
+        let mut removed_leaves = std::collections::BTreeSet::new();
+        let mut remove = Vec::new();
+        for p in staged.remove_proposals() {
+            let leaf = p.remove_proposal().removed();
+            removed_leaves.insert(leaf.u32());
+            let ids = self
+                .group
+                .member(leaf)
+                .and_then(credential_ids)
+                .ok_or_else(|| Error::Verification("removed leaf is unknown".into()))?;
+            remove.push(ids.device_id);
+        }
+        remove.sort_unstable();
+        remove.dedup();
+        let occupied: std::collections::BTreeSet<u32> = self
+            .group
+            .members()
+            .map(|m| m.index.u32())
+            .filter(|i| !removed_leaves.contains(i))
+            .collect();
+        let mut add = Vec::new();
+        let mut leaf_indices = Vec::new();
+        let mut next = 0u32;
+        for p in staged.add_proposals() {
+            let ids = required_ids(p.add_proposal().key_package().leaf_node().credential())?;
+            while occupied.contains(&next) {
+                next = next.saturating_add(1);
+            }
+            add.push(ids.device_id);
+            leaf_indices.push(next);
+            next = next.saturating_add(1);
+        }
+        Ok(Changes {
+            add,
+            remove,
+            leaf_indices,
         })
     }
 
@@ -422,20 +548,37 @@ impl Conversation {
         }
         leaves.sort_unstable_by_key(|l| l.u32());
         leaves.dedup();
+        // Leaves the server already proposed to remove go with its proposals (the commit
+        // carries those out in any case), never twice.
+        let proposed: Vec<LeafNodeIndex> = self
+            .group
+            .pending_proposals()
+            .filter_map(|p| match p.proposal() {
+                Proposal::Remove(r) => Some(r.removed()),
+                _ => None,
+            })
+            .collect();
+        leaves.retain(|l| !proposed.contains(l));
+        if leaves.is_empty() {
+            return self.commit_pending_proposals(provider, identity);
+        }
         let epoch_before = self.epoch();
         let (commit, welcome, _) = self
             .group
             .remove_members(provider, &MlsSigner::new(identity), &leaves)
             .map_err(|e| crypto("remove members", e))?;
-        let mut remove = device_ids.to_vec();
-        remove.sort_unstable();
-        remove.dedup();
+        let Changes {
+            add,
+            remove,
+            leaf_indices,
+        } = self.pending_changes()?;
         Ok(PendingCommit {
             epoch_before,
             commit: serialize("commit", &commit)?,
             welcome: welcome.map(|w| serialize("welcome", &w)).transpose()?,
-            add: Vec::new(),
+            add,
             remove,
+            leaf_indices,
         })
     }
 
@@ -467,6 +610,9 @@ impl Conversation {
     ) -> Result<Vec<u8>, Error> {
         if self.group.pending_commit().is_some() {
             return Err(Error::InvalidState("a commit is pending"));
+        }
+        if self.group.has_pending_proposals() {
+            return Err(Error::InvalidState("proposed removals wait for a commit"));
         }
         let plaintext = payload.encode()?;
         let msg = self
@@ -501,6 +647,10 @@ impl Conversation {
             .group
             .process_message(provider, message)
             .map_err(|e| Error::Verification(format!("MLS message: {e}")))?;
+        if let Sender::External(_) = processed.sender() {
+            // OpenMLS verified the signature against the group's `external_senders`.
+            return self.external_proposal(provider, processed.into_content());
+        }
         if !matches!(processed.sender(), Sender::Member(_)) {
             return Err(Error::Verification("sender is not a member".into()));
         }
@@ -547,6 +697,44 @@ impl Conversation {
             }
             _ => Ok(Incoming::Ignored),
         }
+    }
+
+    /// A proposal from the server (the group's external sender): only a Remove of a
+    /// member is accepted, and stored for the next commit. The server is trusted with
+    /// nothing more by this: removing a device takes nobody's keys, only availability,
+    /// which the server controls anyway; it cannot add anyone.
+    fn external_proposal(
+        &mut self,
+        provider: &impl OpenMlsProvider,
+        content: ProcessedMessageContent,
+    ) -> Result<Incoming, Error> {
+        let ProcessedMessageContent::ProposalMessage(queued) = content else {
+            return Err(Error::Verification(
+                "the external sender may only propose".into(),
+            ));
+        };
+        let Proposal::Remove(remove) = queued.proposal() else {
+            return Err(Error::Verification(
+                "the external sender may only propose removals".into(),
+            ));
+        };
+        let leaf = remove.removed();
+        let member = self
+            .group
+            .member(leaf)
+            .ok_or_else(|| Error::Verification("proposed removal of an empty leaf".into()))?;
+        let device = credential_ids(member);
+        let repeated = self
+            .group
+            .pending_proposals()
+            .any(|p| matches!(p.proposal(), Proposal::Remove(r) if r.removed() == leaf));
+        if repeated {
+            return Ok(Incoming::Ignored);
+        }
+        self.group
+            .store_pending_proposal(provider.storage(), *queued)
+            .map_err(|e| crypto("store proposal", format!("{e:?}")))?;
+        Ok(Incoming::RemovalProposed(device))
     }
 
     /// Merges a commit staged by [`process`](Self::process) after its check passed

@@ -481,6 +481,8 @@ impl<C: Clock> Messenger<C> {
     ) -> Result<Vec<Event>, Error> {
         let mut events = Vec::new();
         for _ in 0..=STALE_RETRIES {
+            // Removals the server proposed are committed before anything is encrypted.
+            events.extend(self.commit_proposals(conversation_id).await?);
             let identity = self.client.identity();
             let conversation = self
                 .conversations
@@ -812,7 +814,9 @@ impl<C: Clock> Messenger<C> {
                 }
                 result
             }
-            EnvelopeKind::Application => self.process_group_message(envelope).await,
+            EnvelopeKind::Application | EnvelopeKind::Proposal => {
+                self.process_group_message(envelope).await
+            }
         }
     }
 
@@ -869,7 +873,8 @@ impl<C: Clock> Messenger<C> {
                             removed,
                         }))
                     }
-                    Incoming::Ignored => Ok(None),
+                    // Stored in the group; this device's next send commits it.
+                    Incoming::RemovalProposed(_) | Incoming::Ignored => Ok(None),
                 }
             }
         }

@@ -216,6 +216,7 @@ async fn a_commit_adding_an_unapproved_device_is_refused_unmerged() {
                 welcome: None,
                 add: vec![],
                 remove: vec![],
+                leaf_indices: vec![],
             },
         )
         .await

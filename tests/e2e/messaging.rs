@@ -497,9 +497,58 @@ async fn messages_arrive_in_real_time_and_survive_a_server_restart(env: ServerEn
     drop(restarted);
 }
 
+/// The tenant revokes a device (no device of its user takes part): the server, as the
+/// group's MLS external sender, proposes its removal, and a member's next send commits it.
+async fn the_server_proposes_removing_a_device_the_tenant_revoked(env: ServerEnv) {
+    let stack = Stack::start(&env);
+    let alice = stack.tenant.create_user("alice", "Alice").await;
+    let bob = stack.tenant.create_user("bob", "Bob").await;
+    stack.tenant.add_contact(alice.id, bob.id).await;
+    let a = stack.cloak(alice.id).await;
+    let phone = stack.cloak(bob.id).await;
+    let tablet = second_device(&stack, bob.id, &phone).await;
+    let (mut phone_events, mut tablet_events) = (Listener::new(&phone), Listener::new(&tablet));
+    let chat = a.conversation_with(bob.id).await.unwrap();
+    phone_events.until(|e| joined(e, chat.id())).await;
+    tablet_events.until(|e| joined(e, chat.id())).await;
+    let tablet_id = device_id(&tablet);
+    wait_members(&chat, tablet_id, true, "the tablet is in the group").await;
+
+    stack.tenant.revoke_device(tablet_id).await;
+    // Alice's SDK stores the proposal when it arrives; her next send commits it first.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut sent = 0;
+    while chat
+        .members()
+        .await
+        .unwrap()
+        .iter()
+        .any(|m| m.device_id == tablet_id)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no member committed the server's removal"
+        );
+        chat.send_text(&format!("ping {sent}")).await.unwrap();
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Bob's phone follows the commit: the tablet is out of the MLS group there too, and
+    // the conversation goes on.
+    let phone_chat = phone.conversation(chat.id()).await.unwrap();
+    wait_members(&phone_chat, tablet_id, false, "the phone saw the removal").await;
+    chat.send_text("after the removal").await.unwrap();
+    let texts = phone_events.texts(sent + 1).await;
+    assert_eq!(
+        texts.last(),
+        Some(&(device_id(&a), "after the removal".to_owned()))
+    );
+}
+
 mod group {
     use super::*;
     on_both_backends!(
+        the_server_proposes_removing_a_device_the_tenant_revoked,
         an_approved_device_reads_later_messages_and_a_revoked_one_nothing_more,
         ten_users_share_a_group_with_edits_deletes_reactions_and_receipts,
         a_device_restarts_from_its_encrypted_store,

@@ -38,6 +38,27 @@ pub struct ConversationMember {
     pub user_id: Uuid,
 }
 
+/// Response of `GET /v1/mls/external-sender`: the server's credential as an MLS external
+/// sender. Devices put it in the `external_senders` extension of every group they create,
+/// so the server can propose (never commit) the removal of revoked and long-inactive
+/// devices; members check each proposal before they commit it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ExternalSender {
+    /// The MLS ciphersuite the key is for (1: `MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519`).
+    pub ciphersuite: u16,
+    /// The Ed25519 public key the server signs its proposals with (32 bytes, base64).
+    #[serde(with = "crate::bytes")]
+    #[schema(value_type = String, format = Byte)]
+    pub signature_key: Vec<u8>,
+    /// The identity of the server's MLS `BasicCredential` (base64).
+    #[serde(with = "crate::bytes")]
+    #[schema(value_type = String, format = Byte)]
+    pub identity: Vec<u8>,
+}
+
+/// The identity in the server's external-sender credential.
+pub const EXTERNAL_SENDER_IDENTITY: &[u8] = b"cloak-delivery-service";
+
 /// The conversations a device belongs to.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ConversationList {
@@ -136,6 +157,14 @@ pub struct CommitRequest {
     #[serde(default)]
     #[validate(length(max = 1000))]
     pub remove: Vec<Uuid>,
+    /// The MLS leaf index each added device takes, in `add` order: empty, or one per
+    /// device in `add`. The committer knows them (removes blank their leaves first, then
+    /// each add takes the leftmost blank leaf). The server keeps them only to propose
+    /// removals as the group's external sender, and every member checks those proposals,
+    /// so a wrong index removes nobody it should not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[validate(length(max = 1000))]
+    pub leaf_indices: Vec<u32>,
 }
 
 /// The server's answer to an accepted send or commit. Written durably before it is sent.
@@ -170,6 +199,10 @@ pub enum EnvelopeKind {
     Commit,
     /// An MLS Welcome for this device.
     Welcome,
+    /// An MLS proposal by the server as the group's external sender (RFC 9420 §12.1.8.1):
+    /// the Remove of a revoked or long-inactive device, for a member to commit. Its
+    /// `sender_device_id` is the nil UUID.
+    Proposal,
 }
 
 impl EnvelopeKind {
@@ -179,6 +212,7 @@ impl EnvelopeKind {
             Self::Application => "application",
             Self::Commit => "commit",
             Self::Welcome => "welcome",
+            Self::Proposal => "proposal",
         }
     }
 
@@ -188,6 +222,7 @@ impl EnvelopeKind {
             "application" => Some(Self::Application),
             "commit" => Some(Self::Commit),
             "welcome" => Some(Self::Welcome),
+            "proposal" => Some(Self::Proposal),
             _ => None,
         }
     }

@@ -14,6 +14,7 @@ use crate::broker::{self, BrokerError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::http::{self, extract, problem::ApiError};
+use crate::services::external_sender::ExternalSender;
 use crate::services::hot::HotCache;
 use crate::services::pipeline::{Pipeline, PipelineConfig};
 use crate::services::stripe_api::StripeApi;
@@ -69,20 +70,24 @@ impl Application {
         let store = store::connect(&settings.database_url, &pool).await?;
         store.migrate().await?;
         let broker = broker::connect(settings.redis_url.as_ref()).await?;
-        let tokens = Arc::new(token_signer(store.as_ref(), clock.as_ref()).await?);
+        let (tokens, external_sender) = server_keys(store.as_ref(), clock.as_ref()).await?;
+        let (tokens, external_sender) = (Arc::new(tokens), Arc::new(external_sender));
         let stripe = match settings.stripe_secret_key.as_ref() {
             Some(key) => Some(Arc::new(
                 StripeApi::new(key, &settings.stripe_api_base).map_err(StartupError::Stripe)?,
             )),
             None => None,
         };
-        crate::workers::spawn_all(
-            &store,
-            &clock,
-            Duration::from_millis(settings.worker_poll_ms.max(10)),
-            stripe.clone(),
-            settings.guards.webhook_allow_private,
-        );
+        crate::workers::spawn_all(crate::workers::Workers {
+            store: &store,
+            clock: &clock,
+            broker: &broker,
+            poll: Duration::from_millis(settings.worker_poll_ms.max(10)),
+            stripe: stripe.clone(),
+            webhook_allow_private: settings.guards.webhook_allow_private,
+            external_sender: &external_sender,
+            mailbox_quota: settings.mailbox_quota,
+        });
         let tls = settings
             .tls
             .as_ref()
@@ -119,6 +124,7 @@ impl Application {
             broker,
             clock,
             tokens,
+            external_sender,
             settings: settings.clone(),
             metrics: http::metrics::recorder(),
             openapi_json: Arc::new(http::openapi_json()),
@@ -241,14 +247,21 @@ async fn wait_for_signal() {
     }
 }
 
-/// Loads the token signing secret shared by all nodes, creating it on first start.
-async fn token_signer(store: &dyn Store, clock: &dyn Clock) -> Result<TokenSigner, StartupError> {
+/// Loads the token signing secret shared by all nodes, creating it on first start, and
+/// derives the MLS external-sender key from it.
+async fn server_keys(
+    store: &dyn Store,
+    clock: &dyn Clock,
+) -> Result<(TokenSigner, ExternalSender), StartupError> {
     let mut candidate = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut candidate);
-    let secret = store
+    let mut secret = store
         .token_key_or_insert(&candidate, clock.now_ms())
         .await?;
     candidate.zeroize();
-    TokenSigner::new(&secret)
-        .ok_or_else(|| StoreError::Corrupt("token key has the wrong length".to_owned()).into())
+    let signer = TokenSigner::new(&secret)
+        .ok_or_else(|| StoreError::Corrupt("token key has the wrong length".to_owned()));
+    let external = ExternalSender::derive(&secret);
+    secret.zeroize();
+    Ok((signer?, external))
 }

@@ -20,6 +20,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Issues and verifies user and device tokens.
     pub tokens: Arc<TokenSigner>,
+    /// Signs the server's MLS proposals (removals of revoked and inactive devices).
+    pub external_sender: Arc<crate::services::external_sender::ExternalSender>,
     /// Resolved settings.
     pub settings: Arc<Settings>,
     /// Prometheus registry handle.

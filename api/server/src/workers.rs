@@ -1,29 +1,47 @@
-//! Background workers: the sweeper (expired rows), tenant webhook delivery, and Stripe
-//! meter-event reporting. Each runs for as long as the store lives; several nodes may run
+//! Background workers: the sweeper (expired rows), tenant webhook delivery, the server's
+//! MLS removal proposals, and Stripe meter-event reporting. Each runs for as long as the store lives; several nodes may run
 //! them at once (work is leased in the database).
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::broker::Broker;
 use crate::clock::Clock;
-use crate::services::{meter, webhooks};
+use crate::services::external_sender::ExternalSender;
+use crate::services::{meter, removals, webhooks};
 use crate::store::Store;
 
 /// How often expired key packages and login challenges are deleted.
 const SWEEP_PERIOD: Duration = Duration::from_secs(300);
+/// How often (by the server's clock) devices inactive past their tenant's retention are
+/// looked for.
+const INACTIVE_SWEEP_MS: i64 = 60_000;
+
+/// What the workers need.
+pub struct Workers<'a> {
+    pub store: &'a Arc<dyn Store>,
+    pub clock: &'a Arc<dyn Clock>,
+    pub broker: &'a Arc<dyn Broker>,
+    /// How often the outbox-style workers look for work.
+    pub poll: Duration,
+    pub stripe: Option<Arc<crate::services::stripe_api::StripeApi>>,
+    pub webhook_allow_private: bool,
+    pub external_sender: &'a Arc<ExternalSender>,
+    pub mailbox_quota: i64,
+}
 
 /// Starts every worker.
-pub fn spawn_all(
-    store: &Arc<dyn Store>,
-    clock: &Arc<dyn Clock>,
-    poll: Duration,
-    stripe: Option<Arc<crate::services::stripe_api::StripeApi>>,
-    webhook_allow_private: bool,
-) {
-    spawn_sweeper(store.clone(), clock.clone());
-    spawn_webhooks(store.clone(), clock.clone(), poll, webhook_allow_private);
-    if let Some(stripe) = stripe {
-        spawn_meter(store.clone(), clock.clone(), poll, stripe);
+pub fn spawn_all(w: Workers<'_>) {
+    spawn_sweeper(w.store.clone(), w.clock.clone());
+    spawn_webhooks(
+        w.store.clone(),
+        w.clock.clone(),
+        w.poll,
+        w.webhook_allow_private,
+    );
+    spawn_removals(&w);
+    if let Some(stripe) = w.stripe {
+        spawn_meter(w.store.clone(), w.clock.clone(), w.poll, stripe);
     }
 }
 
@@ -98,6 +116,35 @@ fn spawn_meter(
             if let Err(e) = meter::report_due(store.as_ref(), stripe.as_ref(), clock.as_ref()).await
             {
                 tracing::warn!(error = %e, "meter worker failed");
+            }
+        }
+    });
+}
+
+/// Finds inactive devices now and then, and proposes every removal due at each poll.
+fn spawn_removals(w: &Workers<'_>) {
+    let (clock, broker, sender) = (w.clock.clone(), w.broker.clone(), w.external_sender.clone());
+    let quota = w.mailbox_quota;
+    let mut last_sweep: Option<i64> = None;
+    every(w.store, w.poll, move |store| {
+        let now = clock.now_ms();
+        let sweep = last_sweep.is_none_or(|t| now.saturating_sub(t) >= INACTIVE_SWEEP_MS);
+        if sweep {
+            last_sweep = Some(now);
+        }
+        let (broker, sender) = (broker.clone(), sender.clone());
+        async move {
+            if sweep {
+                match store.mark_inactive(now).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(removals = n, "inactive devices to remove"),
+                    Err(e) => tracing::warn!(error = %e, "inactive device sweep failed"),
+                }
+            }
+            if let Err(e) =
+                removals::propose_due(store.as_ref(), broker.as_ref(), &sender, quota, now).await
+            {
+                tracing::warn!(error = %e, "removal proposal worker failed");
             }
         }
     });

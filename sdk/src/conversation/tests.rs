@@ -13,6 +13,8 @@ const ALICE: Uuid = Uuid::from_u128(0xa);
 const BOB: Uuid = Uuid::from_u128(0xb);
 const CONV: Uuid = Uuid::from_u128(0xc0);
 
+mod removals;
+
 struct Dev {
     provider: OpenMlsRustCrypto,
     identity: DeviceIdentity,
@@ -52,6 +54,7 @@ impl Dev {
                     epoch,
                 }
             }
+            Incoming::RemovalProposed(device) => Got::Proposed(device),
             Incoming::Ignored => Got::Ignored,
         })
     }
@@ -161,6 +164,7 @@ enum Got {
         removed: Vec<DeviceIds>,
         epoch: u64,
     },
+    Proposed(Option<DeviceIds>),
     Ignored,
 }
 
@@ -252,7 +256,8 @@ fn alice_and_bob() -> (Ds, Dev, Dev, Dev) {
     let mut bob1 = Dev::new(BOB, 2);
     let mut bob2 = Dev::new(BOB, 3);
     alice.conv = Some(
-        Conversation::create(&alice.provider, &alice.identity, &alice.ids, CONV).expect("create"),
+        Conversation::create(&alice.provider, &alice.identity, &alice.ids, CONV, None)
+            .expect("create"),
     );
     assert_eq!(alice.conv().epoch(), 0);
     assert_eq!(alice.conv().members(), vec![alice.ids]);
@@ -440,8 +445,14 @@ fn garbage_and_forgeries_are_errors() {
     // A message of another conversation.
     let mut eve = Dev::new(ALICE, 9);
     eve.conv = Some(
-        Conversation::create(&eve.provider, &eve.identity, &eve.ids, Uuid::from_u128(0xe))
-            .expect("create"),
+        Conversation::create(
+            &eve.provider,
+            &eve.identity,
+            &eve.ids,
+            Uuid::from_u128(0xe),
+            None,
+        )
+        .expect("create"),
     );
     let mut other_ds = Ds::for_group(Uuid::from_u128(0xe));
     let (_, other) = eve.send(&mut other_ds, "elsewhere");
@@ -588,7 +599,8 @@ fn a_welcome_is_checked_before_it_is_joined() {
     let mut alice = Dev::new(ALICE, 1);
     let bob = Dev::new(BOB, 2);
     alice.conv = Some(
-        Conversation::create(&alice.provider, &alice.identity, &alice.ids, CONV).expect("create"),
+        Conversation::create(&alice.provider, &alice.identity, &alice.ids, CONV, None)
+            .expect("create"),
     );
     assert_eq!(alice.add(&mut ds, &[bob.key_package()]), Ok(1));
     let (welcome, _) = ds.welcomes.get(&bob.ids.device_id).expect("welcome");

@@ -63,10 +63,18 @@ impl<C: Clock> Messenger<C> {
         for user in users.iter().filter(|u| **u != ids.user_id) {
             packages.extend(self.key_packages_of(*user).await?);
         }
+        // The server's external-sender credential goes into the new group, so it can
+        // propose removing revoked and long-inactive devices.
+        let external_sender = self.client.external_sender().await?;
         let id = Uuid::new_v4();
         self.client.create_conversation(id).await?;
-        let mut conversation =
-            Conversation::create(&self.provider, self.client.identity(), &ids, id)?;
+        let mut conversation = Conversation::create(
+            &self.provider,
+            self.client.identity(),
+            &ids,
+            id,
+            Some(&external_sender),
+        )?;
         let submitted = if packages.is_empty() {
             Ok(())
         } else {
@@ -106,6 +114,7 @@ impl<C: Clock> Messenger<C> {
             welcome: pending.welcome,
             add: pending.add,
             remove: pending.remove,
+            leaf_indices: pending.leaf_indices,
         };
         let id = conversation.id();
         self.pending_commits.insert(id, request.clone());
@@ -244,6 +253,29 @@ impl<C: Clock> Messenger<C> {
             );
         }
         Ok(events)
+    }
+
+    /// Commits the removals the server proposed in a conversation, if any wait (a group
+    /// with pending proposals cannot encrypt). When another member's commit carried them
+    /// out first, there is nothing left to do.
+    pub(super) async fn commit_proposals(
+        &mut self,
+        conversation_id: Uuid,
+    ) -> Result<Vec<Event>, Error> {
+        let waiting = self
+            .conversations
+            .get(&conversation_id)
+            .is_some_and(|c| c.is_active() && c.has_pending_proposals());
+        if !waiting {
+            return Ok(Vec::new());
+        }
+        match self
+            .commit_with_retry(conversation_id, |c, p, i| c.commit_pending_proposals(p, i))
+            .await
+        {
+            Err(Error::InvalidState("no proposals to commit")) => Ok(Vec::new()),
+            other => other,
+        }
     }
 
     /// Makes a commit with `make` and submits it; on `stale_epoch` syncs (merging the

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, get, post, web};
 use cloak_proto::Problem;
 use cloak_proto::delivery::{
     CommitRequest, Conversation, ConversationList, ConversationMember, CreateConversationRequest,
-    SendMessageRequest, SendReceipt,
+    ExternalSender, SendMessageRequest, SendReceipt,
 };
 use cloak_proto::paging::PageQuery;
 use uuid::Uuid;
@@ -53,6 +53,23 @@ fn receipt_response(r: SendReceipt) -> HttpResponse {
     } else {
         HttpResponse::Created().json(r)
     }
+}
+
+/// The server's credential as an MLS external sender: a device creating a group lists it
+/// in the group's `external_senders` extension, so the server can propose the removal of
+/// revoked and long-inactive devices (as `proposal` mailbox entries, which members check
+/// and commit). The server never commits, and holds no group secret.
+#[utoipa::path(
+    tag = "conversations",
+    security(("device_token" = [])),
+    responses(
+        (status = 200, description = "The external sender", body = ExternalSender),
+        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/v1/mls/external-sender")]
+pub async fn external_sender(_auth: DeviceAuth, state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.external_sender.info())
 }
 
 /// Creates a conversation (an MLS group at epoch 0) with the calling device as its only

@@ -128,6 +128,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(key_packages::upload_key_packages)
         .service(key_packages::key_package_stock)
         .service(key_packages::claim_key_packages)
+        .service(conversations::external_sender)
         .service(conversations::create_conversation)
         .service(conversations::list_conversations)
         .service(conversations::get_conversation)

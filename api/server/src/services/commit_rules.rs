@@ -38,6 +38,17 @@ pub fn check(
             format!("device {dup} is listed more than once in add and remove"),
         ));
     }
+    if !request.leaf_indices.is_empty() {
+        let mut leaves = std::collections::HashSet::with_capacity(request.leaf_indices.len());
+        if request.leaf_indices.len() != request.add.len()
+            || !request.leaf_indices.iter().all(|l| leaves.insert(*l))
+        {
+            return Err(ServiceError::invalid(
+                Code::InvalidCommit,
+                "leaf_indices holds one distinct leaf index per device in add, or nothing",
+            ));
+        }
+    }
     if request.commit.len() > guards.max_commit_bytes {
         return Err(too_large(format!(
             "a commit is at most {} bytes",
@@ -123,6 +134,7 @@ mod tests {
             welcome: (add > 0).then(|| mls_frame::welcome(recipients, b"gi")),
             add: (0..add).map(|_| Uuid::new_v4()).collect(),
             remove: Vec::new(),
+            leaf_indices: Vec::new(),
         }
     }
 
@@ -156,6 +168,13 @@ mod tests {
         let mut missing = request(c, 4, 1, 1);
         missing.welcome = None;
         assert_eq!(code(check(&g, c, &missing)), Some("welcome_mismatch"));
+        let mut leaves = request(c, 4, 2, 2);
+        leaves.leaf_indices = vec![3, 4];
+        assert_eq!(code(check(&g, c, &leaves)), None);
+        leaves.leaf_indices = vec![3];
+        assert_eq!(code(check(&g, c, &leaves)), Some("invalid_commit"));
+        leaves.leaf_indices = vec![3, 3];
+        assert_eq!(code(check(&g, c, &leaves)), Some("invalid_commit"));
         let small = Guards {
             max_commit_bytes: 10,
             ..Guards::default()

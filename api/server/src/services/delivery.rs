@@ -352,6 +352,7 @@ pub async fn commit(
     };
     let changes = CommitChanges {
         add,
+        leaves: request.leaf_indices.clone(),
         remove: request.remove.clone(),
         welcome: request.welcome.clone(),
     };

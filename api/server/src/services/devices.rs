@@ -239,6 +239,8 @@ pub async fn login(
             "the signature does not verify with the device's identity key",
         ));
     }
+    // The device is active (which cancels any removal proposed for inactivity).
+    store.record_login(auth.tenant_id, auth.id, now_ms).await?;
     let expires = now_ms + DEVICE_TOKEN_TTL_MS;
     let token = signer.issue(TokenKind::Device, auth.tenant_id, auth.id, now_ms, expires);
     Ok((token, expires, auth))

@@ -46,6 +46,8 @@ pub struct NewSend {
 #[derive(Debug, Clone, Default)]
 pub struct CommitChanges {
     pub add: Vec<Member>,
+    /// The MLS leaf of each added device, in `add` order (empty when not reported).
+    pub leaves: Vec<u32>,
     pub remove: Vec<Uuid>,
     pub welcome: Option<Vec<u8>>,
 }

@@ -15,6 +15,7 @@ mod identity;
 mod invites;
 pub mod postgres;
 mod records;
+mod removals;
 mod sql;
 mod sql_abuse;
 mod sql_billing;
@@ -24,6 +25,7 @@ mod sql_delivery_batch;
 mod sql_devices;
 mod sql_invites;
 mod sql_key_packages;
+mod sql_removals;
 mod sql_users;
 pub mod sqlite;
 
@@ -54,6 +56,7 @@ pub use invites::{InviteRecord, InviteStore, NewInvite, RedeemOutcome};
 pub use records::{
     ApiKeyRecord, NewApiKey, NewTenant, RevokeOutcome, Tenant, TenantSettingsUpdate,
 };
+pub use removals::{NewProposals, PendingRemoval, RemovalStore, RemovalsDue};
 
 /// Prepared statements kept per connection.
 pub(crate) const STATEMENT_CACHE: usize = 512;
@@ -130,6 +133,7 @@ pub trait Store:
     + BillingStore
     + ConsoleStore
     + AbuseStore
+    + RemovalStore
     + Send
     + Sync
     + 'static

@@ -228,8 +228,9 @@ macro_rules! impl_delivery_store {
                 if inserted.rows_affected() == 0 {
                     return Ok(false);
                 }
+                // The creator holds the group's first leaf.
                 sqlx::query(
-                    "INSERT INTO conversation_members (conversation_id, device_id, tenant_id, user_id, joined_at) VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO conversation_members (conversation_id, device_id, tenant_id, user_id, joined_at, leaf_index) VALUES ($1, $2, $3, $4, $5, 0)",
                 )
                 .bind(id)
                 .bind(creator.device_id)
@@ -411,23 +412,30 @@ macro_rules! impl_delivery_store {
                 )
                 .await?;
                 for removed in &changes.remove {
-                    sqlx::query("DELETE FROM conversation_members WHERE tenant_id = $1 AND conversation_id = $2 AND device_id = $3")
-                        .bind(send.tenant_id)
-                        .bind(send.conversation_id)
-                        .bind(removed)
-                        .execute(&mut *tx)
-                        .await?;
+                    // The removal is done: the server stops proposing it.
+                    for sql in [
+                        "DELETE FROM conversation_members WHERE tenant_id = $1 AND conversation_id = $2 AND device_id = $3",
+                        "DELETE FROM member_removals WHERE tenant_id = $1 AND conversation_id = $2 AND device_id = $3",
+                    ] {
+                        sqlx::query(sql)
+                            .bind(send.tenant_id)
+                            .bind(send.conversation_id)
+                            .bind(removed)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                 }
                 let mut added: Vec<uuid::Uuid> = Vec::with_capacity(changes.add.len());
-                for member in &changes.add {
+                for (i, member) in changes.add.iter().enumerate() {
                     sqlx::query(
-                        "INSERT INTO conversation_members (conversation_id, device_id, tenant_id, user_id, joined_at) VALUES ($1, $2, $3, $4, $5)",
+                        "INSERT INTO conversation_members (conversation_id, device_id, tenant_id, user_id, joined_at, leaf_index) VALUES ($1, $2, $3, $4, $5, $6)",
                     )
                     .bind(send.conversation_id)
                     .bind(member.device_id)
                     .bind(send.tenant_id)
                     .bind(member.user_id)
                     .bind(send.now_ms)
+                    .bind(changes.leaves.get(i).map(|l| i64::from(*l)))
                     .execute(&mut *tx)
                     .await?;
                     added.push(member.device_id);

@@ -232,6 +232,19 @@ macro_rules! impl_device_store {
                     return Ok(None);
                 };
                 let record = device_from_row!(&row);
+                // The server proposes its removal from each MLS group (where its leaf is
+                // known) until a member commits it.
+                sqlx::query(
+                    "INSERT INTO member_removals (tenant_id, conversation_id, device_id, leaf_index, reason, proposed_epoch, created_at) \
+                     SELECT tenant_id, conversation_id, device_id, leaf_index, 'revoked', NULL, $3 FROM conversation_members \
+                     WHERE tenant_id = $1 AND device_id = $2 AND leaf_index IS NOT NULL \
+                     ON CONFLICT (tenant_id, conversation_id, device_id) DO UPDATE SET reason = 'revoked'",
+                )
+                .bind(tenant_id)
+                .bind(device_id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
                 // A revoked device leaves every conversation at once (so no sender waits on
                 // its mailbox), and what was waiting for it goes.
                 for sql in [

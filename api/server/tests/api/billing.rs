@@ -400,12 +400,20 @@ async fn low_balance_fires_a_signed_webhook_with_retries(backend: Backend) {
         got[1].signature,
         cloak_api::services::webhooks::signature_header(&secret, t, got[1].body.as_bytes())
     );
-    let log: Value = app
-        .get("/v1/webhooks/deliveries", &app.api_key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    // The worker records the answer just after the receiver has it: wait for the write.
+    let mut log = Value::Null;
+    for _ in 0..100 {
+        log = app
+            .get("/v1/webhooks/deliveries", &app.api_key)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if log["items"][0]["attempts"].as_i64() == Some(2) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let d = &log["items"][0];
     assert_eq!(
         (d["attempts"].as_i64(), d["last_status"].as_i64()),

@@ -102,6 +102,7 @@ async fn group(w: &World) -> Uuid {
     );
     let changes = CommitChanges {
         add: w.devices[1..].to_vec(),
+        leaves: vec![],
         remove: vec![],
         welcome: Some(b"welcome".to_vec()),
     };
@@ -269,6 +270,7 @@ async fn commits_compare_and_swap_and_change_members(backend: Backend) {
     let conv = group(&w).await;
     let remove = CommitChanges {
         add: vec![],
+        leaves: vec![],
         remove: vec![w.devices[2].device_id],
         welcome: None,
     };

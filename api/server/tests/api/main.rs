@@ -25,6 +25,7 @@ mod key_packages;
 mod limits;
 mod openapi;
 mod pipeline;
+mod removals;
 mod store_conformance;
 mod stripe;
 mod users;
