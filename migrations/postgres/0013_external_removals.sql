@@ -24,3 +24,5 @@ CREATE INDEX member_removals_by_device ON member_removals (tenant_id, device_id)
 ALTER TABLE mailbox DROP CONSTRAINT mailbox_kind_check;
 ALTER TABLE mailbox ADD CONSTRAINT mailbox_kind_check
     CHECK (kind IN ('application', 'commit', 'welcome', 'proposal'));
+-- Commits (membership changes) may be priced too (0: free, the default).
+ALTER TABLE prices ADD COLUMN group_commit BIGINT NOT NULL DEFAULT 0;

@@ -43,3 +43,5 @@ INSERT INTO mailbox_v2 (device_id, seq, tenant_id, conversation_id, sender_devic
 DROP TABLE mailbox;
 ALTER TABLE mailbox_v2 RENAME TO mailbox;
 CREATE INDEX mailbox_by_expiry ON mailbox (expires_at);
+-- Commits (membership changes) may be priced too (0: free, the default).
+ALTER TABLE prices ADD COLUMN group_commit INTEGER NOT NULL DEFAULT 0;

@@ -20,6 +20,12 @@
 //! group before it is checked: a Welcome becomes a [`StagedJoin`] and another member's
 //! commit a [`StagedChange`]; the caller checks their leaves against the verified device
 //! directory and only then joins or merges (stage → check → merge, or drop).
+//!
+//! The delivery service is the group's one external sender (RFC 9420 §12.1.8.1, set at
+//! creation). From it only a Remove proposal is accepted (OpenMLS checks its signature
+//! against the group's `external_senders`): it is stored, and the device's next commit
+//! carries it out. That trusts the server with availability only, which it has anyway: a
+//! removal gives nobody a key, and the server cannot propose adding anyone.
 
 use cloak_proto::devices::{Device, DeviceStatus};
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};

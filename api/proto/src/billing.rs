@@ -39,6 +39,11 @@ pub struct PriceTable {
     /// Redeeming an invite (paid by the redeemer's payer).
     #[validate(range(min = 0, max = MAX_PRICE))]
     pub invite_redemption: i64,
+    /// A membership change (an MLS commit: adding or removing devices), paid by the
+    /// committer's payer. Defaults to 0 (free).
+    #[serde(default)]
+    #[validate(range(min = 0, max = MAX_PRICE))]
+    pub group_commit: i64,
 }
 
 /// A credit pack sold through Stripe Checkout.

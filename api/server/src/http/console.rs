@@ -559,6 +559,7 @@ pub async fn prices_page(
             "Invite redemption",
             t.invite_redemption,
         ),
+        ("group_commit", "Membership change (commit)", t.group_commit),
     ];
     let editable = signed.role.can_price();
     let mut rows = String::new();
@@ -598,6 +599,9 @@ pub struct PricesForm {
     delete: i64,
     call_minute: i64,
     invite_redemption: i64,
+    /// Absent in forms from before the row existed: free.
+    #[serde(default)]
+    group_commit: i64,
 }
 
 /// Saves the price table (owner).
@@ -625,6 +629,7 @@ pub async fn save_prices(
         delete: form.delete,
         call_minute: form.call_minute,
         invite_redemption: form.invite_redemption,
+        group_commit: form.group_commit,
     };
     if validator::Validate::validate(&prices).is_err() {
         return Ok(see_other(

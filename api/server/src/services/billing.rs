@@ -18,6 +18,8 @@ use crate::store::{
 pub enum Billable {
     Message(MessageClass),
     InviteRedemption,
+    /// A membership change (an MLS commit).
+    Commit,
 }
 
 /// The price of an action under a price table.
@@ -34,6 +36,7 @@ pub fn price_of(prices: &Prices, what: Billable) -> (i64, &'static str) {
             MessageClass::Control => (0, "control"),
         },
         Billable::InviteRedemption => (prices.invite_redemption, "invite_redemption"),
+        Billable::Commit => (prices.group_commit, "commit"),
     }
 }
 
@@ -186,6 +189,7 @@ pub fn price_table(p: &Prices) -> PriceTable {
         delete: p.delete_message,
         call_minute: p.call_minute,
         invite_redemption: p.invite_redemption,
+        group_commit: p.group_commit,
     }
 }
 
@@ -204,6 +208,7 @@ pub async fn put_prices(
         delete_message: t.delete,
         call_minute: t.call_minute,
         invite_redemption: t.invite_redemption,
+        group_commit: t.group_commit,
     };
     Ok(store.put_prices(tenant_id, &prices).await?)
 }

@@ -338,6 +338,14 @@ pub async fn commit(
             user_id: target.user_id,
         });
     }
+    let plan = ctx.hot.billing_plan(ctx.store, device.tenant_id).await?;
+    let charge = billing::charge_for(
+        &plan,
+        device.tenant_id,
+        device.user_id,
+        format!("device:{}", device.device_id),
+        Billable::Commit,
+    )?;
     let send = NewSend {
         tenant_id: device.tenant_id,
         conversation_id,
@@ -347,7 +355,7 @@ pub async fn commit(
         body: request.commit.clone(),
         now_ms,
         mailbox_quota: ctx.mailbox_quota,
-        charge: None,
+        charge,
         franking: None,
     };
     let changes = CommitChanges {
@@ -356,7 +364,12 @@ pub async fn commit(
         remove: request.remove.clone(),
         welcome: request.welcome.clone(),
     };
-    let stored = outcome(ctx.store.store_commit(&send, &changes).await?)?;
+    let stored = match ctx.store.store_commit(&send, &changes).await? {
+        SendOutcome::InsufficientCredits(balance) => {
+            return Err(billing::insufficient(balance, "commit"));
+        }
+        other => outcome(other)?,
+    };
     if !stored.duplicate {
         push::wake(ctx.broker, &stored.recipients).await;
     }

@@ -17,6 +17,7 @@ pub struct Prices {
     pub delete_message: i64,
     pub call_minute: i64,
     pub invite_redemption: i64,
+    pub group_commit: i64,
 }
 
 /// A tenant's billing configuration, read on every charged action (one query).

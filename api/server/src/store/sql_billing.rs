@@ -256,7 +256,7 @@ macro_rules! impl_billing_store {
                 let row = sqlx::query(
                     "SELECT t.users_pay, t.postpaid, t.low_balance_threshold, t.stripe_customer_id, t.meter_event_name, \
                      p.text_message, p.attachment_small, p.attachment_medium, p.attachment_large, p.edit_message, \
-                     p.delete_message, p.call_minute, p.invite_redemption \
+                     p.delete_message, p.call_minute, p.invite_redemption, p.group_commit \
                      FROM tenants t LEFT JOIN prices p ON p.tenant_id = t.id WHERE t.id = $1",
                 )
                 .bind(tenant_id)
@@ -278,6 +278,7 @@ macro_rules! impl_billing_store {
                         delete_message: price("delete_message")?,
                         call_minute: price("call_minute")?,
                         invite_redemption: price("invite_redemption")?,
+                        group_commit: price("group_commit")?,
                     },
                     users_pay: row.try_get("users_pay")?,
                     postpaid: row.try_get("postpaid")?,
@@ -289,12 +290,13 @@ macro_rules! impl_billing_store {
 
             async fn put_prices(&self, tenant_id: uuid::Uuid, p: &$crate::store::Prices) -> Result<(), $crate::store::StoreError> {
                 sqlx::query(
-                    "INSERT INTO prices (tenant_id, text_message, attachment_small, attachment_medium, attachment_large, edit_message, delete_message, call_minute, invite_redemption) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (tenant_id) DO UPDATE SET \
+                    "INSERT INTO prices (tenant_id, text_message, attachment_small, attachment_medium, attachment_large, edit_message, delete_message, call_minute, invite_redemption, group_commit) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (tenant_id) DO UPDATE SET \
                      text_message = excluded.text_message, attachment_small = excluded.attachment_small, \
                      attachment_medium = excluded.attachment_medium, attachment_large = excluded.attachment_large, \
                      edit_message = excluded.edit_message, delete_message = excluded.delete_message, \
-                     call_minute = excluded.call_minute, invite_redemption = excluded.invite_redemption",
+                     call_minute = excluded.call_minute, invite_redemption = excluded.invite_redemption, \
+                     group_commit = excluded.group_commit",
                 )
                 .bind(tenant_id)
                 .bind(p.text_message)
@@ -305,6 +307,7 @@ macro_rules! impl_billing_store {
                 .bind(p.delete_message)
                 .bind(p.call_minute)
                 .bind(p.invite_redemption)
+                .bind(p.group_commit)
                 .execute(&self.pool)
                 .await?;
                 Ok(())

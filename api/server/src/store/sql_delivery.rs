@@ -399,6 +399,14 @@ macro_rules! impl_delivery_store {
                     recipients.iter().copied().chain(changes.add.iter().map(|m| m.device_id)).collect(),
                 );
                 lock_counters(&mut tx, &every).await?;
+                // The charge locks the payer's wallet: after the devices, as everywhere.
+                if let Some(charge) = &send.charge {
+                    let key = format!("commit:{}:{}", send.sender.device_id, send.client_msg_id);
+                    let reference = Some(send.conversation_id.to_string());
+                    if let Err(balance) = apply_charge(&mut tx, send.tenant_id, charge, key, reference, send.now_ms).await? {
+                        return Ok(SendOutcome::InsufficientCredits(balance));
+                    }
+                }
                 let expires = send.now_ms.saturating_add(retention);
                 let commit = cloak_proto::delivery::EnvelopeKind::Commit;
                 // Commits may go past the quota (to twice it) so that members stay in step;

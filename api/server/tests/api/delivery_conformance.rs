@@ -11,13 +11,13 @@ use uuid::Uuid;
 use crate::backend_tests;
 use crate::helpers::{Backend, fresh_store};
 
-struct World {
-    store: Arc<dyn Store>,
-    tenant: Uuid,
-    devices: Vec<Member>,
+pub(crate) struct World {
+    pub store: Arc<dyn Store>,
+    pub tenant: Uuid,
+    pub devices: Vec<Member>,
 }
 
-async fn world(store: Arc<dyn Store>, devices: usize) -> World {
+pub(crate) async fn world(store: Arc<dyn Store>, devices: usize) -> World {
     let tenant = Uuid::new_v4();
     let key = cloak_api::services::api_keys::generate(tenant, "k", 1, &mut rand::rngs::OsRng);
     store
@@ -69,7 +69,13 @@ async fn world(store: Arc<dyn Store>, devices: usize) -> World {
     }
 }
 
-fn send(w: &World, sender: usize, conversation: Uuid, epoch: i64, body: &[u8]) -> NewSend {
+pub(crate) fn send(
+    w: &World,
+    sender: usize,
+    conversation: Uuid,
+    epoch: i64,
+    body: &[u8],
+) -> NewSend {
     NewSend {
         tenant_id: w.tenant,
         conversation_id: conversation,
@@ -84,8 +90,8 @@ fn send(w: &World, sender: usize, conversation: Uuid, epoch: i64, body: &[u8]) -
     }
 }
 
-/// A conversation of all devices at epoch 1, created by device 0.
-async fn group(w: &World) -> Uuid {
+/// A conversation of all devices at epoch 1, created by device 0 (device i at leaf i).
+pub(crate) async fn group(w: &World) -> Uuid {
     let id = Uuid::new_v4();
     assert!(
         w.store
@@ -102,7 +108,7 @@ async fn group(w: &World) -> Uuid {
     );
     let changes = CommitChanges {
         add: w.devices[1..].to_vec(),
-        leaves: vec![],
+        leaves: (1..u32::try_from(w.devices.len()).unwrap()).collect(),
         remove: vec![],
         welcome: Some(b"welcome".to_vec()),
     };

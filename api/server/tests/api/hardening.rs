@@ -153,6 +153,51 @@ async fn commit_and_welcome_sizes_are_capped(backend: Backend) {
     assert_eq!(epoch_of(&app, &a, conv).await, 1);
 }
 
+/// (Item 1.) Commits may be priced (`group_commit`): paid once, by the committer's payer,
+/// in the commit's transaction; a payer that cannot afford it gets a 402 and the epoch
+/// stays.
+async fn commits_can_be_priced(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (a, b) = two_users(&app).await;
+    let conv = app.conversation(&a, &[&b]).await;
+    let prices = json!({"text_message": 0, "attachment_small": 0, "attachment_medium": 0,
+        "attachment_large": 0, "edit": 0, "delete": 0, "call_minute": 0,
+        "invite_redemption": 0, "group_commit": 2});
+    assert_eq!(
+        app.put_json("/v1/prices", &app.api_key, &prices)
+            .await
+            .status(),
+        200
+    );
+    let read: Value = app.get_json("/v1/prices", &app.api_key).await;
+    assert_eq!(read["group_commit"], 2);
+    app.grant("tenant", 3).await;
+    let first = json!({
+        "client_msg_id": Uuid::new_v4(),
+        "epoch": 1,
+        "commit": b64(&commit_frame(conv, 1)),
+    });
+    assert_eq!(
+        raw_commit(&app, &a, conv, first.clone()).await.status(),
+        201
+    );
+    assert_eq!(app.balance("tenant").await, 1);
+    // A retry is answered as the replay it is, and not charged again.
+    assert_eq!(raw_commit(&app, &a, conv, first).await.status(), 200);
+    assert_eq!(app.balance("tenant").await, 1);
+    assert_problem(
+        app.commit(&b, conv, 2, &[], &[]).await,
+        402,
+        "insufficient_credits",
+    )
+    .await;
+    assert_eq!(
+        epoch_of(&app, &a, conv).await,
+        2,
+        "the refused commit changed nothing"
+    );
+}
+
 /// (Items 1 and 6.) Commits are rate-limited per device (a retry of an accepted one still answers
 /// as a replay), and a device listed twice is a 400, not a 500.
 async fn commits_are_rate_limited_and_duplicates_refused(backend: Backend) {
@@ -863,4 +908,5 @@ crate::backend_tests!(
     garbage_commits_do_not_advance_the_epoch,
     commit_and_welcome_sizes_are_capped,
     commits_are_rate_limited_and_duplicates_refused,
+    commits_can_be_priced,
 );

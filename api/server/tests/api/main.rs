@@ -25,6 +25,7 @@ mod key_packages;
 mod limits;
 mod openapi;
 mod pipeline;
+mod removal_conformance;
 mod removals;
 mod store_conformance;
 mod stripe;
