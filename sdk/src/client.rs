@@ -268,6 +268,26 @@ impl<C: Clock> DeviceClient<C> {
         Ok(())
     }
 
+    /// Registers where the tenant's push service reaches this device
+    /// (`PUT /v1/devices/me/push`): the server then tells the tenant, in a content-free
+    /// `device.pending` webhook, when entries wait for this device.
+    pub async fn set_push_token(&self, token: &str, provider: &str) -> Result<(), Error> {
+        let body = cloak_proto::devices::PushRegistration {
+            token: token.to_owned(),
+            provider: provider.to_owned(),
+        };
+        self.authed_response(Method::PUT, "/v1/devices/me/push", Some(&body))
+            .await
+            .map(|_| ())
+    }
+
+    /// Removes this device's push registration (`DELETE /v1/devices/me/push`).
+    pub async fn clear_push_token(&self) -> Result<(), Error> {
+        self.authed_response(Method::DELETE, "/v1/devices/me/push", None::<&()>)
+            .await
+            .map(|_| ())
+    }
+
     /// Uploads one-time KeyPackages and optionally replaces the last-resort one.
     pub async fn upload_key_packages(
         &self,

@@ -64,6 +64,7 @@ pub use crate::event::{Event, Franking};
 
 mod contacts;
 mod membership;
+mod peek;
 mod trust;
 
 pub use contacts::{Joined, parse_invite_link};

@@ -10,3 +10,4 @@ mod identity;
 mod landing;
 mod lying_server;
 mod messaging;
+mod push;

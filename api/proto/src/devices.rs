@@ -158,3 +158,30 @@ pub struct DeviceToken {
     /// The device, with its current approval state.
     pub device: Device,
 }
+
+/// Request body of `PUT /v1/devices/me/push`: where the tenant's push service reaches this
+/// device. The server stores both as given and hands them back, and nothing else, in
+/// `device.pending` webhooks; it never contacts a push provider itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct PushRegistration {
+    /// The provider's token for this app install (opaque to Cloak).
+    #[validate(length(min = 1, max = 4096))]
+    pub token: String,
+    /// The push service: `apns`, `fcm`, or any short name the tenant uses (1 to 32
+    /// lowercase letters, digits, `-`, `_`, `.`).
+    #[validate(length(min = 1, max = 32))]
+    pub provider: String,
+}
+
+impl PushRegistration {
+    /// Whether the provider name is short and plain.
+    pub fn provider_is_valid(&self) -> bool {
+        !self.provider.is_empty()
+            && self.provider.len() <= 32
+            && self
+                .provider
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+    }
+}

@@ -64,6 +64,9 @@ pub struct Settings {
     /// How often background workers (webhooks, meter events) look for work, in ms
     /// (`CLOAK_WORKER_POLL_MS`).
     pub worker_poll_ms: u64,
+    /// At most one `device.pending` push webhook per device per this many seconds, sent
+    /// when the device has not taken an entry within it (`CLOAK_PUSH_COALESCE_SECS`).
+    pub push_coalesce_secs: u64,
     /// Requests per second one tenant (its backend and its devices together) may make
     /// (`CLOAK_TENANT_REQUESTS_PER_SEC`).
     pub tenant_requests_per_sec: u32,
@@ -112,6 +115,7 @@ struct FileSettings {
     stripe_secret_key: Option<String>,
     stripe_webhook_secret: Option<String>,
     worker_poll_ms: Option<u64>,
+    push_coalesce_secs: Option<u64>,
     tenant_requests_per_sec: Option<u32>,
     login_per_ip_per_minute: Option<u32>,
     batch_max: Option<usize>,
@@ -262,6 +266,13 @@ impl Settings {
                 file_settings.worker_poll_ms,
                 1000,
             )?,
+            push_coalesce_secs: number(
+                &env,
+                "CLOAK_PUSH_COALESCE_SECS",
+                file_settings.push_coalesce_secs,
+                30,
+            )?
+            .max(1),
             tenant_requests_per_sec: number(
                 &env,
                 "CLOAK_TENANT_REQUESTS_PER_SEC",

@@ -87,6 +87,7 @@ impl Application {
             webhook_allow_private: settings.guards.webhook_allow_private,
             external_sender: &external_sender,
             mailbox_quota: settings.mailbox_quota,
+            push_coalesce_secs: settings.push_coalesce_secs,
         });
         let tls = settings
             .tls

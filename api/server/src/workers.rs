@@ -28,6 +28,7 @@ pub struct Workers<'a> {
     pub webhook_allow_private: bool,
     pub external_sender: &'a Arc<ExternalSender>,
     pub mailbox_quota: i64,
+    pub push_coalesce_secs: u64,
 }
 
 /// Starts every worker.
@@ -40,6 +41,12 @@ pub fn spawn_all(w: Workers<'_>) {
         w.webhook_allow_private,
     );
     spawn_removals(&w);
+    spawn_push(
+        w.store.clone(),
+        w.clock.clone(),
+        w.poll,
+        w.push_coalesce_secs,
+    );
     if let Some(stripe) = w.stripe {
         spawn_meter(w.store.clone(), w.clock.clone(), w.poll, stripe);
     }
@@ -145,6 +152,22 @@ fn spawn_removals(w: &Workers<'_>) {
                 removals::propose_due(store.as_ref(), broker.as_ref(), &sender, quota, now).await
             {
                 tracing::warn!(error = %e, "removal proposal worker failed");
+            }
+        }
+    });
+}
+
+/// Closes and opens the `device.pending` coalescing windows.
+fn spawn_push(store: Arc<dyn Store>, clock: Arc<dyn Clock>, poll: Duration, coalesce_secs: u64) {
+    every(&store, poll, move |store| {
+        let clock = clock.clone();
+        async move {
+            match crate::services::push_tokens::tick(store.as_ref(), clock.now_ms(), coalesce_secs)
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(webhooks = n, "devices told to wake"),
+                Err(e) => tracing::warn!(error = %e, "push worker failed"),
             }
         }
     });

@@ -210,6 +210,17 @@ pub async fn contacts(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
+/// Registers this device's push token.
+pub async fn push_register(ctx: &Ctx, token: &str, provider: &str) -> Result<()> {
+    let cloak = ctx.cloak().await?;
+    cloak.set_push_token(token, provider).await?;
+    ctx.print(
+        json!({"device_id": cloak.ids().device_id, "push_token": token, "provider": provider}),
+        || format!("push token registered ({provider}): the tenant is told when messages wait"),
+    );
+    Ok(())
+}
+
 /// A contact by external id, else by display name (case-insensitive).
 async fn resolve(cloak: &Cloak, name: &str) -> Result<Contact> {
     let contacts = cloak.contacts().await?;

@@ -85,6 +85,15 @@ enum Command {
         #[arg(long)]
         confirm: bool,
     },
+    /// Registers a push token for this device: when messages wait for it, the tenant's
+    /// backend gets a content-free `device.pending` webhook carrying this token.
+    PushRegister {
+        /// The token the push service gave this install.
+        token: String,
+        /// The push service (`apns`, `fcm`, or the tenant's own name).
+        #[arg(long, default_value = "desktop")]
+        provider: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -147,6 +156,9 @@ async fn main() -> ExitCode {
         Command::Chat { contact } => commands::chat(&ctx, &contact).await,
         Command::SafetyNumber { contact, confirm } => {
             commands::safety_number(&ctx, &contact, confirm).await
+        }
+        Command::PushRegister { token, provider } => {
+            commands::push_register(&ctx, &token, &provider).await
         }
     };
     match result {

@@ -108,6 +108,31 @@ impl CloakBuilder {
         Ok(tls)
     }
 
+    /// For a notification extension (an iOS Notification Service Extension, an Android
+    /// background handler woken by a `device.pending` push): decrypts up to `limit` of the
+    /// messages waiting in the mailbox, for display, and returns them as
+    /// [`Event::Message`](crate::Event::Message)s. Nothing is acknowledged and nothing is
+    /// written: the stored state is read into memory, and what decrypting changes stays
+    /// there and is dropped. The main app later receives and decrypts the same messages as
+    /// usual. Configure the builder as the app does (same store file and key, same server
+    /// and roots); no background task starts and no device is registered.
+    pub async fn peek(self, limit: usize) -> Result<Vec<crate::Event>, Error> {
+        let tls = self.tls()?;
+        let StoreChoice::File(path, key) = &self.store else {
+            return Err(Error::InvalidState("peek reads the app's store file"));
+        };
+        let store = LocalStore::open(path, key).await?;
+        let http = tls.http_client()?;
+        let client = |identity: DeviceIdentity| {
+            DeviceClient::new(http.clone(), &self.server_url, identity, SystemClock)
+                .with_tls(tls.clone())
+        };
+        let messenger = Messenger::restore_with(store, client)
+            .await?
+            .ok_or(Error::InvalidState("the store holds no device"))?;
+        messenger.peek(limit).await
+    }
+
     /// Restores the stored device, or registers a new one with a user token; logs in,
     /// tops up KeyPackages and starts the real-time connection.
     pub async fn build(self) -> Result<Cloak, Error> {

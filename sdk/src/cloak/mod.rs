@@ -320,6 +320,22 @@ impl Cloak {
         m.client().report(&request).await
     }
 
+    /// Registers the push token the platform gave this app install (`provider`: `apns`,
+    /// `fcm`, or the tenant's own name). When messages wait for this device and it does
+    /// not take them within the server's window, the tenant's backend gets a
+    /// `device.pending` webhook with this token (and no content) and wakes the app; a
+    /// notification extension then shows them with [`CloakBuilder::peek`](crate::CloakBuilder::peek).
+    pub async fn set_push_token(&self, token: &str, provider: &str) -> Result<(), Error> {
+        let m = self.shared.messenger.lock().await;
+        m.client().set_push_token(token, provider).await
+    }
+
+    /// Removes this device's push registration.
+    pub async fn clear_push_token(&self) -> Result<(), Error> {
+        let m = self.shared.messenger.lock().await;
+        m.client().clear_push_token().await
+    }
+
     /// Catches up over REST now (the background task also does, whenever it reconnects).
     pub async fn sync(&self) -> Result<(), Error> {
         let mut m = self.shared.messenger.lock().await;

@@ -1,11 +1,11 @@
 //! `/v1/devices` and `/v1/auth`: device registration, challenge login, approval, revocation
 //! and the device directory.
 
-use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use cloak_proto::Problem;
 use cloak_proto::devices::{
     ApproveDeviceRequest, Challenge, ChallengeRequest, Device, DeviceList, DeviceToken,
-    LoginRequest, RegisterDeviceRequest,
+    LoginRequest, PushRegistration, RegisterDeviceRequest,
 };
 use secrecy::ExposeSecret;
 use uuid::Uuid;
@@ -249,4 +249,48 @@ pub async fn user_devices(
 ) -> Result<web::Json<DeviceList>, ApiError> {
     let devices = devices::directory(state.store.as_ref(), &auth.0, *id).await?;
     Ok(web::Json(list(&devices)))
+}
+
+/// Registers where the tenant's push service reaches this device (an APNs or FCM token, or
+/// any provider the tenant uses). When the device leaves entries waiting for longer than
+/// `CLOAK_PUSH_COALESCE_SECS`, the tenant gets one signed `device.pending` webhook per
+/// window, holding only tenant, user, device, `push_token`, `provider` and a `pending`
+/// count: never a sender, conversation, size or time of a message.
+#[utoipa::path(
+    tag = "devices",
+    security(("device_token" = [])),
+    request_body = PushRegistration,
+    responses(
+        (status = 204, description = "Registered"),
+        (status = 400, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[put("/v1/devices/me/push")]
+pub async fn register_push(
+    auth: DeviceAuth,
+    state: web::Data<AppState>,
+    body: ValidatedJson<PushRegistration>,
+) -> Result<HttpResponse, ApiError> {
+    crate::services::push_tokens::register(state.store.as_ref(), &auth.0, &body.0).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Removes this device's push registration.
+#[utoipa::path(
+    tag = "devices",
+    security(("device_token" = [])),
+    responses(
+        (status = 204, description = "Removed (or there was none)"),
+        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/v1/devices/me/push")]
+pub async fn unregister_push(
+    auth: DeviceAuth,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    crate::services::push_tokens::unregister(state.store.as_ref(), &auth.0).await?;
+    Ok(HttpResponse::NoContent().finish())
 }

@@ -118,6 +118,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(users::delete_user)
         .service(users::create_user_token)
         .service(users::create_contact)
+        .service(devices::register_push)
+        .service(devices::unregister_push)
         .service(devices::register_device)
         .service(devices::login_challenge)
         .service(devices::login)

@@ -24,6 +24,7 @@ pub mod paging;
 pub mod pipeline;
 pub mod principals;
 pub mod push;
+pub mod push_tokens;
 pub mod qr;
 pub mod removals;
 pub mod socket_limits;

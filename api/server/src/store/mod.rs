@@ -14,6 +14,7 @@ mod error;
 mod identity;
 mod invites;
 pub mod postgres;
+mod push;
 mod records;
 mod removals;
 mod sql;
@@ -25,6 +26,7 @@ mod sql_delivery_batch;
 mod sql_devices;
 mod sql_invites;
 mod sql_key_packages;
+mod sql_push;
 mod sql_removals;
 mod sql_users;
 pub mod sqlite;
@@ -53,6 +55,7 @@ pub use identity::{
     UserStore,
 };
 pub use invites::{InviteRecord, InviteStore, NewInvite, RedeemOutcome};
+pub use push::PushStore;
 pub use records::{
     ApiKeyRecord, NewApiKey, NewTenant, RevokeOutcome, Tenant, TenantSettingsUpdate,
 };
@@ -134,6 +137,7 @@ pub trait Store:
     + ConsoleStore
     + AbuseStore
     + RemovalStore
+    + PushStore
     + Send
     + Sync
     + 'static

@@ -14,6 +14,7 @@ use super::sql_delivery_batch::impl_delivery_batch;
 use super::sql_devices::{device_from_row, impl_device_store};
 use super::sql_invites::{impl_invite_store, invite_from_row};
 use super::sql_key_packages::{CLAIM_ONE_TIME_POSTGRES, impl_key_package_store};
+use super::sql_push::impl_push_store;
 use super::sql_removals::impl_removal_store;
 use super::sql_users::{impl_user_stores, user_from_row};
 use super::{PoolOptions, PoolStats, Store, StoreError};
@@ -86,6 +87,7 @@ impl_billing_store!(PgStore);
 impl_console_store!(PgStore);
 impl_abuse_store!(PgStore);
 impl_removal_store!(PgStore);
+impl_push_store!(PgStore);
 impl_key_package_store!(PgStore, CLAIM_ONE_TIME_POSTGRES);
 
 #[async_trait]

@@ -17,6 +17,7 @@ use super::sql_delivery_batch::impl_delivery_batch;
 use super::sql_devices::{device_from_row, impl_device_store};
 use super::sql_invites::{impl_invite_store, invite_from_row};
 use super::sql_key_packages::{CLAIM_ONE_TIME_SQLITE, impl_key_package_store};
+use super::sql_push::impl_push_store;
 use super::sql_removals::impl_removal_store;
 use super::sql_users::{impl_user_stores, user_from_row};
 use super::{PoolOptions, PoolStats, Store, StoreError};
@@ -107,6 +108,7 @@ impl_billing_store!(SqliteStore);
 impl_console_store!(SqliteStore);
 impl_abuse_store!(SqliteStore);
 impl_removal_store!(SqliteStore);
+impl_push_store!(SqliteStore);
 impl_key_package_store!(SqliteStore, CLAIM_ONE_TIME_SQLITE);
 
 #[async_trait]

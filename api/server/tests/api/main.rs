@@ -25,6 +25,7 @@ mod key_packages;
 mod limits;
 mod openapi;
 mod pipeline;
+mod push;
 mod removal_conformance;
 mod removals;
 mod store_conformance;
