@@ -138,12 +138,13 @@ impl Error {
     }
 
     /// Whether trying again later may succeed: the server could not be reached, was
-    /// overloaded or failing (5xx), or rate-limited the call. Such an error never turns a
+    /// overloaded or failing (5xx), rate-limited the call, or holds messages until the
+    /// payer can afford viewing them (`payment_required`). Such an error never turns a
     /// received entry into a refusal: the entry stays unacknowledged and is retried.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Transport(_) | Self::RateLimited { .. } => true,
-            Self::Problem(p) => p.status >= 500,
+            Self::Problem(p) => p.status >= 500 || p.code == Code::PaymentRequired,
             _ => false,
         }
     }

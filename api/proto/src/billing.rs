@@ -44,6 +44,12 @@ pub struct PriceTable {
     #[serde(default)]
     #[validate(range(min = 0, max = MAX_PRICE))]
     pub group_commit: i64,
+    /// Viewing a received message: charged to the recipient's payer when the message is
+    /// first delivered to any of the recipient's devices (once per message and user).
+    /// Receipts and typing indicators are free. Defaults to 0 (free).
+    #[serde(default)]
+    #[validate(range(min = 0, max = MAX_PRICE))]
+    pub message_view: i64,
 }
 
 /// A credit pack sold through Stripe Checkout.

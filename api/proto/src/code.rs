@@ -142,6 +142,9 @@ pub enum Code {
     OwnInvite,
     /// The body is larger than the server accepts.
     PayloadTooLarge,
+    /// The recipient's payer cannot afford viewing the next message: it stays queued, and
+    /// delivery resumes once credits arrive.
+    PaymentRequired,
     /// The QR code could not be encoded.
     QrEncoding,
     /// The link is too long for a QR code.
@@ -262,6 +265,7 @@ impl Code {
             Self::NotOwnUser => "not_own_user",
             Self::OwnInvite => "own_invite",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::PaymentRequired => "payment_required",
             Self::QrEncoding => "qr_encoding",
             Self::QrTooLong => "qr_too_long",
             Self::RateLimited => "rate_limited",

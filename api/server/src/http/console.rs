@@ -560,6 +560,7 @@ pub async fn prices_page(
             t.invite_redemption,
         ),
         ("group_commit", "Membership change (commit)", t.group_commit),
+        ("message_view", "Viewing a message", t.message_view),
     ];
     let editable = signed.role.can_price();
     let mut rows = String::new();
@@ -602,6 +603,8 @@ pub struct PricesForm {
     /// Absent in forms from before the row existed: free.
     #[serde(default)]
     group_commit: i64,
+    #[serde(default)]
+    message_view: i64,
 }
 
 /// Saves the price table (owner).
@@ -630,6 +633,7 @@ pub async fn save_prices(
         call_minute: form.call_minute,
         invite_redemption: form.invite_redemption,
         group_commit: form.group_commit,
+        message_view: form.message_view,
     };
     if validator::Validate::validate(&prices).is_err() {
         return Ok(see_other(

@@ -41,6 +41,7 @@ pub async fn fetch_mailbox(
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     let (entries, more) = delivery::fetch(
         state.store.as_ref(),
+        &state.hot,
         &auth.0,
         query.after,
         limit,

@@ -69,6 +69,8 @@ struct Connection {
     /// This socket's place among the device's sockets on this node.
     registration: Option<Registration>,
     frames: FrameRate,
+    /// The last read was refused for unpaid viewing (told to the client once).
+    unpaid: bool,
 }
 
 async fn replaced(registration: &mut Option<Registration>) {
@@ -101,6 +103,7 @@ pub async fn run(
         wakeups: None,
         last_heard: Instant::now(),
         answers: FuturesOrdered::new(),
+        unpaid: false,
     };
     let mut open = match device {
         Some(d) => conn.authenticated(d).await,
@@ -476,6 +479,16 @@ impl Connection {
             metrics::counter!("delivery_push_gaps_total").increment(1);
             return self.pump().await;
         }
+        // Priced views are charged on the way out: read (and charge) from the mailbox.
+        if let Some(device) = self.device {
+            let state = self.state.clone();
+            if delivery::views_priced(state.store.as_ref(), &state.hot, device.tenant_id)
+                .await
+                .unwrap_or(false)
+            {
+                return self.pump().await;
+            }
+        }
         if !self.send_text(frame.to_owned()).await {
             return false;
         }
@@ -493,13 +506,33 @@ impl Connection {
         loop {
             let now = state.clock.now_ms();
             let page_bytes = state.settings.guards.mailbox_page_bytes;
-            let (entries, more) =
-                match delivery::fetch(state.store.as_ref(), &device, cursor, PAGE, page_bytes, now)
-                    .await
-                {
-                    Ok(e) => e,
-                    Err(e) => return self.send_error(e, None).await,
-                };
+            let (entries, more) = match delivery::fetch(
+                state.store.as_ref(),
+                &state.hot,
+                &device,
+                cursor,
+                PAGE,
+                page_bytes,
+                now,
+            )
+            .await
+            {
+                Ok(e) => e,
+                Err(e) => {
+                    // Viewing unpaid: said once, then retried at each wake-up and
+                    // heartbeat, so delivery resumes once credits arrive.
+                    let unpaid = matches!(
+                        &e,
+                        ServiceError::PaymentRequired { code, .. } if *code == cloak_proto::Code::PaymentRequired
+                    );
+                    if unpaid && self.unpaid {
+                        return true;
+                    }
+                    self.unpaid = unpaid;
+                    return self.send_error(e, None).await;
+                }
+            };
+            self.unpaid = false;
             for entry in entries {
                 let seq = u64::try_from(entry.seq).unwrap_or(0);
                 let latency = (now - entry.sent_at_ms).max(0) as f64 / 1000.0;
@@ -520,6 +553,9 @@ impl Connection {
     /// suspension close sockets through the broker, and every frame is checked.
     async fn heartbeat(&mut self) -> bool {
         if self.last_heard.elapsed() > IDLE_TIMEOUT {
+            return false;
+        }
+        if self.unpaid && !self.pump().await {
             return false;
         }
         self.session.ping(b"").await.is_ok()

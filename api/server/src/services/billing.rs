@@ -20,6 +20,8 @@ pub enum Billable {
     InviteRedemption,
     /// A membership change (an MLS commit).
     Commit,
+    /// Viewing a received message.
+    MessageView,
 }
 
 /// The price of an action under a price table.
@@ -37,6 +39,7 @@ pub fn price_of(prices: &Prices, what: Billable) -> (i64, &'static str) {
         },
         Billable::InviteRedemption => (prices.invite_redemption, "invite_redemption"),
         Billable::Commit => (prices.group_commit, "commit"),
+        Billable::MessageView => (prices.message_view, "message_view"),
     }
 }
 
@@ -190,6 +193,7 @@ pub fn price_table(p: &Prices) -> PriceTable {
         call_minute: p.call_minute,
         invite_redemption: p.invite_redemption,
         group_commit: p.group_commit,
+        message_view: p.message_view,
     }
 }
 
@@ -209,6 +213,7 @@ pub async fn put_prices(
         call_minute: t.call_minute,
         invite_redemption: t.invite_redemption,
         group_commit: t.group_commit,
+        message_view: t.message_view,
     };
     Ok(store.put_prices(tenant_id, &prices).await?)
 }

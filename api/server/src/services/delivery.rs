@@ -5,7 +5,7 @@
 //! ciphertext; nothing here reads them.
 
 use cloak_proto::Code;
-use cloak_proto::delivery::{CommitRequest, MessageClass, SendMessageRequest};
+use cloak_proto::delivery::{CommitRequest, EnvelopeKind, MessageClass, SendMessageRequest};
 use cloak_proto::devices::DeviceStatus;
 use cloak_proto::paging::PageQuery;
 use uuid::Uuid;
@@ -26,7 +26,7 @@ use crate::broker::Broker;
 use crate::config::Guards;
 use crate::store::{
     Ack, CommitChanges, ConversationRecord, MailboxEntry, Member, NewSend, SendOutcome, Store,
-    StoredSend,
+    StoredSend, ViewKey,
 };
 
 /// What the send path needs of the node.
@@ -259,6 +259,7 @@ pub async fn prepare_send(
         mailbox_quota: ctx.mailbox_quota,
         charge,
         franking,
+        viewable: request.class != MessageClass::Control,
     })))
 }
 
@@ -357,6 +358,7 @@ pub async fn commit(
         mailbox_quota: ctx.mailbox_quota,
         charge,
         franking: None,
+        viewable: false,
     };
     let changes = CommitChanges {
         add,
@@ -379,8 +381,14 @@ pub async fn commit(
 /// A page of the device's mailbox after `after`: at most `limit` entries and about
 /// `max_bytes` of bodies (the first entry always comes, so a page is never empty while
 /// entries wait). `more` tells whether entries follow.
+///
+/// When the tenant prices viewing (`message_view`), the recipient's payer is charged for
+/// each message the user has not viewed on another device; the page ends before the
+/// first it cannot afford (that one and the rest stay queued), and when that is the first
+/// entry the answer is 402 `payment_required`.
 pub async fn fetch(
     store: &dyn Store,
+    hot: &HotCache,
     device: &DevicePrincipal,
     after: u64,
     limit: u32,
@@ -412,7 +420,83 @@ pub async fn fetch(
     }
     let more = entries.len() > keep;
     entries.truncate(keep);
+    let plan = hot.billing_plan(store, device.tenant_id).await?;
+    if plan.prices.message_view > 0 {
+        let held = charge_views(store, &plan, device, &mut entries, now_ms).await?;
+        return Ok((entries, more || held));
+    }
     Ok((entries, more))
+}
+
+/// Whether the tenant charges for viewing messages (then sockets deliver through
+/// [`fetch`], which charges, instead of pushing from memory).
+pub async fn views_priced(
+    store: &dyn Store,
+    hot: &HotCache,
+    tenant_id: Uuid,
+) -> Result<bool, ServiceError> {
+    Ok(hot
+        .billing_plan(store, tenant_id)
+        .await?
+        .prices
+        .message_view
+        > 0)
+}
+
+/// Charges the views of a page (see [`fetch`]); true when entries were held back.
+async fn charge_views(
+    store: &dyn Store,
+    plan: &crate::store::BillingPlan,
+    device: &DevicePrincipal,
+    entries: &mut Vec<MailboxEntry>,
+    now_ms: i64,
+) -> Result<bool, ServiceError> {
+    use sha2::Digest as _;
+    let viewable: Vec<(usize, ViewKey)> = entries
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.viewable && e.kind == EnvelopeKind::Application)
+        .map(|(i, e)| {
+            let mut h = sha2::Sha256::new();
+            h.update(b"cloak message view v1");
+            h.update(e.conversation_id.as_bytes());
+            h.update(e.sender_device_id.as_bytes());
+            h.update(&e.body);
+            let key = ViewKey {
+                sender_device_id: e.sender_device_id,
+                digest: h.finalize().into(),
+            };
+            (i, key)
+        })
+        .collect();
+    let Some(charge) = billing::charge_for(
+        plan,
+        device.tenant_id,
+        device.user_id,
+        format!("device:{}", device.device_id),
+        Billable::MessageView,
+    )?
+    else {
+        return Ok(false);
+    };
+    if viewable.is_empty() {
+        return Ok(false);
+    }
+    let keys: Vec<ViewKey> = viewable.iter().map(|(_, k)| k.clone()).collect();
+    let allowed = store
+        .charge_views(device.tenant_id, device.user_id, &charge, &keys, now_ms)
+        .await?;
+    let Some((cut, _)) = viewable.get(allowed) else {
+        return Ok(false);
+    };
+    if *cut == 0 {
+        return Err(ServiceError::PaymentRequired {
+            code: Code::PaymentRequired,
+            detail: "the payer cannot afford viewing the next message; it stays queued until credits arrive".into(),
+        });
+    }
+    entries.truncate(*cut);
+    Ok(true)
 }
 
 /// Deletes the device's entries up to and including `up_to` (coalesced with other

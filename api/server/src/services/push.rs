@@ -110,6 +110,7 @@ pub async fn push_batch(broker: &dyn Broker, sends: &[NewSend], outcomes: &[Send
                 sent_at_ms: send.now_ms,
                 franking_tag: send.franking.as_ref().map(|f| f.0.clone()),
                 franking_stamp: send.franking.as_ref().map(|f| f.1.clone()),
+                viewable: send.viewable,
             };
             if let Some(note) = envelope_note(entry) {
                 notes.push((device_topic(*device), note));
@@ -156,6 +157,7 @@ mod tests {
             sent_at_ms: 5,
             franking_tag: None,
             franking_stamp: None,
+            viewable: true,
         };
         let note = envelope_note(entry).expect("encodes");
         match decode(&note) {

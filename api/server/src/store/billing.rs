@@ -18,6 +18,15 @@ pub struct Prices {
     pub call_minute: i64,
     pub invite_redemption: i64,
     pub group_commit: i64,
+    pub message_view: i64,
+}
+
+/// One received message as its viewing is charged: who sent it, and a digest of
+/// conversation, sender device and ciphertext (the same for every device of a recipient).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewKey {
+    pub sender_device_id: Uuid,
+    pub digest: [u8; 32],
 }
 
 /// A tenant's billing configuration, read on every charged action (one query).
@@ -205,6 +214,18 @@ pub struct WebhookDelivery {
 #[async_trait]
 pub trait BillingStore: Send + Sync {
     async fn billing_plan(&self, tenant_id: Uuid) -> Result<BillingPlan, StoreError>;
+    /// Charges `user_id`'s payer for viewing each message in `views`, in order, in one
+    /// transaction: a message the user was charged for before (on another device), or
+    /// sent by the user's own device, is free. Stops at the first the payer cannot afford;
+    /// returns how many (from the start) may be delivered.
+    async fn charge_views(
+        &self,
+        tenant_id: Uuid,
+        user_id: Uuid,
+        charge: &Charge,
+        views: &[ViewKey],
+        now_ms: i64,
+    ) -> Result<usize, StoreError>;
     async fn put_prices(&self, tenant_id: Uuid, prices: &Prices) -> Result<(), StoreError>;
     async fn update_billing_settings(
         &self,

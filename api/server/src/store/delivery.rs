@@ -40,6 +40,8 @@ pub struct NewSend {
     pub charge: Option<super::Charge>,
     /// The sender's franking commitment and the server's stamp over it.
     pub franking: Option<(Vec<u8>, Vec<u8>)>,
+    /// Viewing it costs the `message_view` price (not for receipts, typing, commits).
+    pub viewable: bool,
 }
 
 /// The membership change and Welcome of a commit.
@@ -111,6 +113,8 @@ pub struct MailboxEntry {
     pub sent_at_ms: i64,
     pub franking_tag: Option<Vec<u8>>,
     pub franking_stamp: Option<Vec<u8>>,
+    /// Viewing it costs the `message_view` price.
+    pub viewable: bool,
 }
 
 /// Conversations and mailboxes.

@@ -306,6 +306,7 @@ mod tests {
             mailbox_quota: 2,
             charge,
             franking: None,
+            viewable: true,
         }
     }
 

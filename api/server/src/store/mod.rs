@@ -41,7 +41,7 @@ pub use abuse::{AbuseStore, Decision, ReportRecord};
 pub use billing::{
     BillingPlan, BillingSettingsUpdate, BillingStore, Charge, CheckoutRecord, CreditPack,
     LedgerEntry, LedgerOutcome, MeterBatch, NewLedgerEntry, Prices, StripeEventMeta, StripeOutcome,
-    WalletRecord, WebhookDelivery, WebhookEndpoint,
+    ViewKey, WalletRecord, WebhookDelivery, WebhookEndpoint,
 };
 pub use console::{ConsoleAccount, ConsoleSession, ConsoleStore};
 pub use delivery::{

@@ -251,12 +251,59 @@ macro_rules! impl_billing_store {
 
         #[async_trait::async_trait]
         impl $crate::store::BillingStore for $store {
+            async fn charge_views(
+                &self,
+                tenant_id: uuid::Uuid,
+                user_id: uuid::Uuid,
+                charge: &$crate::store::Charge,
+                views: &[$crate::store::ViewKey],
+                now_ms: i64,
+            ) -> Result<usize, $crate::store::StoreError> {
+                use sqlx::Row as _;
+                let mut tx = self.begin_write().await?;
+                let mut allowed = 0;
+                for view in views {
+                    let sender: Option<uuid::Uuid> = sqlx::query("SELECT user_id FROM devices WHERE id = $1 AND tenant_id = $2")
+                        .bind(view.sender_device_id)
+                        .bind(tenant_id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .map(|r| r.try_get("user_id"))
+                        .transpose()?;
+                    let seen = sqlx::query("SELECT 1 AS one FROM message_views WHERE tenant_id = $1 AND user_id = $2 AND message_key = $3")
+                        .bind(tenant_id)
+                        .bind(user_id)
+                        .bind(&view.digest[..])
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .is_some();
+                    if sender == Some(user_id) || seen {
+                        allowed += 1;
+                        continue;
+                    }
+                    let key = format!("view:{user_id}:{}", hex::encode(view.digest));
+                    if apply_charge(&mut tx, tenant_id, charge, key, None, now_ms).await?.is_err() {
+                        break;
+                    }
+                    sqlx::query("INSERT INTO message_views (tenant_id, user_id, message_key, viewed_at) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id, user_id, message_key) DO NOTHING")
+                        .bind(tenant_id)
+                        .bind(user_id)
+                        .bind(&view.digest[..])
+                        .bind(now_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    allowed += 1;
+                }
+                tx.commit().await?;
+                Ok(allowed)
+            }
+
             async fn billing_plan(&self, tenant_id: uuid::Uuid) -> Result<$crate::store::BillingPlan, $crate::store::StoreError> {
                 use sqlx::Row as _;
                 let row = sqlx::query(
                     "SELECT t.users_pay, t.postpaid, t.low_balance_threshold, t.stripe_customer_id, t.meter_event_name, \
                      p.text_message, p.attachment_small, p.attachment_medium, p.attachment_large, p.edit_message, \
-                     p.delete_message, p.call_minute, p.invite_redemption, p.group_commit \
+                     p.delete_message, p.call_minute, p.invite_redemption, p.group_commit, p.message_view \
                      FROM tenants t LEFT JOIN prices p ON p.tenant_id = t.id WHERE t.id = $1",
                 )
                 .bind(tenant_id)
@@ -279,6 +326,7 @@ macro_rules! impl_billing_store {
                         call_minute: price("call_minute")?,
                         invite_redemption: price("invite_redemption")?,
                         group_commit: price("group_commit")?,
+                        message_view: price("message_view")?,
                     },
                     users_pay: row.try_get("users_pay")?,
                     postpaid: row.try_get("postpaid")?,
@@ -290,13 +338,13 @@ macro_rules! impl_billing_store {
 
             async fn put_prices(&self, tenant_id: uuid::Uuid, p: &$crate::store::Prices) -> Result<(), $crate::store::StoreError> {
                 sqlx::query(
-                    "INSERT INTO prices (tenant_id, text_message, attachment_small, attachment_medium, attachment_large, edit_message, delete_message, call_minute, invite_redemption, group_commit) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (tenant_id) DO UPDATE SET \
+                    "INSERT INTO prices (tenant_id, text_message, attachment_small, attachment_medium, attachment_large, edit_message, delete_message, call_minute, invite_redemption, group_commit, message_view) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (tenant_id) DO UPDATE SET \
                      text_message = excluded.text_message, attachment_small = excluded.attachment_small, \
                      attachment_medium = excluded.attachment_medium, attachment_large = excluded.attachment_large, \
                      edit_message = excluded.edit_message, delete_message = excluded.delete_message, \
                      call_minute = excluded.call_minute, invite_redemption = excluded.invite_redemption, \
-                     group_commit = excluded.group_commit",
+                     group_commit = excluded.group_commit, message_view = excluded.message_view",
                 )
                 .bind(tenant_id)
                 .bind(p.text_message)
@@ -308,6 +356,7 @@ macro_rules! impl_billing_store {
                 .bind(p.call_minute)
                 .bind(p.invite_redemption)
                 .bind(p.group_commit)
+                .bind(p.message_view)
                 .execute(&self.pool)
                 .await?;
                 Ok(())

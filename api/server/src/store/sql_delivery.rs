@@ -480,8 +480,8 @@ macro_rules! impl_delivery_store {
             ) -> Result<Vec<$crate::store::MailboxEntry>, $crate::store::StoreError> {
                 use sqlx::Row as _;
                 let rows = sqlx::query(
-                    "SELECT seq, conversation_id, sender_device_id, kind, epoch, body, sent_at, franking_tag, franking_stamp FROM \
-                     (SELECT seq, conversation_id, sender_device_id, kind, epoch, body, sent_at, franking_tag, franking_stamp, \
+                    "SELECT seq, conversation_id, sender_device_id, kind, epoch, body, sent_at, franking_tag, franking_stamp, viewable FROM \
+                     (SELECT seq, conversation_id, sender_device_id, kind, epoch, body, sent_at, franking_tag, franking_stamp, viewable, \
                       SUM(LENGTH(body)) OVER (ORDER BY seq) - LENGTH(body) AS before_bytes FROM mailbox \
                       WHERE device_id = $1 AND tenant_id = $2 AND seq > $3 AND expires_at > $4 ORDER BY seq LIMIT $5) page \
                      WHERE before_bytes <= $6 ORDER BY seq",
@@ -507,6 +507,7 @@ macro_rules! impl_delivery_store {
                         sent_at_ms: row.try_get("sent_at")?,
                         franking_tag: row.try_get("franking_tag")?,
                         franking_stamp: row.try_get("franking_stamp")?,
+                        viewable: row.try_get::<Option<bool>, _>("viewable")?.unwrap_or(false),
                     });
                 }
                 Ok(out)

@@ -383,8 +383,8 @@ macro_rules! impl_delivery_batch {
             write_counters(&mut tx, &moved).await?;
             for chunk in $crate::store::sql_delivery_batch::padded_chunks(&alloc.entries) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
-                    "INSERT INTO mailbox (device_id, seq, tenant_id, conversation_id, sender_device_id, kind, epoch, body, sent_at, expires_at, franking_tag, franking_stamp) \
-                     SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9, column10, column11, column12 FROM (",
+                    "INSERT INTO mailbox (device_id, seq, tenant_id, conversation_id, sender_device_id, kind, epoch, body, sent_at, expires_at, franking_tag, franking_stamp, viewable) \
+                     SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9, column10, column11, column12, column13 FROM (",
                 );
                 qb.push_values(chunk.flagged(), |mut row, (e, real)| {
                     let send = &sends[e.send];
@@ -401,9 +401,10 @@ macro_rules! impl_delivery_batch {
                         .push_bind(route.map_or(send.now_ms, |r| r.expires_at))
                         .push_bind(send.franking.as_ref().map(|f| f.0.clone()))
                         .push_bind(send.franking.as_ref().map(|f| f.1.clone()))
+                        .push_bind(send.viewable)
                         .push_bind($crate::store::sql_delivery_batch::flag(real));
                 });
-                qb.push(") AS v WHERE column13 = 1");
+                qb.push(") AS v WHERE column14 = 1");
                 qb.build().execute(&mut *tx).await?;
             }
             if !alloc.debits.is_empty() {

@@ -106,6 +106,7 @@ macro_rules! impl_removal_store {
                     mailbox_quota: p.mailbox_quota,
                     charge: None,
                     franking: None,
+                    viewable: false,
                 };
                 let mut skipped = Vec::new();
                 for body in fresh {

@@ -87,6 +87,7 @@ pub(crate) fn send(
         mailbox_quota: 1_000,
         charge: None,
         franking: None,
+        viewable: true,
     }
 }
 

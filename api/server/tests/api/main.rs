@@ -31,3 +31,4 @@ mod removals;
 mod store_conformance;
 mod stripe;
 mod users;
+mod view_price;

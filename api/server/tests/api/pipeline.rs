@@ -188,6 +188,7 @@ async fn a_missed_push_is_read_from_the_mailbox(backend: Backend) {
         mailbox_quota: 100,
         charge: None,
         franking: None,
+        viewable: true,
     };
     let outcome = app.store.store_application(&quiet).await.unwrap();
     assert!(matches!(outcome, cloak_api::store::SendOutcome::Stored(_)));
