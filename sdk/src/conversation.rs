@@ -427,19 +427,7 @@ impl Conversation {
             .group
             .add_members(provider, &MlsSigner::new(identity), key_packages)
             .map_err(|e| crypto("add members", e))?;
-        let Changes {
-            add,
-            remove,
-            leaf_indices,
-        } = self.pending_changes()?;
-        Ok(PendingCommit {
-            epoch_before,
-            commit: serialize("commit", &commit)?,
-            welcome: Some(serialize("welcome", &welcome)?),
-            add,
-            remove,
-            leaf_indices,
-        })
+        self.pending(epoch_before, &commit, Some(&welcome))
     }
 
     /// Whether removals proposed by the server wait for a commit (while they do, the
@@ -462,6 +450,16 @@ impl Conversation {
             .group
             .commit_to_pending_proposals(provider, &MlsSigner::new(identity))
             .map_err(|e| crypto("commit proposals", e))?;
+        self.pending(epoch_before, &commit, welcome.as_ref())
+    }
+
+    /// The pending commit as it goes to the server, with its membership changes.
+    fn pending(
+        &self,
+        epoch_before: u64,
+        commit: &MlsMessageOut,
+        welcome: Option<&MlsMessageOut>,
+    ) -> Result<PendingCommit, Error> {
         let Changes {
             add,
             remove,
@@ -469,8 +467,8 @@ impl Conversation {
         } = self.pending_changes()?;
         Ok(PendingCommit {
             epoch_before,
-            commit: serialize("commit", &commit)?,
-            welcome: welcome.map(|w| serialize("welcome", &w)).transpose()?,
+            commit: serialize("commit", commit)?,
+            welcome: welcome.map(|w| serialize("welcome", w)).transpose()?,
             add,
             remove,
             leaf_indices,
@@ -573,19 +571,7 @@ impl Conversation {
             .group
             .remove_members(provider, &MlsSigner::new(identity), &leaves)
             .map_err(|e| crypto("remove members", e))?;
-        let Changes {
-            add,
-            remove,
-            leaf_indices,
-        } = self.pending_changes()?;
-        Ok(PendingCommit {
-            epoch_before,
-            commit: serialize("commit", &commit)?,
-            welcome: welcome.map(|w| serialize("welcome", &w)).transpose()?,
-            add,
-            remove,
-            leaf_indices,
-        })
+        self.pending(epoch_before, &commit, welcome.as_ref())
     }
 
     /// The server accepted the pending commit: merge it (the epoch advances).

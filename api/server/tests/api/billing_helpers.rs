@@ -90,6 +90,22 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Every action free except the `(row, price)` pairs given.
+    pub async fn price_only(&self, priced: &[(&str, i64)]) {
+        let mut body = json!({"text_message": 0, "attachment_small": 0, "attachment_medium": 0,
+            "attachment_large": 0, "edit": 0, "delete": 0, "call_minute": 0,
+            "invite_redemption": 0, "group_commit": 0, "message_view": 0});
+        for (row, price) in priced {
+            body[*row] = json!(price);
+        }
+        assert_eq!(
+            self.put_json("/v1/prices", &self.api_key, &body)
+                .await
+                .status(),
+            200
+        );
+    }
+
     pub async fn set_prices(&self, text_message: i64, invite_redemption: i64) {
         let body = json!({"text_message": text_message, "attachment_small": 2, "attachment_medium": 5,
             "attachment_large": 10, "edit": 0, "delete": 0, "call_minute": 3, "invite_redemption": invite_redemption});

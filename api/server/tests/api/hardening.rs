@@ -160,15 +160,7 @@ async fn commits_can_be_priced(backend: Backend) {
     let app = spawn_app(backend).await;
     let (a, b) = two_users(&app).await;
     let conv = app.conversation(&a, &[&b]).await;
-    let prices = json!({"text_message": 0, "attachment_small": 0, "attachment_medium": 0,
-        "attachment_large": 0, "edit": 0, "delete": 0, "call_minute": 0,
-        "invite_redemption": 0, "group_commit": 2});
-    assert_eq!(
-        app.put_json("/v1/prices", &app.api_key, &prices)
-            .await
-            .status(),
-        200
-    );
+    app.price_only(&[("group_commit", 2)]).await;
     let read: Value = app.get_json("/v1/prices", &app.api_key).await;
     assert_eq!(read["group_commit"], 2);
     app.grant("tenant", 3).await;

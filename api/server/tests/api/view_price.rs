@@ -24,15 +24,7 @@ async fn setup(app: &TestApp) -> (TestDevice, TestDevice, TestDevice, Uuid) {
         200
     );
     let conv = app.conversation(&a, &[&phone, &laptop]).await;
-    let prices = json!({"text_message": 0, "attachment_small": 0, "attachment_medium": 0,
-        "attachment_large": 0, "edit": 0, "delete": 0, "call_minute": 0,
-        "invite_redemption": 0, "message_view": 1});
-    assert_eq!(
-        app.put_json("/v1/prices", &app.api_key, &prices)
-            .await
-            .status(),
-        200
-    );
+    app.price_only(&[("message_view", 1)]).await;
     let settings = json!({"users_pay": true});
     assert_eq!(
         app.put_json("/v1/billing/settings", &app.api_key, &settings)
