@@ -160,8 +160,8 @@ pub struct CommitRequest {
     /// The MLS leaf index each added device takes, in `add` order: empty, or one per
     /// device in `add`. The committer knows them (removes blank their leaves first, then
     /// each add takes the leftmost blank leaf). The server keeps them only to propose
-    /// removals as the group's external sender, and every member checks those proposals,
-    /// so a wrong index removes nobody it should not.
+    /// removals as the group's external sender; a wrong index can at worst propose
+    /// removing another member, which any member may commit anyway, and never adds one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[validate(length(max = 1000))]
     pub leaf_indices: Vec<u32>,

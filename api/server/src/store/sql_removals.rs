@@ -61,6 +61,21 @@ macro_rules! impl_removal_store {
                 if held.rows_affected() != 1 {
                     return Ok(None);
                 }
+                // Every member, the device to remove included (an inactive device that
+                // returns needs the proposal to process the commit that removes it; a
+                // revoked one is no member any more).
+                let recipients: Vec<uuid::Uuid> = members_of(&mut *tx, p.tenant_id, p.conversation_id)
+                    .await?
+                    .into_iter()
+                    .map(|m| m.device_id)
+                    .collect();
+                let retention: i64 = sqlx::query("SELECT retention_ms FROM tenants WHERE id = $1")
+                    .bind(p.tenant_id)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("retention_ms")?;
+                // Devices before removal rows, as commits and revocations lock them.
+                lock_counters(&mut tx, &recipients).await?;
                 let mut fresh = Vec::with_capacity(p.proposals.len());
                 for (device, body) in &p.proposals {
                     let marked = sqlx::query(
@@ -80,20 +95,6 @@ macro_rules! impl_removal_store {
                 if fresh.is_empty() {
                     return Ok(None);
                 }
-                // Every member, the device to remove included (an inactive device that
-                // returns needs the proposal to process the commit that removes it; a
-                // revoked one is no member any more).
-                let recipients: Vec<uuid::Uuid> = members_of(&mut *tx, p.tenant_id, p.conversation_id)
-                    .await?
-                    .into_iter()
-                    .map(|m| m.device_id)
-                    .collect();
-                let retention: i64 = sqlx::query("SELECT retention_ms FROM tenants WHERE id = $1")
-                    .bind(p.tenant_id)
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get("retention_ms")?;
-                lock_counters(&mut tx, &recipients).await?;
                 let server = $crate::store::Member { device_id: uuid::Uuid::nil(), user_id: uuid::Uuid::nil() };
                 let send = $crate::store::NewSend {
                     tenant_id: p.tenant_id,
@@ -147,16 +148,20 @@ macro_rules! impl_removal_store {
                 device_id: uuid::Uuid,
                 now_ms: i64,
             ) -> Result<(), $crate::store::StoreError> {
+                // Two transactions, so a login never holds its device row while it waits
+                // for removal rows (which the proposal worker locks before devices).
+                let mut tx = self.begin_write().await?;
+                sqlx::query("DELETE FROM member_removals WHERE tenant_id = $1 AND device_id = $2 AND reason = 'inactive'")
+                    .bind(tenant_id)
+                    .bind(device_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
                 let mut tx = self.begin_write().await?;
                 sqlx::query("UPDATE devices SET last_login_at = $3 WHERE tenant_id = $1 AND id = $2")
                     .bind(tenant_id)
                     .bind(device_id)
                     .bind(now_ms)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("DELETE FROM member_removals WHERE tenant_id = $1 AND device_id = $2 AND reason = 'inactive'")
-                    .bind(tenant_id)
-                    .bind(device_id)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
