@@ -169,7 +169,7 @@ pub async fn login_page() -> HttpResponse {
 }
 
 /// Signs in; sets the session cookie. Five failures in a row lock the account for 15 minutes.
-#[utoipa::path(tag = "console", responses(
+#[utoipa::path(tag = "console", operation_id = "console_login", responses(
     (status = 303, description = "Signed in: to the console"),
     (status = 401, description = "Wrong e-mail or password (HTML)", content_type = "text/html", body = String),
     (status = 403, description = "Locked (HTML)", content_type = "text/html", body = String),
@@ -349,7 +349,7 @@ pub struct GrantForm {
 }
 
 /// Grants or adjusts credits (owner, billing admin).
-#[utoipa::path(tag = "console", responses(
+#[utoipa::path(tag = "console", operation_id = "console_grant", responses(
     (status = 303, description = "Done (or refused): back to the balances with a message"),
     (status = 403, description = "Role or CSRF check failed (HTML)", content_type = "text/html", body = String),
 ))]
@@ -476,7 +476,7 @@ pub struct LedgerQuery {
 }
 
 /// A wallet's latest 200 ledger entries.
-#[utoipa::path(tag = "console", responses(
+#[utoipa::path(tag = "console", operation_id = "console_ledger", responses(
     (status = 200, description = "HTML", content_type = "text/html", body = String),
     (status = 303, description = "Not signed in: to sign-in"),
 ))]

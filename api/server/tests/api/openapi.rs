@@ -149,3 +149,20 @@ backend_tests!(
     every_spec_operation_is_routed,
     served_spec_is_the_generated_one
 );
+
+/// Generated clients name a method after each operationId: one id, one operation.
+#[test]
+fn operation_ids_are_unique() {
+    let spec: serde_json::Value = serde_json::from_str(&cloak_api::http::openapi_json()).unwrap();
+    let mut seen = std::collections::HashMap::new();
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            if let Some(id) = op.get("operationId").and_then(|v| v.as_str())
+                && let Some(other) = seen.insert(id.to_owned(), format!("{method} {path}"))
+            {
+                panic!("operationId {id} is used by {other} and by {method} {path}");
+            }
+        }
+    }
+    assert!(seen.len() > 50, "the spec lists the operations");
+}
