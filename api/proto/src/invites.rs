@@ -15,16 +15,28 @@ pub struct CreateInviteRequest {
     /// own user) and invites as its user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inviter_user_id: Option<Uuid>,
-    /// How many different users may redeem it (1 to 1,000).
+    /// How many different users may redeem it (1 to 1,000; default 1).
     #[validate(range(min = 1, max = 1000))]
+    #[serde(default = "default_max_uses")]
+    #[schema(default = 1)]
     pub max_uses: u32,
-    /// Lifetime in seconds (60 s to 30 days).
+    /// Lifetime in seconds (60 s to 30 days; default 7 days).
     #[validate(range(min = 60, max = 2592000))]
+    #[serde(default = "default_expires_in_secs")]
+    #[schema(default = 604800)]
     pub expires_in_secs: u32,
     /// A note for the tenant's own use.
     #[validate(length(max = 200))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+}
+
+fn default_max_uses() -> u32 {
+    1
+}
+
+fn default_expires_in_secs() -> u32 {
+    7 * 24 * 3600
 }
 
 /// An invite.

@@ -463,7 +463,34 @@ async fn tenant_settings_shape_the_landing_page(backend: Backend) {
     assert!(html.contains(&format!("href=\"{link}\"")), "{html}");
 }
 
+/// A newcomer's first invite needs only the inviter: one use, valid for 7 days.
+async fn an_invite_has_defaults(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.create_user("alice").await;
+    let resp = app
+        .post_json(
+            "/v1/invites",
+            &app.api_key,
+            &json!({"inviter_user_id": alice}),
+        )
+        .await;
+    assert_eq!(resp.status(), 201);
+    let invite: Value = resp.json().await.unwrap();
+    assert_eq!(invite["max_uses"], 1);
+    let expires = time::OffsetDateTime::parse(
+        invite["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let lifetime = expires.unix_timestamp() * 1000 - app.clock_ms();
+    assert!(
+        (7 * 24 * 3600 * 1000 - 2_000..=7 * 24 * 3600 * 1000).contains(&lifetime),
+        "{lifetime}"
+    );
+}
+
 backend_tests!(
+    an_invite_has_defaults,
     a_device_invites_as_its_own_user_and_lists_contacts,
     tenant_settings_shape_the_landing_page,
     invites_carry_the_link_with_fingerprint_as_qr_codes,
