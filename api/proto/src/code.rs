@@ -128,6 +128,8 @@ pub enum Code {
     MalformedJson,
     /// The commit's membership changes do not fit the conversation.
     MembershipConflict,
+    /// `mailbox_storage: memory` needs a server with Redis.
+    MemoryMailboxUnavailable,
     /// A Stripe meter event identifier was reused.
     MeterIdentifier,
     /// No credentials were sent.
@@ -258,6 +260,7 @@ impl Code {
             Self::MailboxFull => "mailbox_full",
             Self::MalformedJson => "malformed_json",
             Self::MembershipConflict => "membership_conflict",
+            Self::MemoryMailboxUnavailable => "memory_mailbox_unavailable",
             Self::MeterIdentifier => "meter_identifier",
             Self::MissingCredentials => "missing_credentials",
             Self::NotAllowedAtTrustLevel => "not_allowed_at_trust_level",

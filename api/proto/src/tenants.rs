@@ -29,6 +29,48 @@ pub struct TenantSettings {
     /// percent-encoded) and `{fp}` are replaced. Absent: the button opens the invite link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_in_app_template: Option<String>,
+    /// Where offline mailbox entries wait for their devices.
+    #[serde(default)]
+    pub mailbox_storage: MailboxStorage,
+}
+
+/// Where a tenant's offline mailbox entries (ciphertext waiting for a device) are kept.
+///
+/// - `durable` (the default): in the database, with the server's durability (PostgreSQL or
+///   SQLite, fsync on commit); nothing acknowledged is lost, even on power loss.
+/// - `memory`: only in Redis memory (a sorted set per device, removed on acknowledgement,
+///   dropped after the retention), never written to the database; the tenant's other data
+///   (users, devices, conversations, ledger) stays in the database. Needs a server with
+///   Redis. **Trade-off:** a Redis restart without persistence (or an eviction under memory
+///   pressure) loses the messages queued for offline devices; devices that are online get
+///   them as before.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MailboxStorage {
+    /// In the database (default).
+    #[default]
+    Durable,
+    /// In Redis memory only.
+    Memory,
+}
+
+impl MailboxStorage {
+    /// The wire and column name: `durable` or `memory`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Durable => "durable",
+            Self::Memory => "memory",
+        }
+    }
+
+    /// The storage named `name`, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "durable" => Some(Self::Durable),
+            "memory" => Some(Self::Memory),
+            _ => None,
+        }
+    }
 }
 
 /// Request body of `PATCH /v1/tenant`; absent fields keep their value.
@@ -45,4 +87,9 @@ pub struct UpdateTenantRequest {
     #[validate(range(min = 3600, max = 31536000))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_retention_secs: Option<u32>,
+    /// `durable` (database) or `memory` (Redis only; refused with 409
+    /// `memory_mailbox_unavailable` on a server without Redis). Entries already queued stay
+    /// where they are and are delivered from there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mailbox_storage: Option<MailboxStorage>,
 }

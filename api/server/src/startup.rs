@@ -67,7 +67,12 @@ impl Application {
             max_connections: settings.db_max_connections,
             ..PoolOptions::default()
         };
-        let store = store::connect(&settings.database_url, &pool).await?;
+        // With Redis, memory-only tenants' mailboxes live there.
+        let memory: Option<Arc<dyn store::MemoryMailbox>> = match settings.redis_url.as_ref() {
+            Some(url) => Some(Arc::new(store::RedisMailbox::connect(url).await?)),
+            None => None,
+        };
+        let store = store::connect_with(&settings.database_url, &pool, memory).await?;
         store.migrate().await?;
         let broker = broker::connect(settings.redis_url.as_ref()).await?;
         let (tokens, external_sender) = server_keys(store.as_ref(), clock.as_ref()).await?;

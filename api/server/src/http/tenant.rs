@@ -17,6 +17,7 @@ fn view(t: Tenant) -> TenantSettings {
         name: t.name,
         message_retention_secs: u64::try_from(t.retention_ms / 1000).unwrap_or(0),
         open_in_app_template: t.open_in_app_template,
+        mailbox_storage: t.mailbox_storage,
     }
 }
 
@@ -38,8 +39,12 @@ pub async fn get_tenant(
     Ok(web::Json(view(tenant)))
 }
 
-/// Changes the tenant's settings: the invite landing page's "Open in app" link template
-/// and the retention of undelivered messages.
+/// Changes the tenant's settings: the invite landing page's "Open in app" link template,
+/// the retention of undelivered messages, and where they wait (`mailbox_storage`).
+///
+/// `mailbox_storage: memory` keeps offline messages only in Redis memory, never in the
+/// database: a Redis restart without persistence loses the messages queued for offline
+/// devices. It needs a server with Redis (409 `memory_mailbox_unavailable` otherwise).
 #[utoipa::path(
     tag = "tenant",
     security(("api_key" = [])),
@@ -48,6 +53,7 @@ pub async fn get_tenant(
         (status = 200, description = "Settings after the change", body = TenantSettings),
         (status = 400, description = "`invalid_template` or `validation_failed`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`memory_mailbox_unavailable`: this server has no Redis for memory-only mailboxes", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[patch("/v1/tenant")]

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{ServiceError, api_keys};
 use cloak_proto::Code;
-use cloak_proto::tenants::UpdateTenantRequest;
+use cloak_proto::tenants::{MailboxStorage, UpdateTenantRequest};
 
 use crate::store::{NewTenant, Store, Tenant, TenantSettingsUpdate};
 
@@ -122,9 +122,16 @@ pub async fn update(
             Some(Some(t.to_owned()))
         }
     };
+    if request.mailbox_storage == Some(MailboxStorage::Memory) && !store.holds_memory_mailboxes() {
+        return Err(ServiceError::Conflict {
+            code: Code::MemoryMailboxUnavailable,
+            detail: "mailbox_storage `memory` keeps offline messages in Redis, and this server runs without Redis (set CLOAK_REDIS_URL)".into(),
+        });
+    }
     let update = TenantSettingsUpdate {
         open_in_app_template: template,
         retention_ms: request.message_retention_secs.map(|s| i64::from(s) * 1000),
+        mailbox_storage: request.mailbox_storage,
     };
     if !store.update_tenant_settings(tenant_id, &update).await? {
         return Err(ServiceError::NotFound("tenant"));

@@ -19,6 +19,8 @@ pub(crate) struct ConversationRow {
     pub tenant_id: Uuid,
     pub epoch: i64,
     pub retention_ms: i64,
+    /// The tenant keeps its mailbox entries in memory only.
+    pub memory: bool,
 }
 
 /// A sender device's standing, read in the batch's transaction.
@@ -46,6 +48,8 @@ pub(crate) struct Route {
     pub recipients: Vec<Uuid>,
     pub epoch: i64,
     pub expires_at: i64,
+    /// Its entries go to the memory mailbox, not the database.
+    pub memory: bool,
 }
 
 /// What routing decided for one message of the batch.
@@ -112,6 +116,7 @@ fn route_one(send: &NewSend, loaded: &Loaded) -> Routed {
         recipients,
         epoch: conversation.epoch,
         expires_at: send.now_ms.saturating_add(conversation.retention_ms),
+        memory: conversation.memory,
     })
 }
 
@@ -325,6 +330,7 @@ mod tests {
                 tenant_id: Uuid::nil(),
                 epoch: 3,
                 retention_ms: 10,
+                memory: false,
             },
         );
         let mut sorted = members.to_vec();

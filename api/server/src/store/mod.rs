@@ -13,9 +13,11 @@ mod delivery_batch;
 mod error;
 mod identity;
 mod invites;
+mod memory_mailbox;
 pub mod postgres;
 mod push;
 mod records;
+mod redis_mailbox;
 mod removals;
 mod sql;
 mod sql_abuse;
@@ -55,10 +57,12 @@ pub use identity::{
     UserStore,
 };
 pub use invites::{InviteRecord, InviteStore, NewInvite, RedeemOutcome};
+pub use memory_mailbox::{EntryParts, MemoryMailbox, Queued};
 pub use push::PushStore;
 pub use records::{
     ApiKeyRecord, NewApiKey, NewTenant, RevokeOutcome, Tenant, TenantSettingsUpdate,
 };
+pub use redis_mailbox::RedisMailbox;
 pub use removals::{NewProposals, PendingRemoval, RemovalStore, RemovalsDue};
 
 /// Prepared statements kept per connection.
@@ -148,6 +152,8 @@ pub trait Store:
     async fn ping(&self) -> Result<(), StoreError>;
     /// `postgres` or `sqlite`.
     fn backend(&self) -> &'static str;
+    /// Whether this node can keep memory-only mailboxes (it has Redis).
+    fn holds_memory_mailboxes(&self) -> bool;
     /// Connection pool usage.
     fn pool_stats(&self) -> PoolStats;
 }
@@ -176,11 +182,28 @@ pub async fn connect(
     url: &SecretString,
     options: &PoolOptions,
 ) -> Result<Arc<dyn Store>, StoreError> {
+    connect_with(url, options, None).await
+}
+
+/// As [`connect`], keeping memory-only tenants' mailbox entries in `memory`.
+pub async fn connect_with(
+    url: &SecretString,
+    options: &PoolOptions,
+    memory: Option<Arc<dyn MemoryMailbox>>,
+) -> Result<Arc<dyn Store>, StoreError> {
     let raw = url.expose_secret();
     if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PgStore::connect(raw, options).await?))
+        let store = postgres::PgStore::connect(raw, options).await?;
+        Ok(Arc::new(match memory {
+            Some(m) => store.with_memory_mailbox(m),
+            None => store,
+        }))
     } else if raw.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(raw, options).await?))
+        let store = sqlite::SqliteStore::connect(raw, options).await?;
+        Ok(Arc::new(match memory {
+            Some(m) => store.with_memory_mailbox(m),
+            None => store,
+        }))
     } else {
         Err(StoreError::Config(
             "database URL must start with postgres://, postgresql:// or sqlite:".to_owned(),

@@ -26,6 +26,8 @@ pub struct PgStore {
     /// Connections of the delivery batches alone: a batch never queues behind requests.
     batches: PgPool,
     max: u32,
+    /// Where memory-only tenants' mailbox entries go (a node with Redis).
+    memory: Option<std::sync::Arc<dyn super::MemoryMailbox>>,
 }
 
 /// Connections kept for delivery batches (more than the batcher's shards ever use).
@@ -50,11 +52,18 @@ impl PgStore {
             pool,
             batches,
             max: options.max_connections,
+            memory: None,
         })
     }
 }
 
 impl PgStore {
+    /// Keeps memory-only tenants' mailbox entries in `memory` (see [`super::MemoryMailbox`]).
+    pub fn with_memory_mailbox(mut self, memory: std::sync::Arc<dyn super::MemoryMailbox>) -> Self {
+        self.memory = Some(memory);
+        self
+    }
+
     /// Begins a transaction that will write. PostgreSQL locks rows as statements need them; a plain `BEGIN` is right.
     pub(crate) async fn begin_write(
         &self,
@@ -106,6 +115,10 @@ impl Store for PgStore {
 
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn holds_memory_mailboxes(&self) -> bool {
+        self.memory.is_some()
     }
 
     fn pool_stats(&self) -> PoolStats {

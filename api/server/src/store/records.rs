@@ -26,6 +26,8 @@ pub struct Tenant {
     pub retention_ms: i64,
     /// The landing page's "Open in app" link template.
     pub open_in_app_template: Option<String>,
+    /// Where offline mailbox entries wait.
+    pub mailbox_storage: cloak_proto::tenants::MailboxStorage,
 }
 
 /// Settings to change; `None` keeps a value.
@@ -35,6 +37,8 @@ pub struct TenantSettingsUpdate {
     pub open_in_app_template: Option<Option<String>>,
     /// New retention, ms.
     pub retention_ms: Option<i64>,
+    /// New mailbox storage.
+    pub mailbox_storage: Option<cloak_proto::tenants::MailboxStorage>,
 }
 
 /// An API key to store. Holds only the secret's hash.

@@ -54,7 +54,7 @@ macro_rules! impl_tenant_and_key_stores {
             ) -> Result<Option<$crate::store::Tenant>, $crate::store::StoreError> {
                 use sqlx::Row as _;
                 let row = sqlx::query(
-                    "SELECT id, name, created_at, retention_ms, open_in_app_template FROM tenants WHERE id = $1",
+                    "SELECT id, name, created_at, retention_ms, open_in_app_template, mailbox_storage FROM tenants WHERE id = $1",
                 )
                 .bind(tenant_id)
                 .fetch_optional(&self.pool)
@@ -67,6 +67,7 @@ macro_rules! impl_tenant_and_key_stores {
                         created_at_ms: row.try_get("created_at")?,
                         retention_ms: row.try_get("retention_ms")?,
                         open_in_app_template: row.try_get("open_in_app_template")?,
+                        mailbox_storage: $crate::store::memory_mailbox::storage_from(&row.try_get::<String, _>("mailbox_storage")?)?,
                     })),
                 }
             }
@@ -80,12 +81,14 @@ macro_rules! impl_tenant_and_key_stores {
                 let done = sqlx::query(
                     "UPDATE tenants SET \
                      open_in_app_template = CASE WHEN $2 THEN $3 ELSE open_in_app_template END, \
-                     retention_ms = COALESCE($4, retention_ms) WHERE id = $1",
+                     retention_ms = COALESCE($4, retention_ms), \
+                     mailbox_storage = COALESCE($5, mailbox_storage) WHERE id = $1",
                 )
                 .bind(tenant_id)
                 .bind(template.is_some())
                 .bind(template.cloned().flatten())
                 .bind(update.retention_ms)
+                .bind(update.mailbox_storage.map(|m| m.as_str()))
                 .execute(&self.pool)
                 .await?;
                 Ok(done.rows_affected() == 1)

@@ -21,6 +21,8 @@ pub(crate) struct Entry<'a> {
     pub expires_at: i64,
     /// Most entries a mailbox may hold before this one; fuller ones are left out.
     pub ceiling: i64,
+    /// The tenant's memory mailbox when it keeps entries in memory only.
+    pub memory: Option<&'a dyn super::MemoryMailbox>,
 }
 
 macro_rules! impl_delivery_store {
@@ -98,18 +100,28 @@ macro_rules! impl_delivery_store {
             entry: &$crate::store::sql_delivery::Entry<'_>,
         ) -> Result<Vec<uuid::Uuid>, $crate::store::StoreError> {
             use sqlx::Row as _;
-            let $crate::store::sql_delivery::Entry { kind, epoch, body, expires_at, ceiling } = *entry;
+            let $crate::store::sql_delivery::Entry { kind, epoch, body, expires_at, ceiling, memory } = *entry;
             let mut skipped = Vec::new();
-            for &device in recipients {
+            // Memory-only: the depth is the set's size plus what the database still holds.
+            let held = match memory {
+                Some(m) => {
+                    let list: Vec<(uuid::Uuid, uuid::Uuid)> = recipients.iter().map(|d| (send.tenant_id, *d)).collect();
+                    m.depths(&list).await?
+                }
+                None => vec![0; recipients.len()],
+            };
+            let mut queued = Vec::new();
+            for (&device, held) in recipients.iter().zip(held) {
                 let row = sqlx::query(
-                    "UPDATE devices SET mailbox_seq = mailbox_seq + 1, mailbox_depth = mailbox_depth + 1 \
+                    "UPDATE devices SET mailbox_seq = mailbox_seq + 1, mailbox_depth = mailbox_depth + $4 \
                      WHERE id = $1 AND tenant_id = $2 \
                      AND mailbox_depth - COALESCE((SELECT deleted FROM mailbox_acks WHERE device_id = $1), 0) < $3 \
                      RETURNING mailbox_seq, mailbox_depth - COALESCE((SELECT deleted FROM mailbox_acks WHERE device_id = $1), 0) AS mailbox_depth",
                 )
                 .bind(device)
                 .bind(send.tenant_id)
-                .bind(ceiling)
+                .bind(ceiling.saturating_sub(held))
+                .bind(if memory.is_some() { 0_i64 } else { 1 })
                 .fetch_optional(&mut **tx)
                 .await?;
                 let Some(row) = row else {
@@ -120,7 +132,29 @@ macro_rules! impl_delivery_store {
                 let seq: i64 = row.try_get("mailbox_seq")?;
                 let depth: i64 = row.try_get("mailbox_depth")?;
                 // How many entries recipients have waiting when a new one arrives.
-                metrics::histogram!("mailbox_depth_entries").record(depth as f64);
+                metrics::histogram!("mailbox_depth_entries").record((depth + held) as f64);
+                if memory.is_some() {
+                    queued.push($crate::store::Queued {
+                        tenant_id: send.tenant_id,
+                        device_id: device,
+                        seq,
+                        ttl_ms: expires_at.saturating_sub(send.now_ms),
+                        member: $crate::store::memory_mailbox::encode(&$crate::store::EntryParts {
+                            tenant_id: send.tenant_id,
+                            seq,
+                            conversation_id: send.conversation_id,
+                            sender_device_id: send.sender.device_id,
+                            kind,
+                            epoch,
+                            body,
+                            sent_at_ms: send.now_ms,
+                            expires_at_ms: expires_at,
+                            franking: send.franking.as_ref().map(|f| (f.0.as_slice(), f.1.as_slice())),
+                            viewable: false,
+                        }),
+                    });
+                    continue;
+                }
                 sqlx::query(
                     "INSERT INTO mailbox (device_id, seq, tenant_id, conversation_id, sender_device_id, kind, epoch, body, sent_at, expires_at, franking_tag, franking_stamp) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
@@ -139,6 +173,10 @@ macro_rules! impl_delivery_store {
                 .bind(send.franking.as_ref().map(|f| f.1.clone()))
                 .execute(&mut **tx)
                 .await?;
+            }
+            // Written last, before the caller commits: a Redis failure rolls it back.
+            if let Some(m) = memory {
+                m.put(&queued).await?;
             }
             Ok(skipped)
         }
@@ -161,11 +199,11 @@ macro_rules! impl_delivery_store {
         async fn open_send(
             tx: &mut sqlx::Transaction<'_, <$store as $crate::store::sql::Backend>::Db>,
             send: &$crate::store::NewSend,
-        ) -> Result<Result<(i64, i64, Vec<$crate::store::Member>), $crate::store::SendOutcome>, $crate::store::StoreError> {
+        ) -> Result<Result<(i64, i64, String, Vec<$crate::store::Member>), $crate::store::SendOutcome>, $crate::store::StoreError> {
             use sqlx::Row as _;
             use $crate::store::SendOutcome;
             let row = sqlx::query(
-                "SELECT c.epoch, t.retention_ms FROM conversations c JOIN tenants t ON t.id = c.tenant_id \
+                "SELECT c.epoch, t.retention_ms, t.mailbox_storage FROM conversations c JOIN tenants t ON t.id = c.tenant_id \
                  WHERE c.id = $1 AND c.tenant_id = $2",
             )
             .bind(send.conversation_id)
@@ -177,11 +215,12 @@ macro_rules! impl_delivery_store {
             };
             let epoch: i64 = row.try_get("epoch")?;
             let retention: i64 = row.try_get("retention_ms")?;
+            let storage: String = row.try_get("mailbox_storage")?;
             let members = members_of(&mut **tx, send.tenant_id, send.conversation_id).await?;
             if !members.iter().any(|m| m.device_id == send.sender.device_id) {
                 return Ok(Err(SendOutcome::NotMember));
             }
-            Ok(Ok((epoch, retention, members)))
+            Ok(Ok((epoch, retention, storage, members)))
         }
 
         /// Records the send for idempotency.
@@ -363,7 +402,7 @@ macro_rules! impl_delivery_store {
                     .bind(send.epoch)
                     .execute(&mut *tx)
                     .await?;
-                let (epoch, retention, members) = match open_send(&mut tx, send).await? {
+                let (epoch, retention, storage, members) = match open_send(&mut tx, send).await? {
                     Ok(v) => v,
                     Err(outcome) => return Ok(outcome),
                 };
@@ -412,11 +451,12 @@ macro_rules! impl_delivery_store {
                 // Commits may go past the quota (to twice it) so that members stay in step;
                 // a mailbox beyond that is left out, never the conversation.
                 let ceiling = send.mailbox_quota.saturating_mul(2);
+                let memory = $crate::store::memory_mailbox::for_storage(self.memory.as_deref(), &storage)?;
                 let mut skipped = append_entries(
                     &mut tx,
                     send,
                     &recipients,
-                    &$crate::store::sql_delivery::Entry { kind: commit, epoch, body: &send.body, expires_at: expires, ceiling },
+                    &$crate::store::sql_delivery::Entry { kind: commit, epoch, body: &send.body, expires_at: expires, ceiling, memory },
                 )
                 .await?;
                 for removed in &changes.remove {
@@ -451,7 +491,7 @@ macro_rules! impl_delivery_store {
                 added.sort();
                 if let Some(welcome) = &changes.welcome {
                     let kind = cloak_proto::delivery::EnvelopeKind::Welcome;
-                    let entry = $crate::store::sql_delivery::Entry { kind, epoch, body: welcome, expires_at: expires, ceiling };
+                    let entry = $crate::store::sql_delivery::Entry { kind, epoch, body: welcome, expires_at: expires, ceiling, memory };
                     skipped.extend(append_entries(&mut tx, send, &added, &entry).await?);
                 }
                 let mut all = recipients;
@@ -510,7 +550,15 @@ macro_rules! impl_delivery_store {
                         viewable: row.try_get::<Option<bool>, _>("viewable")?.unwrap_or(false),
                     });
                 }
-                Ok(out)
+                // Memory-only entries, in the same sequence (a tenant may have switched
+                // modes with entries waiting in either place).
+                match self.memory.as_deref() {
+                    Some(memory) => {
+                        let held = memory.page(tenant_id, device_id, after, limit, max_bytes, now_ms).await?;
+                        Ok($crate::store::memory_mailbox::merge_pages(out, held, limit, max_bytes))
+                    }
+                    None => Ok(out),
+                }
             }
 
             async fn purge_mailboxes(&self, now_ms: i64, sends_before_ms: i64) -> Result<u64, $crate::store::StoreError> {

@@ -88,7 +88,7 @@ macro_rules! impl_delivery_batch {
             let conversations = sorted_unique(sends.iter().map(|s| s.conversation_id).collect());
             for chunk in $crate::store::sql_delivery_batch::padded_chunks(&conversations) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
-                    "SELECT c.id, c.tenant_id, c.epoch, t.retention_ms FROM conversations c JOIN tenants t ON t.id = c.tenant_id WHERE c.id IN ",
+                    "SELECT c.id, c.tenant_id, c.epoch, t.retention_ms, t.mailbox_storage FROM conversations c JOIN tenants t ON t.id = c.tenant_id WHERE c.id IN ",
                 );
                 push_ids(&mut qb, &chunk);
                 qb.push(" ORDER BY c.id");
@@ -99,6 +99,8 @@ macro_rules! impl_delivery_batch {
                             tenant_id: row.try_get("tenant_id")?,
                             epoch: row.try_get("epoch")?,
                             retention_ms: row.try_get("retention_ms")?,
+                            memory: $crate::store::memory_mailbox::storage_from(&row.try_get::<String, _>("mailbox_storage")?)?
+                                == cloak_proto::tenants::MailboxStorage::Memory,
                         },
                     );
                 }
@@ -341,11 +343,44 @@ macro_rules! impl_delivery_batch {
             // They touch only the mailbox and their own counts, never the device rows that
             // sends lock, so a device's acks and the sends to it never wait for each other.
             let highest = highest_acks(acks);
-            let deleted = delete_acked(&mut tx, &highest).await?;
+            let mut deleted = delete_acked(&mut tx, &highest).await?;
+            // Entries in memory go too (a tenant may have switched modes with some waiting,
+            // so every acknowledgement looks there). Their depth is their set's size, so
+            // nothing is counted in the database.
+            if let Some(memory) = store.memory.as_deref()
+                && !highest.is_empty()
+            {
+                let list: Vec<(uuid::Uuid, uuid::Uuid, i64)> = highest.iter().map(|(d, (t, up_to))| (*t, *d, *up_to)).collect();
+                for ((_, device, _), n) in list.iter().zip(memory.ack(&list).await?) {
+                    *deleted.entry(*device).or_insert(0) += i64::try_from(n).unwrap_or(i64::MAX);
+                }
+            }
             let devices = sorted_unique(
                 claimed_routes.iter().flatten().flat_map(|r| r.recipients.iter().copied()).collect(),
             );
             let mut counters = lock_counters(&mut tx, &devices).await?;
+            // Memory-only recipients: their depth adds the entries held in memory.
+            let in_memory: std::collections::HashMap<uuid::Uuid, uuid::Uuid> = sends
+                .iter()
+                .zip(&claimed_routes)
+                .filter_map(|(s, r)| r.filter(|r| r.memory).map(|r| (s.tenant_id, r)))
+                .flat_map(|(tenant, r)| r.recipients.iter().map(move |d| (*d, tenant)))
+                .collect();
+            let memory = if in_memory.is_empty() {
+                None
+            } else {
+                let memory = store.memory.as_deref().ok_or_else(|| {
+                    $crate::store::StoreError::Unavailable("the tenant's mailboxes are memory-only and this node has no Redis".into())
+                })?;
+                let list: Vec<(uuid::Uuid, uuid::Uuid)> =
+                    devices.iter().filter_map(|d| in_memory.get(d).map(|t| (*t, *d))).collect();
+                for ((_, device), depth) in list.iter().zip(memory.depths(&list).await?) {
+                    if let Some(c) = counters.get_mut(device) {
+                        c.depth = c.depth.saturating_add(depth);
+                    }
+                }
+                Some(memory)
+            };
             let before: std::collections::HashMap<uuid::Uuid, i64> =
                 counters.iter().map(|(d, c)| (*d, c.seq)).collect();
             let wallets = sorted_unique(
@@ -378,10 +413,14 @@ macro_rules! impl_delivery_batch {
             let moved: Vec<(uuid::Uuid, i64, i64)> = alloc
                 .counters
                 .iter()
-                .map(|(d, c)| (*d, c.seq, c.seq - before.get(d).copied().unwrap_or(c.seq)))
+                .map(|(d, c)| {
+                    let added = if in_memory.contains_key(d) { 0 } else { c.seq - before.get(d).copied().unwrap_or(c.seq) };
+                    (*d, c.seq, added)
+                })
                 .collect();
             write_counters(&mut tx, &moved).await?;
-            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&alloc.entries) {
+            let (queued, durable): (Vec<_>, Vec<_>) = alloc.entries.iter().copied().partition(|e| in_memory.contains_key(&e.device_id));
+            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&durable) {
                 let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
                     "INSERT INTO mailbox (device_id, seq, tenant_id, conversation_id, sender_device_id, kind, epoch, body, sent_at, expires_at, franking_tag, franking_stamp, viewable) \
                      SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9, column10, column11, column12, column13 FROM (",
@@ -468,6 +507,36 @@ macro_rules! impl_delivery_batch {
                 qb.push(") AS v WHERE column7 = 1");
                 qb.build().execute(&mut *tx).await?;
             }
+            // Memory entries last, just before the commit: a Redis failure rolls it back.
+            if let Some(memory) = memory {
+                let rows: Vec<$crate::store::Queued> = queued
+                    .iter()
+                    .map(|e| {
+                        let send = &sends[e.send];
+                        let expires_at = claimed_routes[e.send].map_or(send.now_ms, |r| r.expires_at);
+                        $crate::store::Queued {
+                            tenant_id: send.tenant_id,
+                            device_id: e.device_id,
+                            seq: e.seq,
+                            ttl_ms: expires_at.saturating_sub(send.now_ms),
+                            member: $crate::store::memory_mailbox::encode(&$crate::store::EntryParts {
+                                tenant_id: send.tenant_id,
+                                seq: e.seq,
+                                conversation_id: send.conversation_id,
+                                sender_device_id: send.sender.device_id,
+                                kind: cloak_proto::delivery::EnvelopeKind::Application,
+                                epoch: claimed_routes[e.send].map_or(send.epoch, |r| r.epoch),
+                                body: &send.body,
+                                sent_at_ms: send.now_ms,
+                                expires_at_ms: expires_at,
+                                franking: send.franking.as_ref().map(|f| (f.0.as_slice(), f.1.as_slice())),
+                                viewable: send.viewable,
+                            }),
+                        }
+                    })
+                    .collect();
+                memory.put(&rows).await?;
+            }
             // Claimed but refused (402, full mailbox): their records go again.
             for i in &alloc.unclaim {
                 sqlx::query("DELETE FROM sends WHERE sender_device_id = $1 AND client_msg_id = $2")
@@ -504,7 +573,6 @@ macro_rules! impl_delivery_batch {
                 outcomes.push(outcome);
             }
             // Each device's count goes to its first acknowledgement in the batch.
-            let mut deleted = deleted;
             let acked = acks
                 .iter()
                 .map(|a| u64::try_from(deleted.remove(&a.device_id).unwrap_or(0)).unwrap_or(0))

@@ -258,6 +258,12 @@ macro_rules! impl_device_store {
                     sqlx::query(sql).bind(tenant_id).bind(device_id).execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
+                if let Some(memory) = self.memory.as_deref()
+                    && let Err(e) = memory.clear(tenant_id, device_id).await
+                {
+                    // The device can no longer fetch them; the set's TTL removes them.
+                    tracing::warn!(error = %e, "could not clear a revoked device's memory mailbox");
+                }
                 Ok(Some(record))
             }
 

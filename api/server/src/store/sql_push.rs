@@ -37,7 +37,8 @@ macro_rules! impl_push_store {
                 let work = sqlx::query(
                     "SELECT 1 AS one FROM devices d WHERE d.push_token IS NOT NULL AND \
                      ((d.push_due_at IS NULL AND d.status = 'approved' AND d.mailbox_seq > d.push_notified_seq \
-                     AND EXISTS (SELECT 1 FROM mailbox m WHERE m.device_id = d.id AND m.seq > d.push_notified_seq AND m.expires_at > $1)) \
+                     AND (EXISTS (SELECT 1 FROM mailbox m WHERE m.device_id = d.id AND m.seq > d.push_notified_seq AND m.expires_at > $1) \
+                     OR EXISTS (SELECT 1 FROM tenants t WHERE t.id = d.tenant_id AND t.mailbox_storage = 'memory'))) \
                      OR d.push_due_at <= $1) LIMIT 1",
                 )
                 .bind(now_ms)
@@ -51,7 +52,8 @@ macro_rules! impl_push_store {
                 let to_arm: Vec<uuid::Uuid> = sqlx::query(
                     "SELECT d.id FROM devices d WHERE d.push_token IS NOT NULL AND d.push_due_at IS NULL \
                      AND d.status = 'approved' AND d.mailbox_seq > d.push_notified_seq \
-                     AND EXISTS (SELECT 1 FROM mailbox m WHERE m.device_id = d.id AND m.seq > d.push_notified_seq AND m.expires_at > $1) \
+                     AND (EXISTS (SELECT 1 FROM mailbox m WHERE m.device_id = d.id AND m.seq > d.push_notified_seq AND m.expires_at > $1) \
+                     OR EXISTS (SELECT 1 FROM tenants t WHERE t.id = d.tenant_id AND t.mailbox_storage = 'memory')) \
                      ORDER BY d.id LIMIT $2",
                 )
                 .bind(now_ms)
@@ -97,7 +99,7 @@ macro_rules! impl_push_store {
                     .fetch_one(&mut *tx)
                     .await?
                     .try_get("n")?;
-                    let stale = sqlx::query(
+                    let mut stale = sqlx::query(
                         "SELECT 1 AS one FROM mailbox WHERE device_id = $1 AND seq <= $2 AND expires_at > $3 LIMIT 1",
                     )
                     .bind(id)
@@ -106,6 +108,15 @@ macro_rules! impl_push_store {
                     .fetch_optional(&mut *tx)
                     .await?
                     .is_some();
+                    let mut waiting = waiting;
+                    // Memory-only entries count the same (a memory tenant arms on its
+                    // sequence numbers alone: the database cannot see those entries).
+                    if let Some(memory) = self.memory.as_deref() {
+                        let tenant_id: uuid::Uuid = row.try_get("tenant_id")?;
+                        let (held, held_stale) = memory.waiting(tenant_id, id, armed, now_ms).await?;
+                        waiting += held;
+                        stale |= held_stale;
+                    }
                     // Taken (the device is online): entries after the window's start open
                     // the next one. Announced: everything waiting now is covered.
                     let notified = if stale { "mailbox_seq" } else { "push_armed_seq" };

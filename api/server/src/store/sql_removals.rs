@@ -69,11 +69,15 @@ macro_rules! impl_removal_store {
                     .into_iter()
                     .map(|m| m.device_id)
                     .collect();
-                let retention: i64 = sqlx::query("SELECT retention_ms FROM tenants WHERE id = $1")
+                let tenant = sqlx::query("SELECT retention_ms, mailbox_storage FROM tenants WHERE id = $1")
                     .bind(p.tenant_id)
                     .fetch_one(&mut *tx)
-                    .await?
-                    .try_get("retention_ms")?;
+                    .await?;
+                let retention: i64 = tenant.try_get("retention_ms")?;
+                let memory = $crate::store::memory_mailbox::for_storage(
+                    self.memory.as_deref(),
+                    &tenant.try_get::<String, _>("mailbox_storage")?,
+                )?;
                 // Devices before removal rows, as commits and revocations lock them.
                 lock_counters(&mut tx, &recipients).await?;
                 let mut fresh = Vec::with_capacity(p.proposals.len());
@@ -118,6 +122,7 @@ macro_rules! impl_removal_store {
                         body,
                         expires_at: p.now_ms.saturating_add(retention),
                         ceiling: p.mailbox_quota.saturating_mul(2),
+                        memory,
                     };
                     skipped.extend(append_entries(&mut tx, &send, &recipients, &entry).await?);
                 }

@@ -32,6 +32,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     writer: SqlitePool,
     max: u32,
+    /// Where memory-only tenants' mailbox entries go (a node with Redis).
+    memory: Option<std::sync::Arc<dyn super::MemoryMailbox>>,
 }
 
 impl SqliteStore {
@@ -71,11 +73,18 @@ impl SqliteStore {
             pool,
             writer,
             max: options.max_connections,
+            memory: None,
         })
     }
 }
 
 impl SqliteStore {
+    /// Keeps memory-only tenants' mailbox entries in `memory` (see [`super::MemoryMailbox`]).
+    pub fn with_memory_mailbox(mut self, memory: std::sync::Arc<dyn super::MemoryMailbox>) -> Self {
+        self.memory = Some(memory);
+        self
+    }
+
     /// Begins a transaction that will write. `BEGIN IMMEDIATE` takes the write lock up front: a deferred transaction that reads and then writes fails with SQLITE_BUSY when another writer got in between, whatever the busy timeout.
     pub(crate) async fn begin_write(
         &self,
@@ -127,6 +136,10 @@ impl Store for SqliteStore {
 
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn holds_memory_mailboxes(&self) -> bool {
+        self.memory.is_some()
     }
 
     fn pool_stats(&self) -> PoolStats {

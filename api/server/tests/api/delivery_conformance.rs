@@ -8,8 +8,10 @@ use cloak_api::store::{
 };
 use uuid::Uuid;
 
-use crate::backend_tests;
-use crate::helpers::{Backend, fresh_store};
+use cloak_proto::tenants::MailboxStorage;
+
+use crate::helpers::{Backend, fresh_store_with};
+use crate::storage_tests;
 
 pub(crate) struct World {
     pub store: Arc<dyn Store>,
@@ -18,6 +20,15 @@ pub(crate) struct World {
 }
 
 pub(crate) async fn world(store: Arc<dyn Store>, devices: usize) -> World {
+    world_in(store, devices, MailboxStorage::Durable).await
+}
+
+/// A tenant whose mailboxes are kept as `storage` says, with `devices` users of a device each.
+pub(crate) async fn world_in(
+    store: Arc<dyn Store>,
+    devices: usize,
+    storage: MailboxStorage,
+) -> World {
     let tenant = Uuid::new_v4();
     let key = cloak_api::services::api_keys::generate(tenant, "k", 1, &mut rand::rngs::OsRng);
     store
@@ -31,6 +42,11 @@ pub(crate) async fn world(store: Arc<dyn Store>, devices: usize) -> World {
         )
         .await
         .unwrap();
+    let update = cloak_api::store::TenantSettingsUpdate {
+        mailbox_storage: Some(storage),
+        ..Default::default()
+    };
+    assert!(store.update_tenant_settings(tenant, &update).await.unwrap());
     let mut members = Vec::new();
     for i in 0..devices {
         let user = Uuid::new_v4();
@@ -132,9 +148,12 @@ fn stored(outcome: SendOutcome) -> cloak_api::store::StoredSend {
     }
 }
 
-async fn concurrent_sends_give_each_mailbox_gapless_increasing_sequences(backend: Backend) {
-    let (store, _db) = fresh_store(backend).await;
-    let w = Arc::new(world(store, 4).await);
+async fn concurrent_sends_give_each_mailbox_gapless_increasing_sequences(
+    backend: Backend,
+    storage: MailboxStorage,
+) {
+    let (store, _db) = fresh_store_with(backend, storage).await;
+    let w = Arc::new(world_in(store, 4, storage).await);
     let conv = group(&w).await;
     let tasks: Vec<_> = (0..40)
         .map(|i| {
@@ -172,9 +191,9 @@ async fn concurrent_sends_give_each_mailbox_gapless_increasing_sequences(backend
     );
 }
 
-async fn duplicates_quota_and_acks(backend: Backend) {
-    let (store, _db) = fresh_store(backend).await;
-    let w = world(store, 2).await;
+async fn duplicates_quota_and_acks(backend: Backend, storage: MailboxStorage) {
+    let (store, _db) = fresh_store_with(backend, storage).await;
+    let w = world_in(store, 2, storage).await;
     let conv = group(&w).await;
     let s = send(&w, 0, conv, 1, b"x");
     assert!(!stored(w.store.store_application(&s).await.unwrap()).duplicate);
@@ -225,9 +244,9 @@ async fn duplicates_quota_and_acks(backend: Backend) {
 
 /// One batch holding acknowledgements and sends: the acks go first and free room under the
 /// quota for the sends after them; a commit's quota check counts the acks too.
-async fn a_batch_applies_its_acks_before_its_sends(backend: Backend) {
-    let (store, _db) = fresh_store(backend).await;
-    let w = world(store, 2).await;
+async fn a_batch_applies_its_acks_before_its_sends(backend: Backend, storage: MailboxStorage) {
+    let (store, _db) = fresh_store_with(backend, storage).await;
+    let w = world_in(store, 2, storage).await;
     let conv = group(&w).await;
     let receiver = w.devices[1].device_id;
     for body in [b"a", b"b"] {
@@ -271,9 +290,9 @@ async fn a_batch_applies_its_acks_before_its_sends(backend: Backend) {
     );
 }
 
-async fn commits_compare_and_swap_and_change_members(backend: Backend) {
-    let (store, _db) = fresh_store(backend).await;
-    let w = world(store, 3).await;
+async fn commits_compare_and_swap_and_change_members(backend: Backend, storage: MailboxStorage) {
+    let (store, _db) = fresh_store_with(backend, storage).await;
+    let w = world_in(store, 3, storage).await;
     let conv = group(&w).await;
     let remove = CommitChanges {
         add: vec![],
@@ -352,9 +371,9 @@ async fn commits_compare_and_swap_and_change_members(backend: Backend) {
     );
 }
 
-async fn expired_entries_are_hidden_then_purged(backend: Backend) {
-    let (store, _db) = fresh_store(backend).await;
-    let w = world(store, 2).await;
+async fn expired_entries_are_hidden_then_purged(backend: Backend, storage: MailboxStorage) {
+    let (store, _db) = fresh_store_with(backend, storage).await;
+    let w = world_in(store, 2, storage).await;
     let conv = group(&w).await;
     stored(
         w.store
@@ -379,10 +398,14 @@ async fn expired_entries_are_hidden_then_purged(backend: Backend) {
             .unwrap()
             .is_empty()
     );
-    assert_eq!(
-        w.store.purge_mailboxes(100 + retention, 0).await.unwrap(),
-        2
-    );
+    // Durable entries are purged from the database; memory ones were never there (their
+    // set's TTL and the read above dropped them).
+    let purged = w.store.purge_mailboxes(100 + retention, 0).await.unwrap();
+    let expected = match storage {
+        MailboxStorage::Durable => 2,
+        MailboxStorage::Memory => 0,
+    };
+    assert_eq!(purged, expected);
     // The mailbox depth was reset, so a quota of 1 admits a new entry.
     let mut s = send(&w, 0, conv, 1, b"y");
     s.mailbox_quota = 1;
@@ -391,9 +414,9 @@ async fn expired_entries_are_hidden_then_purged(backend: Backend) {
 
 /// Charges ride in the send's transaction: a prepaid send the wallet cannot pay stores
 /// nothing; postpaid usage lands in the outbox and is claimed as one batch per meter.
-async fn charges_are_part_of_the_send(backend: Backend) {
-    let (store, _db) = fresh_store(backend).await;
-    let w = world(store, 2).await;
+async fn charges_are_part_of_the_send(backend: Backend, storage: MailboxStorage) {
+    let (store, _db) = fresh_store_with(backend, storage).await;
+    let w = world_in(store, 2, storage).await;
     let conv = group(&w).await;
     let prepaid = cloak_api::store::Charge::Prepaid {
         wallet_id: w.tenant,
@@ -446,7 +469,7 @@ async fn charges_are_part_of_the_send(backend: Backend) {
     assert_eq!(w.store.pending_meter_events().await.unwrap(), 0);
 }
 
-backend_tests!(
+storage_tests!(
     charges_are_part_of_the_send,
     concurrent_sends_give_each_mailbox_gapless_increasing_sequences,
     duplicates_quota_and_acks,

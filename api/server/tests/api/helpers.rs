@@ -83,6 +83,34 @@ pub async fn fresh_store(backend: Backend) -> (Arc<dyn Store>, TestDb) {
     (store, db)
 }
 
+/// A migrated store on a fresh database that keeps memory-only tenants' mailboxes in the
+/// test Redis when `storage` is `memory` (any backend: SQLite with Redis is allowed).
+pub async fn fresh_store_with(
+    backend: Backend,
+    storage: cloak_proto::tenants::MailboxStorage,
+) -> (Arc<dyn Store>, TestDb) {
+    if storage == cloak_proto::tenants::MailboxStorage::Durable {
+        return fresh_store(backend).await;
+    }
+    let db = fresh_database(backend).await;
+    let options = PoolOptions {
+        max_connections: 5,
+        ..PoolOptions::default()
+    };
+    let memory = store::RedisMailbox::connect(&SecretString::from(redis_url()))
+        .await
+        .unwrap();
+    let store = store::connect_with(
+        &SecretString::from(db.url.clone()),
+        &options,
+        Some(Arc::new(memory)),
+    )
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    (store, db)
+}
+
 /// The broker of a backend: in-process for SQLite, a new Redis connection for PostgreSQL.
 pub async fn fresh_broker(backend: Backend) -> Arc<dyn Broker> {
     let url = match backend {
@@ -282,6 +310,46 @@ pub async fn assert_problem(resp: reqwest::Response, status: u16, code: &str) ->
     assert_eq!(body["type"], format!("urn:cloak:problem:{code}"));
     assert!(body["title"].is_string(), "{body}");
     body
+}
+
+/// Tests of `fn(Backend, MailboxStorage)` on both backends, with durable and memory-only
+/// mailboxes.
+#[macro_export]
+macro_rules! storage_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite, cloak_proto::tenants::MailboxStorage::Durable).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Postgres, cloak_proto::tenants::MailboxStorage::Durable).await
+                }
+            )*
+        }
+        mod sqlite_memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite, cloak_proto::tenants::MailboxStorage::Memory).await
+                }
+            )*
+        }
+        mod postgres_memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Postgres, cloak_proto::tenants::MailboxStorage::Memory).await
+                }
+            )*
+        }
+    };
 }
 
 /// Runs each listed `async fn(Backend)` as two tests: `sqlite::name` and `postgres::name`.

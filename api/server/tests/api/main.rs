@@ -23,6 +23,7 @@ mod invites;
 mod isolation;
 mod key_packages;
 mod limits;
+mod memory_mailbox;
 mod openapi;
 mod pipeline;
 mod push;

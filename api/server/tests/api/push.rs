@@ -11,10 +11,31 @@ use uuid::Uuid;
 
 use crate::billing_helpers::Receiver;
 use crate::delivery_helpers::next_frame;
-use crate::helpers::{Backend, TestApp, assert_problem, spawn_app};
+use crate::helpers::{Backend, TestApp, assert_problem, redis_url, spawn_app, spawn_app_with};
 use crate::identity_helpers::TestDevice;
+use cloak_proto::tenants::MailboxStorage;
 
 const WINDOW_MS: i64 = 30_000;
+
+/// The app, its tenant's mailboxes kept as `storage` says (memory ones in the test Redis,
+/// on either database).
+async fn spawn_in(backend: Backend, storage: MailboxStorage) -> TestApp {
+    if storage == MailboxStorage::Durable {
+        return spawn_app(backend).await;
+    }
+    let redis = redis_url();
+    let app = spawn_app_with(backend, &[("CLOAK_REDIS_URL", redis.as_str())]).await;
+    let resp = app
+        .client
+        .patch(app.url("/v1/tenant"))
+        .bearer_auth(&app.api_key)
+        .json(&json!({"mailbox_storage": "memory"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    app
+}
 const CANARY: &[u8] = b"CANARY-ciphertext-5f1e9a";
 
 /// The app with a webhook receiver, and a (sender) with b registered for push, in a
@@ -64,8 +85,11 @@ fn pending_webhooks(receiver: &Receiver) -> Vec<Value> {
         .collect()
 }
 
-async fn an_offline_device_gets_one_content_free_webhook_per_window(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn an_offline_device_gets_one_content_free_webhook_per_window(
+    backend: Backend,
+    storage: MailboxStorage,
+) {
+    let app = spawn_in(backend, storage).await;
     let (receiver, a, b, conv) = setup(&app).await;
     send_canaries(&app, &a, conv, 5).await;
     assert!(
@@ -106,8 +130,8 @@ async fn an_offline_device_gets_one_content_free_webhook_per_window(backend: Bac
     assert_eq!(got[1]["data"]["pending"], waiting + 3);
 }
 
-async fn an_online_device_gets_none(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn an_online_device_gets_none(backend: Backend, storage: MailboxStorage) {
+    let app = spawn_in(backend, storage).await;
     let (receiver, a, b, conv) = setup(&app).await;
     let mut ws = app.socket(&app.address, &b, 0).await;
     // The Welcome that added b, then the messages as they arrive: each acknowledged.
@@ -140,8 +164,11 @@ async fn an_online_device_gets_none(backend: Backend) {
     assert!(pending_webhooks(&receiver).is_empty());
 }
 
-async fn a_device_that_takes_its_entries_within_the_window_gets_none(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn a_device_that_takes_its_entries_within_the_window_gets_none(
+    backend: Backend,
+    storage: MailboxStorage,
+) {
+    let app = spawn_in(backend, storage).await;
     let (receiver, a, b, conv) = setup(&app).await;
     send_canaries(&app, &a, conv, 2).await;
     // b comes online before the window ends and takes everything.
@@ -156,8 +183,8 @@ async fn a_device_that_takes_its_entries_within_the_window_gets_none(backend: Ba
     assert!(pending_webhooks(&receiver).is_empty());
 }
 
-async fn registrations_are_checked_and_can_be_removed(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn registrations_are_checked_and_can_be_removed(backend: Backend, storage: MailboxStorage) {
+    let app = spawn_in(backend, storage).await;
     let (receiver, a, b, conv) = setup(&app).await;
     let put = |token: &str, body: Value| {
         app.client
@@ -202,7 +229,7 @@ async fn registrations_are_checked_and_can_be_removed(backend: Backend) {
     assert!(pending_webhooks(&receiver).is_empty());
 }
 
-crate::backend_tests!(
+crate::storage_tests!(
     an_offline_device_gets_one_content_free_webhook_per_window,
     an_online_device_gets_none,
     a_device_that_takes_its_entries_within_the_window_gets_none,
