@@ -41,11 +41,19 @@ pub struct TrustLevel {
     /// New contacts (invite redemptions) per day.
     #[validate(range(min = 0, max = 1_000_000))]
     pub new_contacts_per_day: u32,
+    /// TURN credential grants (calls) per hour; 0: the level may not call.
+    #[serde(default = "default_calls_per_hour")]
+    #[validate(range(min = 0, max = 1_000_000))]
+    pub calls_per_hour: u32,
     /// Automatic promotion to the next level once the account is this old (seconds) and
     /// has no upheld reports. Absent: only the tenant promotes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[validate(range(min = 1))]
     pub promote_after_secs: Option<u64>,
+}
+
+fn default_calls_per_hour() -> u32 {
+    20
 }
 
 /// `GET`/`PUT /v1/trust-levels`: the tenant's levels, lowest first.

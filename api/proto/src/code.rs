@@ -175,6 +175,8 @@ pub enum Code {
     StripeNotConfigured,
     /// The bearer token has expired: log in again.
     TokenExpired,
+    /// The server has no TURN relay configured (`CLOAK_TURN_URIS`, `CLOAK_TURN_SECRET`).
+    TurnNotConfigured,
     /// The named trust level does not exist.
     UnknownTrustLevel,
     /// The request body has the wrong content type.
@@ -283,6 +285,7 @@ impl Code {
             Self::StripeError => "stripe_error",
             Self::StripeNotConfigured => "stripe_not_configured",
             Self::TokenExpired => "token_expired",
+            Self::TurnNotConfigured => "turn_not_configured",
             Self::UnknownTrustLevel => "unknown_trust_level",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::UserSuspended => "user_suspended",

@@ -8,6 +8,7 @@ pub mod abuse;
 pub mod api_keys;
 pub mod billing;
 pub mod bytes;
+pub mod calls;
 pub mod code;
 pub mod console;
 pub mod delivery;

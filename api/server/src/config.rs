@@ -84,8 +84,31 @@ pub struct Settings {
     /// Serve HTTPS with this certificate chain and key (PEM files, `CLOAK_TLS_CERT` and
     /// `CLOAK_TLS_KEY`, both or neither), for deployments without a TLS proxy.
     pub tls: Option<TlsFiles>,
+    /// The TURN relay whose credentials devices are issued (`CLOAK_TURN_URIS`,
+    /// `CLOAK_TURN_SECRET`, both or neither; `CLOAK_TURN_TTL_SECS`).
+    pub turn: Option<TurnSettings>,
     /// Sizes, stocks, rates and connection caps.
     pub guards: Guards,
+}
+
+/// A TURN relay using coturn's `use-auth-secret` (TURN REST API) credentials.
+#[derive(Clone)]
+pub struct TurnSettings {
+    /// TURN and STUN URIs handed to clients, e.g. `turn:turn.example.com:3478?transport=udp`.
+    pub uris: Vec<String>,
+    /// The secret shared with the relay (`static-auth-secret`).
+    pub secret: SecretString,
+    /// How long issued credentials are valid, in seconds (charged per started minute).
+    pub ttl_secs: u64,
+}
+
+impl std::fmt::Debug for TurnSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnSettings")
+            .field("uris", &self.uris)
+            .field("ttl_secs", &self.ttl_secs)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The PEM files the server serves TLS with.
@@ -123,6 +146,9 @@ struct FileSettings {
     batch_shards: Option<usize>,
     tls_cert: Option<String>,
     tls_key: Option<String>,
+    turn_uris: Option<String>,
+    turn_secret: Option<String>,
+    turn_ttl_secs: Option<u64>,
     #[serde(default)]
     guards: guards::FileGuards,
 }
@@ -312,6 +338,39 @@ impl Settings {
                     return Err(ConfigError::Invalid {
                         key: "CLOAK_TLS_CERT",
                         message: "CLOAK_TLS_KEY is set; set the certificate file too".into(),
+                    });
+                }
+            },
+            turn: match (
+                pick("CLOAK_TURN_URIS", file_settings.turn_uris).filter(|s| !s.trim().is_empty()),
+                pick("CLOAK_TURN_SECRET", file_settings.turn_secret).filter(|s| !s.is_empty()),
+            ) {
+                (Some(uris), Some(secret)) => Some(TurnSettings {
+                    uris: uris
+                        .split(',')
+                        .map(|u| u.trim().to_owned())
+                        .filter(|u| !u.is_empty())
+                        .collect(),
+                    secret: SecretString::from(secret),
+                    ttl_secs: number(
+                        &env,
+                        "CLOAK_TURN_TTL_SECS",
+                        file_settings.turn_ttl_secs,
+                        600,
+                    )?
+                    .clamp(60, 86_400),
+                }),
+                (None, None) => None,
+                (Some(_), None) => {
+                    return Err(ConfigError::Invalid {
+                        key: "CLOAK_TURN_SECRET",
+                        message: "CLOAK_TURN_URIS is set; set the relay's shared secret too".into(),
+                    });
+                }
+                (None, Some(_)) => {
+                    return Err(ConfigError::Invalid {
+                        key: "CLOAK_TURN_URIS",
+                        message: "CLOAK_TURN_SECRET is set; set the relay's URIs too".into(),
                     });
                 }
             },

@@ -6,6 +6,7 @@ pub mod abuse;
 pub mod api_keys;
 pub mod auth;
 pub mod billing;
+pub mod calls;
 pub mod console;
 pub mod console_accounts;
 pub mod console_html;
@@ -57,6 +58,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
         (name = "billing", description = "Credits: prices, wallets, the ledger, Stripe Checkout and webhooks"),
         (name = "webhooks", description = "Signed events to the tenant, and their delivery log"),
         (name = "console", description = "The billing-admin web console and its accounts"),
+        (name = "calls", description = "TURN relay credentials for calls (signaling travels inside MLS)"),
         (name = "trust", description = "Trust levels and rate limits, blocks, verifiable reports, moderation"),
     )
 )]
@@ -130,6 +132,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(key_packages::upload_key_packages)
         .service(key_packages::key_package_stock)
         .service(key_packages::claim_key_packages)
+        .service(calls::turn_credentials)
         .service(conversations::external_sender)
         .service(conversations::create_conversation)
         .service(conversations::list_conversations)

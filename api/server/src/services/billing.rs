@@ -22,6 +22,8 @@ pub enum Billable {
     Commit,
     /// Viewing a received message.
     MessageView,
+    /// TURN relay credentials valid for this many minutes of a call.
+    CallMinutes(u32),
 }
 
 /// The price of an action under a price table.
@@ -40,6 +42,10 @@ pub fn price_of(prices: &Prices, what: Billable) -> (i64, &'static str) {
         Billable::InviteRedemption => (prices.invite_redemption, "invite_redemption"),
         Billable::Commit => (prices.group_commit, "commit"),
         Billable::MessageView => (prices.message_view, "message_view"),
+        Billable::CallMinutes(minutes) => (
+            prices.call_minute.saturating_mul(i64::from(minutes)),
+            "call",
+        ),
     }
 }
 

@@ -24,6 +24,7 @@ fn level(
     max_attachment: AttachmentSize,
     invites: u32,
     contacts: u32,
+    calls: u32,
 ) -> TrustLevel {
     TrustLevel {
         name: name.into(),
@@ -32,6 +33,7 @@ fn level(
         max_attachment,
         invites_per_day: invites,
         new_contacts_per_day: contacts,
+        calls_per_hour: calls,
         promote_after_secs: None,
     }
 }
@@ -39,10 +41,10 @@ fn level(
 /// The levels a tenant starts with.
 pub fn default_levels() -> Vec<TrustLevel> {
     vec![
-        level("new", 1, 10, AttachmentSize::Small, 5, 10),
-        level("basic", 30, 60, AttachmentSize::Small, 20, 50),
-        level("trusted", 120, 60, AttachmentSize::Large, 100, 200),
-        level("verified", 600, 60, AttachmentSize::Large, 1000, 1000),
+        level("new", 1, 10, AttachmentSize::Small, 5, 10, 6),
+        level("basic", 30, 60, AttachmentSize::Small, 20, 50, 20),
+        level("trusted", 120, 60, AttachmentSize::Large, 100, 200, 60),
+        level("verified", 600, 60, AttachmentSize::Large, 1000, 1000, 240),
     ]
 }
 
@@ -237,6 +239,17 @@ impl Policy {
             rate: Rate {
                 limit: level.invites_per_day.max(1),
                 window_ms: i64::from(DAY_SECS) * 1000,
+            },
+        }
+    }
+
+    /// TURN credential grants one user takes per hour.
+    pub fn calls(level: &TrustLevel) -> Self {
+        Self {
+            name: "calls",
+            rate: Rate {
+                limit: level.calls_per_hour.max(1),
+                window_ms: 3_600_000,
             },
         }
     }

@@ -5,6 +5,7 @@ pub mod abuse;
 pub mod api_keys;
 pub mod batcher;
 pub mod billing;
+pub mod calls;
 pub mod checkout;
 pub mod commit_rules;
 pub mod console;

@@ -226,6 +226,17 @@ pub trait BillingStore: Send + Sync {
         views: &[ViewKey],
         now_ms: i64,
     ) -> Result<usize, StoreError>;
+    /// Takes one charge on its own, in one transaction (a ledger debit, or a meter row
+    /// when postpaid), under the idempotency `key`: `Err(balance)` when the payer cannot
+    /// afford it (nothing changes).
+    async fn charge(
+        &self,
+        tenant_id: Uuid,
+        charge: &Charge,
+        key: &str,
+        reference: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Result<(), i64>, StoreError>;
     async fn put_prices(&self, tenant_id: Uuid, prices: &Prices) -> Result<(), StoreError>;
     async fn update_billing_settings(
         &self,

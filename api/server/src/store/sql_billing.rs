@@ -298,6 +298,22 @@ macro_rules! impl_billing_store {
                 Ok(allowed)
             }
 
+            async fn charge(
+                &self,
+                tenant_id: uuid::Uuid,
+                charge: &$crate::store::Charge,
+                key: &str,
+                reference: Option<&str>,
+                now_ms: i64,
+            ) -> Result<Result<(), i64>, $crate::store::StoreError> {
+                let mut tx = self.begin_write().await?;
+                let done = apply_charge(&mut tx, tenant_id, charge, key.to_owned(), reference.map(str::to_owned), now_ms).await?;
+                if done.is_ok() {
+                    tx.commit().await?;
+                }
+                Ok(done)
+            }
+
             async fn billing_plan(&self, tenant_id: uuid::Uuid) -> Result<$crate::store::BillingPlan, $crate::store::StoreError> {
                 use sqlx::Row as _;
                 let row = sqlx::query(

@@ -13,6 +13,7 @@ mod abuse;
 mod api_keys;
 mod billing;
 mod broker_conformance;
+mod calls;
 mod delivery;
 mod delivery_conformance;
 mod devices;
