@@ -302,6 +302,13 @@ impl<C: Clock> DeviceClient<C> {
             .await
     }
 
+    /// Time-limited TURN relay credentials for a call (`POST /v1/calls/turn-credentials`),
+    /// for the WebRTC `iceServers`. Each grant may cost credits (`call_minute`).
+    pub async fn turn_credentials(&self) -> Result<cloak_proto::calls::TurnCredentials, Error> {
+        self.authed(Method::POST, "/v1/calls/turn-credentials", None::<&()>)
+            .await
+    }
+
     /// The server's credential as an MLS external sender (for new groups'
     /// `external_senders` extension).
     pub async fn external_sender(&self) -> Result<cloak_proto::delivery::ExternalSender, Error> {

@@ -41,6 +41,17 @@ pub enum Event {
         /// Removed devices.
         removed: Vec<DeviceIds>,
     },
+    /// A call in the conversation changed (see [`crate::calls`]): rang, was answered,
+    /// sent SDP or ICE for this device, or ended. Reach the call with
+    /// [`crate::Cloak::call`].
+    Call {
+        /// The conversation.
+        conversation_id: Uuid,
+        /// The call.
+        call_id: Uuid,
+        /// What happened.
+        event: crate::calls::CallEvent,
+    },
     /// An envelope was refused: it did not decrypt or verify, or it named a device that is
     /// not an approved device in the directory. It is dropped; later ones still work.
     Rejected {

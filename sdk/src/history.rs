@@ -182,7 +182,7 @@ pub(crate) fn op_for(
         PayloadKind::Typing { .. }
         | PayloadKind::Leave
         | PayloadKind::Topic { .. }
-        | PayloadKind::CallSignal { .. }
+        | PayloadKind::Call(_)
         | PayloadKind::Unknown => None,
     }
 }

@@ -18,6 +18,8 @@
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 
+pub mod call_signal;
+pub mod calls;
 pub mod client;
 mod cloak;
 pub mod clock;
@@ -35,9 +37,11 @@ pub mod safety;
 pub mod store;
 pub mod tls;
 
+pub use call_signal::{CallMedia, CallSignal, Signal};
+pub use calls::{CallEndReason, CallEvent};
 pub use client::DeviceClient;
 pub use cloak::{
-    Cloak, CloakBuilder, ConnectionState, ConversationHandle, Devices,
+    Call, Cloak, CloakBuilder, ConnectionState, ConversationHandle, Devices,
     Joined as JoinedConversation, Updates,
 };
 pub use clock::{Clock, SystemClock};

@@ -62,6 +62,7 @@ use secrecy::ExposeSecret as _;
 
 pub use crate::event::{Event, Franking};
 
+mod calls;
 mod contacts;
 mod membership;
 mod peek;
@@ -100,6 +101,10 @@ pub struct Messenger<C: Clock = SystemClock> {
     own_root: std::sync::Mutex<Option<[u8; 32]>>,
     /// Commits stored before they were sent and not answered yet, by conversation.
     pending_commits: HashMap<Uuid, CommitRequest>,
+    /// The calls this device takes part in (created on first use).
+    calls: Option<crate::calls::CallBook>,
+    /// How long calls ring before they are given up.
+    ring_timeout_ms: i64,
 }
 
 /// How long [`Messenger::events`] waits per round before asking again.
@@ -184,6 +189,8 @@ impl<C: Clock> Messenger<C> {
             topics: HashMap::new(),
             own_root: std::sync::Mutex::new(own_root),
             pending_commits: HashMap::new(),
+            calls: None,
+            ring_timeout_ms: crate::calls::RING_TIMEOUT_MS,
         }
     }
 
@@ -258,6 +265,8 @@ impl<C: Clock> Messenger<C> {
             topics: app.topics.into_iter().collect(),
             own_root: std::sync::Mutex::new(app.own_root.or(client_root)),
             pending_commits,
+            calls: None,
+            ring_timeout_ms: crate::calls::RING_TIMEOUT_MS,
         }))
     }
 
@@ -840,6 +849,14 @@ impl<C: Clock> Messenger<C> {
                             || matches!(payload.kind, PayloadKind::Unknown)
                         {
                             return Ok(None);
+                        }
+                        if let PayloadKind::Call(signal) = &payload.kind {
+                            return self.on_call_signal(
+                                conversation_id,
+                                sender,
+                                signal,
+                                envelope.sent_at_ms,
+                            );
                         }
                         let franking = check_franking(envelope, &sender, &payload)?;
                         match &payload.kind {

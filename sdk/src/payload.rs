@@ -10,13 +10,14 @@
 //! | `v`  | unsigned         | format version, `1`                            |
 //! | `id` | bytes (16)       | the message id (UUID bytes)                    |
 //! | `at` | integer          | when the sender sent it, Unix milliseconds     |
-//! | `k`  | text             | the kind (`text`, `edit`, `delete`, `receipt`, `typing`, `attachment`, `call_signal`) |
+//! | `k`  | text             | the kind (`text`, `edit`, `delete`, `receipt`, `typing`, `attachment`, `call`) |
 //! | `b`  | map, optional    | the kind's fields, as a map with text keys     |
 //!
 //! The kinds' fields (UUIDs, keys and digests are byte strings of 16 or 32 bytes):
 //! `text {text}`, `edit {target, text}`, `delete {target}`, `receipt {targets: [..], read}`,
 //! `typing {active}`, `attachment {id, size, mime, key, digest, chunk_size}`,
-//! `call_signal {data}`.
+//! `call {c: call id, to?: device, s: invite|offer|answer|ice|accept|decline|hangup, m?: audio|video,
+//! sdp?, cand?, mid?, idx?}` (see [`crate::call_signal`]).
 //!
 //! Extending it: new kinds and new fields are added without changing `v`. A reader ignores
 //! map keys it does not know, and decodes a kind it does not know to
@@ -27,7 +28,7 @@
 //! checked when encoding and when decoding. Decoding never panics, whatever the input.
 
 use serde::{Deserialize, Serialize};
-use serde_bytes::{ByteArray, ByteBuf};
+use serde_bytes::ByteArray;
 use uuid::Uuid;
 use zeroize::Zeroize;
 
@@ -44,8 +45,6 @@ pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 pub const MAX_RECEIPT_TARGETS: usize = 1000;
 /// Longest attachment MIME type, in bytes.
 pub const MAX_MIME_BYTES: usize = 255;
-/// Largest call-signalling blob, in bytes.
-pub const MAX_CALL_SIGNAL_BYTES: usize = 64 * 1024;
 /// Largest reaction, in bytes.
 pub const MAX_REACTION_BYTES: usize = 64;
 /// Longest conversation name, in bytes.
@@ -117,11 +116,8 @@ pub enum PayloadKind {
         /// The name, at most [`MAX_TOPIC_BYTES`].
         name: String,
     },
-    /// Opaque call signalling (placeholder).
-    CallSignal {
-        /// The signal.
-        data: Vec<u8>,
-    },
+    /// A call's signaling (invite, SDP, ICE, accept, decline, hang-up).
+    Call(crate::call_signal::CallSignal),
     /// A kind this version does not know. Callers ignore it.
     Unknown,
 }
@@ -248,11 +244,6 @@ struct TopicBody {
 #[derive(Serialize, Deserialize)]
 struct LeaveBody {}
 
-#[derive(Serialize, Deserialize)]
-struct CallSignalBody {
-    data: ByteBuf,
-}
-
 fn malformed(what: impl std::fmt::Display) -> Error {
     Error::Malformed(format!("payload: {what}"))
 }
@@ -273,9 +264,7 @@ impl PayloadKind {
                 "too many receipt targets",
             ),
             Self::Attachment(a) => check(a.mime.len() <= MAX_MIME_BYTES, "MIME type too long"),
-            Self::CallSignal { data } => {
-                check(data.len() <= MAX_CALL_SIGNAL_BYTES, "call signal too large")
-            }
+            Self::Call(signal) => signal.check_limits(),
             Self::Reaction { emoji, .. } => check(
                 !emoji.is_empty() && emoji.len() <= MAX_REACTION_BYTES,
                 "reaction empty or too long",
@@ -320,17 +309,16 @@ impl Payload {
     pub fn class(&self) -> cloak_proto::delivery::MessageClass {
         use cloak_proto::delivery::MessageClass;
         match &self.kind {
-            // Call signalling is priced as a message; call minutes are metered by the app.
-            PayloadKind::Text { .. } | PayloadKind::CallSignal { .. } | PayloadKind::Unknown => {
-                MessageClass::Text
-            }
+            PayloadKind::Text { .. } | PayloadKind::Unknown => MessageClass::Text,
             PayloadKind::Edit { .. } => MessageClass::Edit,
             PayloadKind::Delete { .. } => MessageClass::Delete,
             PayloadKind::Receipt { .. }
             | PayloadKind::Typing { .. }
             | PayloadKind::Reaction { .. }
             | PayloadKind::Leave
-            | PayloadKind::Topic { .. } => MessageClass::Control,
+            | PayloadKind::Topic { .. }
+            // Call signaling is control traffic: calls are priced by their TURN minutes.
+            | PayloadKind::Call(_) => MessageClass::Control,
             PayloadKind::Attachment(a) if a.size <= 1 << 20 => MessageClass::AttachmentSmall,
             PayloadKind::Attachment(a) if a.size <= 25 << 20 => MessageClass::AttachmentMedium,
             PayloadKind::Attachment(_) => MessageClass::AttachmentLarge,
@@ -386,12 +374,7 @@ impl Payload {
             ),
             PayloadKind::Leave => self.write("leave", LeaveBody {}),
             PayloadKind::Topic { name } => self.write("topic", TopicBody { name: name.clone() }),
-            PayloadKind::CallSignal { data } => self.write(
-                "call_signal",
-                CallSignalBody {
-                    data: ByteBuf::from(data.clone()),
-                },
-            ),
+            PayloadKind::Call(signal) => self.write("call", signal.to_body()),
             PayloadKind::Unknown => Err(malformed("an unknown kind cannot be encoded")),
         }?;
         check(out.len() <= MAX_ENCODED_BYTES, "encoded payload too large")?;
@@ -492,8 +475,9 @@ fn decode_kind(kind: &str, b: Option<ciborium::Value>) -> Result<PayloadKind, Er
         "topic" => PayloadKind::Topic {
             name: body::<TopicBody>(b)?.name,
         },
-        "call_signal" => PayloadKind::CallSignal {
-            data: body::<CallSignalBody>(b)?.data.into_vec(),
+        "call" => match crate::call_signal::CallSignal::from_body(body(b)?)? {
+            Some(signal) => PayloadKind::Call(signal),
+            None => PayloadKind::Unknown,
         },
         _ => PayloadKind::Unknown,
     })
@@ -572,9 +556,22 @@ mod tests {
             },
             PayloadKind::Typing { active: false },
             attachment(),
-            PayloadKind::CallSignal {
-                data: vec![0, 1, 2],
-            },
+            PayloadKind::Call(crate::call_signal::CallSignal {
+                call_id: Uuid::from_u128(9),
+                to: Some(Uuid::from_u128(8)),
+                signal: crate::call_signal::Signal::Ice {
+                    candidate: "candidate:1 1 udp 2122260223 10.0.0.1 54321 typ host".into(),
+                    sdp_mid: Some("0".into()),
+                    sdp_mline_index: Some(0),
+                },
+            }),
+            PayloadKind::Call(crate::call_signal::CallSignal {
+                call_id: Uuid::from_u128(9),
+                to: None,
+                signal: crate::call_signal::Signal::Invite {
+                    media: crate::call_signal::CallMedia::Video,
+                },
+            }),
             PayloadKind::Reaction {
                 target: Uuid::from_u128(3),
                 emoji: "👍".into(),
@@ -718,8 +715,31 @@ mod tests {
                         chunk_size,
                     })
                 }),
-            prop::collection::vec(any::<u8>(), 0..64)
-                .prop_map(|data| PayloadKind::CallSignal { data }),
+            (uuid(), prop::option::of(uuid()), ".{0,40}", any::<u8>()).prop_map(
+                |(call_id, to, sdp, which)| {
+                    use crate::call_signal::{CallMedia, CallSignal, Signal};
+                    let signal = match which % 7 {
+                        0 => Signal::Invite {
+                            media: CallMedia::Audio,
+                        },
+                        1 => Signal::Offer { sdp },
+                        2 => Signal::Answer { sdp },
+                        3 => Signal::Ice {
+                            candidate: sdp,
+                            sdp_mid: None,
+                            sdp_mline_index: Some(1),
+                        },
+                        4 => Signal::Accept,
+                        5 => Signal::Decline,
+                        _ => Signal::Hangup,
+                    };
+                    PayloadKind::Call(CallSignal {
+                        call_id,
+                        to,
+                        signal,
+                    })
+                }
+            ),
             (uuid(), ".{1,8}", any::<bool>())
                 .prop_map(|(target, emoji, add)| PayloadKind::Reaction { target, emoji, add }),
             Just(PayloadKind::Leave),

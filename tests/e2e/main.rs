@@ -3,6 +3,7 @@
 
 mod abuse;
 mod billing;
+mod calls;
 mod chat_cli;
 mod delivery;
 mod foundation;

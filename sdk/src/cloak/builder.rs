@@ -30,6 +30,7 @@ pub struct CloakBuilder {
     roots_pem: Vec<Vec<u8>>,
     allow_plaintext: bool,
     key_packages: u32,
+    ring_timeout: std::time::Duration,
 }
 
 impl CloakBuilder {
@@ -42,6 +43,9 @@ impl CloakBuilder {
             roots_pem: Vec::new(),
             allow_plaintext: false,
             key_packages: 50,
+            ring_timeout: std::time::Duration::from_millis(
+                u64::try_from(crate::calls::RING_TIMEOUT_MS).unwrap_or(45_000),
+            ),
         }
     }
 
@@ -90,6 +94,12 @@ impl CloakBuilder {
     /// How many one-time KeyPackages to keep on the server (default 50).
     pub fn key_packages(mut self, count: u32) -> Self {
         self.key_packages = count.max(1);
+        self
+    }
+
+    /// How long calls ring before they are given up (default 45 s).
+    pub fn ring_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.ring_timeout = timeout;
         self
     }
 
@@ -164,6 +174,8 @@ impl CloakBuilder {
             }
         };
         messenger.publish_key_packages(self.key_packages).await?;
+        messenger
+            .set_ring_timeout_ms(i64::try_from(self.ring_timeout.as_millis()).unwrap_or(i64::MAX));
         Cloak::start(messenger, reader)
     }
 }

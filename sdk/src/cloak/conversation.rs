@@ -1,5 +1,5 @@
 //! [`ConversationHandle`]: one conversation: send, edit, delete, react, receipts, typing,
-//! members, history, leave.
+//! members, history, calls, leave.
 
 use uuid::Uuid;
 
@@ -122,6 +122,18 @@ impl ConversationHandle {
             .reader
             .messages(self.id, before, limit)
             .await
+    }
+
+    /// Rings the other members (a mesh of at most
+    /// [`MAX_CALL_USERS`](crate::calls::MAX_CALL_USERS) users). Answers, SDP, ICE and the
+    /// end of the call arrive as [`crate::Event::Call`] updates.
+    pub async fn start_call(
+        &self,
+        media: crate::call_signal::CallMedia,
+    ) -> Result<super::Call, Error> {
+        let mut m = self.cloak.shared().messenger.lock().await;
+        let call_id = m.start_call(self.id.0, media).await?;
+        Ok(self.cloak.call(self.id, call_id))
     }
 
     /// Leaves it: the members remove this user's devices, and it is forgotten here.

@@ -41,12 +41,14 @@ use crate::store::history::{EventId, HistoryReader, Update};
 use crate::{Error, SafetyNumber};
 
 mod builder;
+mod call;
 mod conversation;
 mod devices;
 mod realtime;
 mod subscribe;
 
 pub use builder::CloakBuilder;
+pub use call::Call;
 pub use conversation::ConversationHandle;
 pub use devices::Devices;
 pub use realtime::ConnectionState;
@@ -128,6 +130,7 @@ impl Cloak {
             connection,
         });
         let (stop, stopped) = watch::channel(false);
+        tokio::spawn(call::ring_timer(Arc::downgrade(&shared), stopped.clone()));
         let task = tokio::spawn(realtime::run(shared.clone(), stopped));
         Ok(Self {
             shared,
@@ -328,6 +331,18 @@ impl Cloak {
     pub async fn set_push_token(&self, token: &str, provider: &str) -> Result<(), Error> {
         let m = self.shared.messenger.lock().await;
         m.client().set_push_token(token, provider).await
+    }
+
+    /// A call this device knows (one that rang here, or one it started), by id, to
+    /// accept, decline, hang up or send SDP and ICE on.
+    pub fn call(&self, conversation: ConversationId, call_id: Uuid) -> Call {
+        Call::new(self.clone(), conversation, call_id)
+    }
+
+    /// Time-limited TURN relay credentials for this device's calls (may cost credits).
+    pub async fn turn_credentials(&self) -> Result<cloak_proto::calls::TurnCredentials, Error> {
+        let m = self.shared.messenger.lock().await;
+        m.client().turn_credentials().await
     }
 
     /// Removes this device's push registration.

@@ -1,0 +1,192 @@
+//! Calls end to end: signaling inside MLS between SDK clients (ringing on every device of
+//! the callee, answered elsewhere, SDP and ICE addressed per device, hang-up, the ringing
+//! timeout), with nothing of it readable by the server.
+
+use std::time::Duration;
+
+use cloak_e2e::listener::{Listener, joined};
+use cloak_e2e::{ServerEnv, Stack, on_both_backends};
+use cloak_sdk::{CallEndReason, CallEvent, CallMedia, Cloak, Event};
+use uuid::Uuid;
+
+fn device_id(c: &Cloak) -> Uuid {
+    c.ids().device_id
+}
+
+/// The next call event of `call` a listener sees.
+async fn call_event(l: &mut Listener, call: Uuid) -> CallEvent {
+    let events = l
+        .until(|e| matches!(e, Event::Call { call_id, .. } if *call_id == call))
+        .await;
+    match events.last() {
+        Some(Event::Call { event, .. }) => event.clone(),
+        other => panic!("expected a call event, got {other:?}"),
+    }
+}
+
+async fn a_call_rings_every_device_is_answered_on_one_and_exchanges_sdp_and_ice(env: ServerEnv) {
+    let stack = Stack::start(&env);
+    let alice = stack.tenant.create_user("alice", "Alice").await;
+    let bob = stack.tenant.create_user("bob", "Bob").await;
+    stack.tenant.add_contact(alice.id, bob.id).await;
+    let a = stack.cloak(alice.id).await;
+    let phone = stack.cloak(bob.id).await;
+    let laptop = stack.cloak(bob.id).await;
+    phone
+        .devices()
+        .approve(device_id(&laptop), &laptop.fingerprint().await)
+        .await
+        .unwrap();
+    let mut la = Listener::new(&a);
+    let mut lp = Listener::new(&phone);
+    let mut ll = Listener::new(&laptop);
+    let chat = a.conversation_with(bob.id).await.unwrap();
+    lp.until(|e| joined(e, chat.id())).await;
+    ll.until(|e| joined(e, chat.id())).await;
+
+    let call = chat.start_call(CallMedia::Video).await.unwrap();
+    for l in [&mut lp, &mut ll] {
+        match call_event(l, call.id()).await {
+            CallEvent::IncomingCall { from, media } => {
+                assert_eq!((from.device_id, media), (device_id(&a), CallMedia::Video));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Bob takes it on his phone: Alice hears the answer, the laptop stops ringing.
+    phone.call(chat.id(), call.id()).accept().await.unwrap();
+    match call_event(&mut la, call.id()).await {
+        CallEvent::CallAnswered { by } => assert_eq!(by.device_id, device_id(&phone)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        call_event(&mut ll, call.id()).await,
+        CallEvent::CallEnded {
+            reason: CallEndReason::AnsweredElsewhere
+        }
+    );
+    // SDP and ICE go to the answering device only.
+    let offer = format!("v=0 o=- {} 2 IN IP4 127.0.0.1", Uuid::new_v4().simple());
+    call.send_offer(device_id(&phone), &offer).await.unwrap();
+    match call_event(&mut lp, call.id()).await {
+        CallEvent::CallSdp {
+            from,
+            offer: true,
+            sdp,
+        } => {
+            assert_eq!((from.device_id, sdp), (device_id(&a), offer.clone()));
+        }
+        other => panic!("{other:?}"),
+    }
+    let bobs_call = phone.call(chat.id(), call.id());
+    bobs_call
+        .send_answer(device_id(&a), "v=0 answer")
+        .await
+        .unwrap();
+    bobs_call
+        .send_ice_candidate(
+            device_id(&a),
+            "candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host",
+            Some("0"),
+            Some(0),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        call_event(&mut la, call.id()).await,
+        CallEvent::CallSdp { offer: false, .. }
+    ));
+    match call_event(&mut la, call.id()).await {
+        CallEvent::IceCandidate {
+            candidate,
+            sdp_mid,
+            sdp_mline_index,
+            ..
+        } => {
+            assert!(candidate.contains("typ host"));
+            assert_eq!((sdp_mid.as_deref(), sdp_mline_index), (Some("0"), Some(0)));
+        }
+        other => panic!("{other:?}"),
+    }
+    call.hang_up().await.unwrap();
+    match call_event(&mut lp, call.id()).await {
+        CallEvent::CallEnded {
+            reason: CallEndReason::HungUp { by },
+        } => assert_eq!(by.device_id, device_id(&a)),
+        other => panic!("{other:?}"),
+    }
+    // The laptop saw no SDP meant for the phone.
+    let rest = ll.drain(Duration::from_millis(500)).await;
+    assert!(
+        !rest.iter().any(|e| matches!(
+            e,
+            Event::Call {
+                event: CallEvent::CallSdp { .. },
+                ..
+            }
+        )),
+        "{rest:?}"
+    );
+    // Signals never show as messages in the timeline.
+    let page = chat.messages(None, 50).await.unwrap();
+    assert!(page.messages.is_empty(), "{:?}", page.messages);
+}
+
+async fn an_unanswered_call_times_out_and_a_declined_one_ends(env: ServerEnv) {
+    let stack = Stack::start(&env);
+    let alice = stack.tenant.create_user("alice", "Alice").await;
+    let bob = stack.tenant.create_user("bob", "Bob").await;
+    stack.tenant.add_contact(alice.id, bob.id).await;
+    let a = stack
+        .cloak_builder(alice.id, &stack.server.base_url)
+        .ring_timeout(Duration::from_secs(2))
+        .build()
+        .await
+        .unwrap();
+    let b = stack
+        .cloak_builder(bob.id, &stack.server.base_url)
+        .ring_timeout(Duration::from_secs(30))
+        .build()
+        .await
+        .unwrap();
+    let mut la = Listener::new(&a);
+    let mut lb = Listener::new(&b);
+    let chat = a.conversation_with(bob.id).await.unwrap();
+    lb.until(|e| joined(e, chat.id())).await;
+
+    let call = chat.start_call(CallMedia::Audio).await.unwrap();
+    assert!(matches!(
+        call_event(&mut lb, call.id()).await,
+        CallEvent::IncomingCall { .. }
+    ));
+    // Nobody answers: Alice's SDK gives up and hangs up, which stops Bob's ringing.
+    assert_eq!(
+        call_event(&mut la, call.id()).await,
+        CallEvent::CallEnded {
+            reason: CallEndReason::NoAnswer
+        }
+    );
+    assert!(matches!(
+        call_event(&mut lb, call.id()).await,
+        CallEvent::CallEnded {
+            reason: CallEndReason::HungUp { .. }
+        }
+    ));
+    // A declined call ends for the caller.
+    let second = chat.start_call(CallMedia::Audio).await.unwrap();
+    call_event(&mut lb, second.id()).await;
+    b.call(chat.id(), second.id()).decline().await.unwrap();
+    match call_event(&mut la, second.id()).await {
+        CallEvent::CallEnded {
+            reason: CallEndReason::Declined { by },
+        } => assert_eq!(by.device_id, device_id(&b)),
+        other => panic!("{other:?}"),
+    }
+    // A call that is over takes no more signals.
+    assert!(second.hang_up().await.is_err());
+}
+
+on_both_backends!(
+    a_call_rings_every_device_is_answered_on_one_and_exchanges_sdp_and_ice,
+    an_unanswered_call_times_out_and_a_declined_one_ends,
+);
