@@ -190,3 +190,115 @@ on_both_backends!(
     a_call_rings_every_device_is_answered_on_one_and_exchanges_sdp_and_ice,
     an_unanswered_call_times_out_and_a_declined_one_ends,
 );
+
+fn required(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the suite with scripts/test, which starts coturn")
+    })
+}
+
+fn turn_password(secret: &str, username: &str) -> String {
+    use base64::Engine as _;
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(username.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// One TURN allocation on the test coturn with these credentials, sending one message
+/// through the relay to a local echo peer: whether it succeeded, and the tool's output.
+async fn allocate(port: &str, peer_port: u16, username: &str, password: &str) -> (bool, String) {
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new("turnutils_uclient")
+            .args(["-v", "-n", "1", "-c", "-m", "1", "-e", "127.0.0.1"])
+            .args([
+                "-r",
+                &peer_port.to_string(),
+                "-p",
+                port,
+                "-u",
+                username,
+                "-w",
+                password,
+            ])
+            .arg("127.0.0.1")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("turnutils_uclient finished")
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        out.status.success() && text.contains("Received relay addr"),
+        text,
+    )
+}
+
+/// The credentials the server issues allocate a relay on a real coturn (started by
+/// scripts/test with the same shared secret) and carry data through it; expired and
+/// forged ones are refused by the relay.
+#[tokio::test]
+async fn issued_turn_credentials_allocate_a_relay_on_coturn() {
+    let port = required("CLOAK_TEST_TURN_PORT");
+    let secret = required("CLOAK_TEST_TURN_SECRET");
+    let env = ServerEnv::embedded()
+        .with(
+            "CLOAK_TURN_URIS",
+            &format!("turn:127.0.0.1:{port}?transport=udp"),
+        )
+        .with("CLOAK_TURN_SECRET", &secret);
+    let stack = Stack::start(&env);
+    let alice = stack.tenant.create_user("alice", "Alice").await;
+    let a = stack.cloak(alice.id).await;
+    let issued = a.turn_credentials().await.unwrap();
+    assert_eq!(
+        issued.uris,
+        vec![format!("turn:127.0.0.1:{port}?transport=udp")]
+    );
+    // An echo peer behind the relay.
+    let peer_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _peer = tokio::process::Command::new("turnutils_peer")
+        .args(["-L", "127.0.0.1", "-p", &peer_port.to_string()])
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (ok, log) = allocate(&port, peer_port, &issued.username, &issued.password).await;
+    assert!(ok, "issued credentials were refused:\n{log}");
+    assert!(
+        log.contains("tot_recv_msgs=1"),
+        "nothing came back through the relay:\n{log}"
+    );
+
+    let mut forged = issued.password.clone();
+    forged.replace_range(0..1, if forged.starts_with('A') { "B" } else { "A" });
+    let (ok, log) = allocate(&port, peer_port, &issued.username, &forged).await;
+    assert!(!ok, "a forged password was accepted:\n{log}");
+
+    let user = issued.username.split_once(':').unwrap().1;
+    let past = time::OffsetDateTime::now_utc().unix_timestamp() - 3600;
+    let expired = format!("{past}:{user}");
+    let (ok, log) = allocate(
+        &port,
+        peer_port,
+        &expired,
+        &turn_password(&secret, &expired),
+    )
+    .await;
+    assert!(!ok, "expired credentials were accepted:\n{log}");
+    // The same shape, valid now, is accepted: the refusals were about expiry and the HMAC.
+    let fresh = format!("{}:{user}", past + 7200);
+    let (ok, log) = allocate(&port, peer_port, &fresh, &turn_password(&secret, &fresh)).await;
+    assert!(ok, "{log}");
+}

@@ -317,7 +317,103 @@ async fn chatting_through_the_terminal_client(env: ServerEnv) {
     );
 }
 
-on_both_backends!(chatting_through_the_terminal_client);
+/// `cloak-chat call` rings a contact whose `cloak-chat answer` takes the call; both print
+/// the signaling steps. `call-credentials` prints exactly the TURN fields.
+async fn calling_through_the_terminal_client(env: ServerEnv) {
+    let env = env
+        .with("CLOAK_TURN_URIS", "turn:127.0.0.1:3478?transport=udp")
+        .with("CLOAK_TURN_SECRET", "cli-test-secret");
+    let stack = Stack::start(&env);
+    let mut ids = Vec::new();
+    let mut profiles = Vec::new();
+    for (id, name) in [("alice", "Alice"), ("bob", "Bob")] {
+        ids.push(stack.tenant.create_user(id, name).await.id);
+        let token = platform(&stack, &["user", "token", id]).await;
+        assert!(token.ok, "{}", token.stderr);
+        let profile = stack.dir.path().join(format!("profile-{id}"));
+        let login = chat(
+            &stack,
+            &profile,
+            &["login", "--user-token", token.stdout.trim()],
+        )
+        .await
+        .json();
+        assert_eq!(login["status"], "approved", "{login}");
+        profiles.push(profile);
+    }
+    let (alice, bob) = (profiles[0].clone(), profiles[1].clone());
+    stack.tenant.add_contact(ids[0], ids[1]).await;
+    // Each side has seen the conversation once (so bob's device is in it).
+    assert!(chat(&stack, &alice, &["send", "bob", "ring ring"]).await.ok);
+    assert_eq!(received(&stack, &bob).await.len(), 1);
+
+    let bob_profile = bob.to_str().unwrap().to_owned();
+    let base = stack.server.base_url.clone();
+    let answering = tokio::spawn(async move {
+        let args = [
+            "--json",
+            "--profile",
+            bob_profile.as_str(),
+            "--server",
+            base.as_str(),
+            "answer",
+            "--wait",
+            "40",
+        ];
+        run("cloak-chat", &[], &args).await
+    });
+    // The answering side subscribes before the call rings.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let called = chat(&stack, &alice, &["call", "bob", "--video", "--wait", "40"]).await;
+    assert!(called.ok, "{}\n{}", called.stdout, called.stderr);
+    let steps: Vec<String> = called
+        .lines()
+        .iter()
+        .map(|l| l["step"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        steps,
+        ["ringing", "answered", "sdp_answer", "ice", "ended"],
+        "{}",
+        called.stdout
+    );
+    let rtt = &called.lines()[2]["signaling_rtt_ms"];
+    assert!(rtt.as_f64().unwrap() > 0.0, "{rtt}");
+    let answered = answering.await.unwrap();
+    let steps: Vec<String> = answered
+        .lines()
+        .iter()
+        .map(|l| l["step"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        steps,
+        ["incoming", "accepted", "sdp_offer", "ice", "ended"],
+        "{}",
+        answered.stdout
+    );
+    assert_eq!(answered.lines()[0]["media"], "video");
+
+    let credentials = chat(&stack, &alice, &["call-credentials"]).await.json();
+    let keys: std::collections::BTreeSet<&str> = credentials
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["password", "ttl_secs", "uris", "username"].into());
+    assert_eq!(credentials["uris"][0], "turn:127.0.0.1:3478?transport=udp");
+    assert!(
+        credentials["username"]
+            .as_str()
+            .unwrap()
+            .ends_with(&ids[0].to_string())
+    );
+}
+
+on_both_backends!(
+    chatting_through_the_terminal_client,
+    calling_through_the_terminal_client
+);
 
 /// Without `--ca-cert` the client trusts the system's roots, which `SSL_CERT_FILE` names
 /// (as OpenSSL-based tools read it): the test CA there, and the login works; without it,

@@ -28,7 +28,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    async fn cloak(&self) -> Result<Cloak> {
+    pub(crate) async fn cloak(&self) -> Result<Cloak> {
         let server = self.profile.server(self.server.as_deref())?;
         self.profile
             .cloak(&server, self.ca_cert.as_deref(), None, "cloak-chat")
@@ -222,7 +222,7 @@ pub async fn push_register(ctx: &Ctx, token: &str, provider: &str) -> Result<()>
 }
 
 /// A contact by external id, else by display name (case-insensitive).
-async fn resolve(cloak: &Cloak, name: &str) -> Result<Contact> {
+pub(crate) async fn resolve(cloak: &Cloak, name: &str) -> Result<Contact> {
     let contacts = cloak.contacts().await?;
     if let Some(c) = contacts.iter().find(|c| c.external_id == name) {
         return Ok(c.clone());
@@ -240,7 +240,7 @@ async fn resolve(cloak: &Cloak, name: &str) -> Result<Contact> {
 
 /// The one-to-one conversation with `user`: after catching up (a Welcome may be
 /// waiting), this device's, or a new one.
-async fn conversation_for(cloak: &Cloak, user: Uuid) -> Result<ConversationHandle> {
+pub(crate) async fn conversation_for(cloak: &Cloak, user: Uuid) -> Result<ConversationHandle> {
     cloak.sync().await?;
     Ok(cloak.conversation_with(user).await?)
 }

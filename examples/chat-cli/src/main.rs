@@ -9,6 +9,7 @@
 //! cloak-chat --profile ./alice recv --wait 10
 //! ```
 
+mod calls;
 mod commands;
 mod profile;
 mod qr;
@@ -85,6 +86,26 @@ enum Command {
         #[arg(long)]
         confirm: bool,
     },
+    /// Rings a contact and runs the call's signaling with the device that answers (offer,
+    /// answer, ICE), printing each step and the signaling round trip; then hangs up.
+    Call {
+        contact: String,
+        /// A video call (default: audio).
+        #[arg(long)]
+        video: bool,
+        /// Gives up after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        wait: u64,
+    },
+    /// Waits for a call, takes it and answers its signaling until the caller hangs up.
+    Answer {
+        /// Gives up after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        wait: u64,
+    },
+    /// The TURN credentials this device is issued, for checking a TURN set-up
+    /// (`--json`: `{"username","password","uris","ttl_secs"}`).
+    CallCredentials,
     /// Registers a push token for this device: when messages wait for it, the tenant's
     /// backend gets a content-free `device.pending` webhook carrying this token.
     PushRegister {
@@ -157,6 +178,13 @@ async fn main() -> ExitCode {
         Command::SafetyNumber { contact, confirm } => {
             commands::safety_number(&ctx, &contact, confirm).await
         }
+        Command::Call {
+            contact,
+            video,
+            wait,
+        } => calls::call(&ctx, &contact, video, wait).await,
+        Command::Answer { wait } => calls::answer(&ctx, wait).await,
+        Command::CallCredentials => calls::credentials(&ctx).await,
         Command::PushRegister { token, provider } => {
             commands::push_register(&ctx, &token, &provider).await
         }
