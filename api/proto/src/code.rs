@@ -132,6 +132,8 @@ pub enum Code {
     MemoryMailboxUnavailable,
     /// A Stripe meter event identifier was reused.
     MeterIdentifier,
+    /// The path exists but not under this method (see the `Allow` header).
+    MethodNotAllowed,
     /// No credentials were sent.
     MissingCredentials,
     /// The user's trust level does not allow this.
@@ -264,6 +266,7 @@ impl Code {
             Self::MembershipConflict => "membership_conflict",
             Self::MemoryMailboxUnavailable => "memory_mailbox_unavailable",
             Self::MeterIdentifier => "meter_identifier",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::MissingCredentials => "missing_credentials",
             Self::NotAllowedAtTrustLevel => "not_allowed_at_trust_level",
             Self::NotFound => "not_found",

@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpServer, web};
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::{Config as SwaggerConfig, SwaggerUi};
 
 use crate::broker::{self, BrokerError};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
-use crate::http::{self, extract, problem::ApiError};
+use crate::http::{self, extract};
 use crate::services::external_sender::ExternalSender;
 use crate::services::hot::HotCache;
 use crate::services::pipeline::{Pipeline, PipelineConfig};
@@ -133,7 +133,7 @@ impl Application {
             external_sender,
             settings: settings.clone(),
             metrics: http::metrics::recorder(),
-            openapi_json: Arc::new(http::openapi_json()),
+            openapi_json: Arc::new(http::openapi_json_for(&settings.public_url)),
             stripe,
             hot,
             pipeline,
@@ -157,9 +157,7 @@ impl Application {
                 .service(
                     SwaggerUi::new("/docs/{_:.*}").config(SwaggerConfig::from("/openapi.json")),
                 )
-                .default_service(web::to(|| async {
-                    Err::<HttpResponse, _>(ApiError::route_not_found())
-                }))
+                .default_service(web::to(http::fallback::unmatched))
                 .wrap(from_fn(http::metrics::observe))
         });
         let server = match tls {

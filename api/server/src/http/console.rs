@@ -19,7 +19,7 @@ use crate::services::{ServiceError, api_keys::hash_secret, checkout};
 use crate::state::AppState;
 use crate::store::{ConsoleAccount, ConsoleSession};
 
-const COOKIE: &str = "cloak_console";
+pub(crate) const COOKIE: &str = "cloak_console";
 
 fn respond(status: StatusCode, body: String) -> HttpResponse {
     HttpResponse::build(status)

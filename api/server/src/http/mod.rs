@@ -10,9 +10,11 @@ pub mod calls;
 pub mod console;
 pub mod console_accounts;
 pub mod console_html;
+pub mod contract;
 pub mod conversations;
 pub mod devices;
 pub mod extract;
+pub mod fallback;
 pub mod health;
 pub mod invites;
 pub mod key_packages;
@@ -204,13 +206,34 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// The document as committed in `openapi/openapi.json` (pretty JSON, trailing newline).
-pub fn openapi_json() -> String {
-    match serde_json::to_string_pretty(&openapi()) {
+/// Where the committed document says the API is: the embedded default.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
+
+/// The document completed with what every route answers (see [`contract`]), naming
+/// `server` in `servers`.
+pub fn openapi_value(server: &str) -> serde_json::Value {
+    let mut doc = serde_json::to_value(openapi()).unwrap_or_default();
+    contract::complete(&mut doc);
+    contract::with_server(&mut doc, server);
+    doc
+}
+
+fn pretty(doc: &serde_json::Value) -> String {
+    match serde_json::to_string_pretty(doc) {
         Ok(mut s) => {
             s.push('\n');
             s
         }
         Err(e) => format!("{{\"error\": \"{e}\"}}\n"),
     }
+}
+
+/// The document as committed in `openapi/openapi.json` (pretty JSON, trailing newline).
+pub fn openapi_json() -> String {
+    pretty(&openapi_value(DEFAULT_SERVER))
+}
+
+/// The document a node serves at `/openapi.json`: `servers` is its public URL.
+pub fn openapi_json_for(public_url: &str) -> String {
+    pretty(&openapi_value(public_url))
 }

@@ -78,6 +78,17 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, Code::RouteNotFound, "No such route")
     }
 
+    /// 405 `method_not_allowed` for a path served under other methods (the caller adds
+    /// `Allow`).
+    pub fn method_not_allowed(method: &actix_web::http::Method) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            Code::MethodNotAllowed,
+            "Method not allowed",
+        )
+        .with_detail(format!("{method} is not served on this path; see Allow"))
+    }
+
     /// 500 `internal_error`; the cause is logged, never sent.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");

@@ -14,7 +14,38 @@ async fn unknown_route_is_404_problem(backend: Backend) {
         .await
         .unwrap();
     assert_problem(resp, 404, "route_not_found").await;
+}
+
+/// A path the server serves, under another method: 405 with `Allow`.
+async fn a_wrong_method_is_405_with_allow(backend: Backend) {
+    let app = spawn_app(backend).await;
     let resp = app.client.put(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(resp.headers()["allow"], "GET, HEAD");
+    assert_problem(resp, 405, "method_not_allowed").await;
+    let resp = app
+        .client
+        .delete(app.url(&format!("/v1/invites/{}/qr.png", uuid::Uuid::new_v4())))
+        .bearer_auth(&app.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["allow"], "GET, HEAD");
+    assert_problem(resp, 405, "method_not_allowed").await;
+    let trace = reqwest::Method::from_bytes(b"TRACE").unwrap();
+    let resp = app
+        .client
+        .request(trace, app.url("/v1/tenant"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(resp, 405, "method_not_allowed").await;
+    // A path parameter must not be empty: `/v1/users/` is no user route.
+    let resp = app
+        .client
+        .patch(app.url("/v1/users/"))
+        .send()
+        .await
+        .unwrap();
     assert_problem(resp, 404, "route_not_found").await;
 }
 
@@ -89,6 +120,7 @@ async fn malformed_path_id_is_404_problem(backend: Backend) {
 }
 
 backend_tests!(
+    a_wrong_method_is_405_with_allow,
     unknown_route_is_404_problem,
     malformed_and_invalid_json_are_400,
     validation_failures_name_the_field,

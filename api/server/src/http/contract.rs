@@ -1,0 +1,170 @@
+//! What every operation of the OpenAPI document answers besides its own responses, added
+//! from the rules the server applies to all routes alike, so the document tells the truth
+//! without each handler repeating it:
+//!
+//! - every secured operation answers 401 (the auth extractors) and 429 (the tenant's
+//!   request rate, in the same extractors), and so do the login routes (the per-IP limit);
+//!   a 429 carries `Retry-After`, `RateLimit` and `RateLimit-Policy`;
+//! - every operation with a JSON body answers 400 (malformed JSON, `validation_failed`),
+//!   413 (`payload_too_large`) and 415 (`unsupported_media_type`): the JSON extractor;
+//! - every operation may answer 503 `database_unavailable` when it reaches the store, and
+//!   405 with `Allow` for a method a path does not serve;
+//! - operations without credentials say so (`security: []`); the console's routes name
+//!   their cookie session; the console's HTML form routes answer 303 with `Location`;
+//! - binary responses are `type: string, format: binary` with their media type.
+//!
+//! It also adds the WebSocket frames and the tenant webhooks (`webhooks`) from their wire
+//! types, and `servers`.
+
+use serde_json::{Map, Value, json};
+
+/// The console's session cookie, as a security scheme.
+pub const CONSOLE_SCHEME: &str = "console_session";
+
+/// Paths limited per client IP (login attempts).
+const PER_IP: &[(&str, &str)] = &[
+    ("post", "/v1/auth/challenge"),
+    ("post", "/v1/auth/login"),
+    ("post", "/v1/devices"),
+    ("post", "/console/login"),
+];
+
+/// Console routes that take the session cookie.
+fn console_session(path: &str) -> bool {
+    path.starts_with("/console") && !matches!(path, "/console/login" | "/console/setup")
+}
+
+/// Routes that never touch the database.
+fn store_free(path: &str) -> bool {
+    matches!(path, "/healthz" | "/metrics" | "/openapi.json")
+}
+
+fn problem(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    })
+}
+
+fn rate_limited() -> Value {
+    let mut r = problem(
+        "`rate_limited`: a rate limit refused the request; retry after `Retry-After` seconds",
+    );
+    r["headers"] = json!({
+        "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer", "minimum": 0}},
+        "RateLimit": {"description": "The policy's remaining quota and reset (draft-ietf-httpapi-ratelimit-headers), e.g. `\"messages\";r=0;t=9`", "schema": {"type": "string"}},
+        "RateLimit-Policy": {"description": "The policy (draft-ietf-httpapi-ratelimit-headers), e.g. `\"messages\";q=1;w=10`", "schema": {"type": "string"}}
+    });
+    r
+}
+
+fn add(responses: &mut Map<String, Value>, status: &str, response: impl FnOnce() -> Value) {
+    responses.entry(status.to_owned()).or_insert_with(response);
+}
+
+/// Completes the document (see the module documentation).
+pub fn complete(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in item.iter_mut() {
+            let Some(op) = op.as_object_mut() else {
+                continue;
+            };
+            complete_operation(path, method, op);
+        }
+    }
+    let components = doc
+        .as_object_mut()
+        .map(|d| d.entry("components").or_insert_with(|| json!({})));
+    if let Some(components) = components {
+        components["securitySchemes"][CONSOLE_SCHEME] = json!({
+            "type": "apiKey",
+            "in": "cookie",
+            "name": super::console::COOKIE,
+            "description": "The billing console's session (HttpOnly, SameSite=Strict), set by `POST /console/login`"
+        });
+    }
+}
+
+fn complete_operation(path: &str, method: &str, op: &mut Map<String, Value>) {
+    if console_session(path) {
+        op.insert("security".into(), json!([{ CONSOLE_SCHEME: [] }]));
+    }
+    let secured = op
+        .get("security")
+        .and_then(Value::as_array)
+        .is_some_and(|s| !s.is_empty());
+    if !secured {
+        op.insert("security".into(), json!([]));
+    }
+    let json_body = op
+        .get("requestBody")
+        .and_then(|b| b.get("content"))
+        .and_then(Value::as_object)
+        .is_some_and(|c| c.contains_key("application/json"));
+    let form_body = op
+        .get("requestBody")
+        .and_then(|b| b.get("content"))
+        .and_then(Value::as_object)
+        .is_some_and(|c| c.contains_key("application/x-www-form-urlencoded"));
+    let per_ip = PER_IP.contains(&(method, path));
+    let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let api = path.starts_with("/v1/");
+    if secured && api {
+        add(responses, "401", || {
+            problem(
+                "Missing or invalid credentials (`missing_credentials`, `invalid_api_key`, `invalid_token`, `token_expired`)",
+            )
+        });
+        add(responses, "429", rate_limited);
+    }
+    if per_ip {
+        add(responses, "429", rate_limited);
+    }
+    if json_body || form_body {
+        add(responses, "400", || {
+            problem(
+                "The body is not valid for this operation (`malformed_json`, `invalid_json`, `validation_failed` with `errors`)",
+            )
+        });
+        add(responses, "413", || {
+            problem("`payload_too_large`: the body exceeds the server's limit")
+        });
+        add(responses, "415", || {
+            problem("`unsupported_media_type`: the body is not of the documented content type")
+        });
+    }
+    if !store_free(path) {
+        add(responses, "503", || {
+            problem("`database_unavailable`: the database could not be reached in time; retry")
+        });
+    }
+    for response in responses.values_mut() {
+        binary_content(response);
+    }
+}
+
+/// `image/png` (and other binary) content as `type: string, format: binary`.
+fn binary_content(response: &mut Value) {
+    let Some(content) = response.get_mut("content").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (media, body) in content.iter_mut() {
+        if media.starts_with("image/png") {
+            body["schema"] =
+                json!({"type": "string", "format": "binary", "contentMediaType": media});
+        }
+    }
+}
+
+/// The document served by a node at `public_url`: `servers` names it.
+pub fn with_server(doc: &mut Value, public_url: &str) {
+    doc["servers"] = json!([{ "url": public_url, "description": "this server" }]);
+}
