@@ -13,6 +13,7 @@ pub mod code;
 pub mod console;
 pub mod delivery;
 pub mod devices;
+pub mod events;
 pub mod health;
 pub mod invites;
 pub mod key_packages;

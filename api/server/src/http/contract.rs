@@ -78,6 +78,22 @@ pub fn complete(doc: &mut Value) {
             complete_operation(path, method, op);
         }
     }
+    if let Some(ws) = doc
+        .pointer_mut("/paths/~1v1~1ws/get")
+        .and_then(Value::as_object_mut)
+    {
+        // The frames a socket carries, as named schemas (text frames of JSON).
+        ws.insert(
+            "x-websocket-frames".into(),
+            json!({
+                "client": {"$ref": "#/components/schemas/ClientFrame"},
+                "server": {"$ref": "#/components/schemas/ServerFrame"}
+            }),
+        );
+    }
+    if let Some(d) = doc.as_object_mut() {
+        d.insert("webhooks".into(), webhooks());
+    }
     let components = doc
         .as_object_mut()
         .map(|d| d.entry("components").or_insert_with(|| json!({})));
@@ -146,6 +162,12 @@ fn complete_operation(path: &str, method: &str, op: &mut Map<String, Value>) {
             problem("`database_unavailable`: the database could not be reached in time; retry")
         });
     }
+    // A 429 written by hand gets the headers every 429 carries.
+    if let Some(limited) = responses.get_mut("429")
+        && limited.get("headers").is_none()
+    {
+        limited["headers"] = rate_limited()["headers"].clone();
+    }
     for response in responses.values_mut() {
         binary_content(response);
     }
@@ -162,6 +184,36 @@ fn binary_content(response: &mut Value) {
                 json!({"type": "string", "format": "binary", "contentMediaType": media});
         }
     }
+}
+
+/// Every tenant webhook event, as the tenant's endpoint receives it.
+fn webhooks() -> Value {
+    let mut out = Map::new();
+    for (kind, schema, summary) in cloak_proto::events::EVENTS {
+        out.insert(
+            (*kind).to_owned(),
+            json!({"post": {
+                "summary": summary,
+                "operationId": format!("webhook_{}", kind.replace('.', "_")),
+                "tags": ["webhooks"],
+                "parameters": [{
+                    "name": "Cloak-Signature",
+                    "in": "header",
+                    "required": true,
+                    "description": "`t=<unix seconds>,v1=<hex HMAC-SHA256 over \"<t>.<body>\" with the endpoint's secret>`, as Stripe signs",
+                    "schema": {"type": "string"}
+                }],
+                "requestBody": {
+                    "required": true,
+                    "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
+                },
+                "responses": {
+                    "2XX": {"description": "Received. Any other answer (or none in 10 s) is retried with backoff; deliveries are listed at `GET /v1/webhooks/deliveries`."}
+                }
+            }}),
+        );
+    }
+    Value::Object(out)
 }
 
 /// The document served by a node at `public_url`: `servers` names it.

@@ -46,6 +46,15 @@ use utoipa_actix_web::service_config::ServiceConfig;
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     modifiers(&SecuritySchemes),
+    components(schemas(
+        cloak_proto::delivery::ClientFrame,
+        cloak_proto::delivery::ServerFrame,
+        cloak_proto::events::WalletLowBalanceEvent,
+        cloak_proto::events::DevicePendingEvent,
+        cloak_proto::events::RateLimitExceededEvent,
+        cloak_proto::events::ReportCreatedEvent,
+        cloak_proto::events::UserSuspendedEvent,
+    )),
     tags(
         (name = "operations", description = "Health, readiness, metrics and this document"),
         (name = "api-keys", description = "A tenant's API keys"),

@@ -3,6 +3,7 @@
 
 use cloak_proto::Code;
 use cloak_proto::abuse::ReportRequest;
+use cloak_proto::events;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use uuid::Uuid;
@@ -34,12 +35,14 @@ pub async fn limit_event(
     if !decision.allowed {
         return;
     }
-    let payload = serde_json::json!({
-        "type": "rate_limit.exceeded",
-        "created_at_ms": now_ms,
-        "data": {"user_id": user_id, "policy": policy},
-    })
-    .to_string();
+    let payload = events::body(&events::RateLimitExceededEvent {
+        kind: Default::default(),
+        created_at_ms: now_ms,
+        data: events::RateLimitExceeded {
+            user_id,
+            policy: policy.to_owned(),
+        },
+    });
     if let Err(e) = store
         .enqueue_webhook(tenant_id, "rate_limit.exceeded", &payload, now_ms)
         .await
@@ -123,12 +126,14 @@ pub async fn report(
             "this user reported this message before",
         ));
     }
-    let payload = serde_json::json!({
-        "type": "report.created",
-        "created_at_ms": now_ms,
-        "data": {"report_id": id, "reported_user_id": reported_user_id},
-    })
-    .to_string();
+    let payload = events::body(&events::ReportCreatedEvent {
+        kind: Default::default(),
+        created_at_ms: now_ms,
+        data: events::ReportCreated {
+            report_id: id,
+            reported_user_id,
+        },
+    });
     store
         .enqueue_webhook(reporter.tenant_id, "report.created", &payload, now_ms)
         .await?;
@@ -149,12 +154,14 @@ pub async fn decide(
         .await?
         .ok_or(ServiceError::NotFound("open report"))?;
     if decision.suspended {
-        let payload = serde_json::json!({
-            "type": "user.suspended",
-            "created_at_ms": now_ms,
-            "data": {"user_id": decision.report.reported_user_id, "upheld_reports": decision.upheld},
-        })
-        .to_string();
+        let payload = events::body(&events::UserSuspendedEvent {
+            kind: Default::default(),
+            created_at_ms: now_ms,
+            data: events::UserSuspended {
+                user_id: decision.report.reported_user_id,
+                upheld_reports: decision.upheld,
+            },
+        });
         store
             .enqueue_webhook(tenant_id, "user.suspended", &payload, now_ms)
             .await?;

@@ -193,12 +193,15 @@ macro_rules! impl_billing_store {
                                 let before = done.balance_after - done.delta;
                                 if done.balance_after < *threshold && before >= *threshold {
                                     let wallet = if *wallet_id == tenant_id { "tenant".to_owned() } else { wallet_id.to_string() };
-                                    let payload = serde_json::json!({
-                                        "type": "wallet.low_balance",
-                                        "created_at_ms": now_ms,
-                                        "data": {"wallet": wallet, "balance": done.balance_after, "threshold": threshold},
-                                    })
-                                    .to_string();
+                                    let payload = cloak_proto::events::body(&cloak_proto::events::WalletLowBalanceEvent {
+                                        kind: Default::default(),
+                                        created_at_ms: now_ms,
+                                        data: cloak_proto::events::WalletLowBalance {
+                                            wallet,
+                                            balance: done.balance_after,
+                                            threshold: *threshold,
+                                        },
+                                    });
                                     enqueue_webhook_tx(tx, tenant_id, "wallet.low_balance", &payload, now_ms).await?;
                                 }
                             }

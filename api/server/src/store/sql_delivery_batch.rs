@@ -480,12 +480,15 @@ macro_rules! impl_delivery_batch {
                 for d in alloc.debits.iter().filter(|d| d.crossed_threshold.is_some()) {
                     let send = &sends[d.send];
                     let wallet = if d.wallet_id == send.tenant_id { "tenant".to_owned() } else { d.wallet_id.to_string() };
-                    let payload = serde_json::json!({
-                        "type": "wallet.low_balance",
-                        "created_at_ms": send.now_ms,
-                        "data": {"wallet": wallet, "balance": d.balance_after, "threshold": d.crossed_threshold},
-                    })
-                    .to_string();
+                    let payload = cloak_proto::events::body(&cloak_proto::events::WalletLowBalanceEvent {
+                        kind: Default::default(),
+                        created_at_ms: send.now_ms,
+                        data: cloak_proto::events::WalletLowBalance {
+                            wallet,
+                            balance: d.balance_after,
+                            threshold: d.crossed_threshold.unwrap_or_default(),
+                        },
+                    });
                     enqueue_webhook_tx(&mut tx, send.tenant_id, "wallet.low_balance", &payload, send.now_ms).await?;
                 }
             }

@@ -133,18 +133,17 @@ macro_rules! impl_push_store {
                     let provider: Option<String> = row.try_get("push_provider")?;
                     // Exactly these fields: nothing about a sender, conversation, size or
                     // time of any message.
-                    let payload = serde_json::json!({
-                        "type": "device.pending",
-                        "data": {
-                            "tenant_id": tenant_id,
-                            "user_id": user_id,
-                            "device_id": id,
-                            "push_token": token,
-                            "provider": provider,
-                            "pending": waiting,
+                    let payload = cloak_proto::events::body(&cloak_proto::events::DevicePendingEvent {
+                        kind: Default::default(),
+                        data: cloak_proto::events::DevicePending {
+                            tenant_id,
+                            user_id,
+                            device_id: id,
+                            push_token: token,
+                            provider,
+                            pending: waiting,
                         },
-                    })
-                    .to_string();
+                    });
                     enqueue_webhook_tx(&mut tx, tenant_id, "device.pending", &payload, now_ms).await?;
                     sent += 1;
                 }

@@ -174,3 +174,64 @@ fn operation_ids_are_unique() {
     }
     assert!(seen.len() > 50, "the spec lists the operations");
 }
+
+/// The contract an integrator generates clients from: tenant webhooks and WebSocket frames
+/// are named schemas; secured operations document 401 and 429 (with its headers), bodies
+/// 400/413/415; public ones say `security: []`; PNGs are binary.
+#[test]
+fn the_spec_documents_webhooks_frames_and_common_answers() {
+    let spec: serde_json::Value = serde_json::from_str(&cloak_api::http::openapi_json()).unwrap();
+    for (kind, schema, _) in cloak_proto::events::EVENTS {
+        let op = &spec["webhooks"][kind]["post"];
+        assert_eq!(
+            op["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+            format!("#/components/schemas/{schema}")
+        );
+        assert!(
+            spec["components"]["schemas"][schema].is_object(),
+            "{schema}"
+        );
+    }
+    for frame in ["ClientFrame", "ServerFrame"] {
+        assert!(spec["components"]["schemas"][frame].is_object(), "{frame}");
+    }
+    let mut secured = 0;
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let security = op["security"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{method} {path}: no security"));
+            if !security.is_empty() && path.starts_with("/v1/") {
+                secured += 1;
+                assert!(
+                    op["responses"]["401"].is_object(),
+                    "{method} {path}: no 401"
+                );
+                let limited = &op["responses"]["429"];
+                assert!(
+                    limited["headers"]["Retry-After"].is_object(),
+                    "{method} {path}: no 429 headers"
+                );
+            }
+            if op["requestBody"]["content"]["application/json"].is_object() {
+                for status in ["400", "413", "415"] {
+                    assert!(
+                        op["responses"][status].is_object(),
+                        "{method} {path}: no {status}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(secured > 50);
+    assert_eq!(
+        spec["paths"]["/healthz"]["get"]["security"],
+        serde_json::json!([])
+    );
+    let png = &spec["paths"]["/v1/invites/{code}/qr.png"]["get"]["responses"]["200"]["content"]["image/png"]
+        ["schema"];
+    assert_eq!(
+        (png["type"].as_str(), png["format"].as_str()),
+        (Some("string"), Some("binary"))
+    );
+}
