@@ -58,17 +58,36 @@ pub struct User {
 /// Response of `GET /v1/users`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct UserList {
-    /// Matching users.
+    /// Matching users, oldest first.
     pub items: Vec<User>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// Query of `GET /v1/users`.
 #[derive(Debug, Clone, Serialize, Deserialize, IntoParams, Validate)]
 #[into_params(parameter_in = Query)]
 pub struct UserQuery {
-    /// Finds the user with this external id.
+    /// Only the user with this external id (zero or one).
+    #[serde(default)]
     #[validate(length(min = 1, max = 128))]
-    pub external_id: String,
+    pub external_id: Option<String>,
+    /// Only users at this trust level.
+    #[serde(default)]
+    #[validate(length(min = 1, max = 32))]
+    pub trust_level: Option<String>,
+    /// Only suspended (`true`) or only active (`false`) users.
+    #[serde(default)]
+    pub suspended: Option<bool>,
+    /// From a previous page's `next_cursor`.
+    #[serde(default)]
+    #[validate(length(max = 200))]
+    pub cursor: Option<String>,
+    /// Page size (1 to 500, default 100).
+    #[serde(default)]
+    #[validate(range(min = 1, max = 500))]
+    pub limit: Option<u32>,
 }
 
 /// Response of `POST /v1/users/{id}/tokens`: a short-lived user token for the tenant's app.

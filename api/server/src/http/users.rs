@@ -60,14 +60,15 @@ pub async fn create_user(
     Ok(HttpResponse::Created().json(user_view(&user)))
 }
 
-/// Finds users by external id.
+/// Lists the tenant's users, oldest first, in cursor pages (`next_cursor`), filtered by
+/// trust level and suspension; with `external_id`, finds that one user (zero or one).
 #[utoipa::path(
     tag = "users",
     security(("api_key" = [])),
     params(UserQuery),
     responses(
-        (status = 200, description = "Zero or one user", body = UserList),
-        (status = 400, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "A page of users", body = UserList),
+        (status = 400, description = "Invalid query (`validation_failed`, `invalid_cursor`)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -78,11 +79,10 @@ pub async fn find_users(
     query: web::Query<UserQuery>,
 ) -> Result<web::Json<UserList>, ApiError> {
     query.validate().map_err(|e| ApiError::validation(&e))?;
-    let found =
-        users::find_by_external_id(state.store.as_ref(), auth.0.tenant_id, &query.external_id)
-            .await?;
+    let (found, next_cursor) = users::list(state.store.as_ref(), auth.0.tenant_id, &query).await?;
     Ok(web::Json(UserList {
         items: found.iter().map(user_view).collect(),
+        next_cursor,
     }))
 }
 

@@ -83,6 +83,37 @@ pub async fn find_by_external_id(
         .await?)
 }
 
+/// A page of the tenant's users (oldest first), or the one with `external_id`; with the
+/// next page's cursor when the page is full.
+pub async fn list(
+    store: &dyn Store,
+    tenant_id: Uuid,
+    query: &cloak_proto::users::UserQuery,
+) -> Result<(Vec<UserRecord>, Option<String>), ServiceError> {
+    let filter = crate::store::UserFilter {
+        trust_level: query.trust_level.clone(),
+        suspended: query.suspended,
+    };
+    if let Some(external_id) = &query.external_id {
+        let found = store
+            .find_user_by_external_id(tenant_id, external_id)
+            .await?
+            .filter(|u| {
+                filter
+                    .trust_level
+                    .as_ref()
+                    .is_none_or(|l| *l == u.trust_level)
+            })
+            .filter(|u| filter.suspended.is_none_or(|s| s == u.suspended));
+        return Ok((found.into_iter().collect(), None));
+    }
+    let limit = i64::from(query.limit.unwrap_or(super::paging::DEFAULT_LIMIT));
+    let after = super::paging::decode_uuid(query.cursor.as_deref())?;
+    let users = store.list_users(tenant_id, &filter, after, limit).await?;
+    let next = super::paging::next(&users, limit, |u| (u.created_at_ms, u.id.to_string()));
+    Ok((users, next))
+}
+
 /// Changes display name, trust level or suspension.
 pub async fn update(
     store: &dyn Store,

@@ -30,6 +30,13 @@ pub struct UserRecord {
     pub created_at_ms: i64,
 }
 
+/// Which users a listing keeps; `None` keeps all.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    pub trust_level: Option<String>,
+    pub suspended: Option<bool>,
+}
+
 /// Fields to change on a user; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
 pub struct UserPatch {
@@ -131,6 +138,15 @@ pub trait UserStore: Send + Sync {
     ) -> Result<Option<UserRecord>, StoreError>;
     /// Deletes a user with its devices, key packages, challenges and contacts.
     async fn delete_user(&self, tenant_id: Uuid, user_id: Uuid) -> Result<bool, StoreError>;
+    /// A page of the tenant's users in (creation time, id) order after `after`, with the
+    /// optional trust level and suspension filters.
+    async fn list_users(
+        &self,
+        tenant_id: Uuid,
+        filter: &UserFilter,
+        after: Option<(i64, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<UserRecord>, StoreError>;
     /// Makes two users of a tenant contacts of each other (idempotent); false when either is missing.
     async fn add_contact(
         &self,

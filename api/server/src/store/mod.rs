@@ -53,8 +53,8 @@ pub use delivery::{
 pub use error::StoreError;
 pub use identity::{
     Approval, ClaimedPackage, DeviceAuthRecord, DeviceRecord, DeviceStore, KeyPackageStore,
-    NewDevice, NewKeyPackage, NewUser, RegisterOutcome, TokenKeyStore, UserPatch, UserRecord,
-    UserStore,
+    NewDevice, NewKeyPackage, NewUser, RegisterOutcome, TokenKeyStore, UserFilter, UserPatch,
+    UserRecord, UserStore,
 };
 pub use invites::{InviteRecord, InviteStore, NewInvite, RedeemOutcome};
 pub use memory_mailbox::{EntryParts, MemoryMailbox, Queued};

@@ -98,6 +98,38 @@ macro_rules! impl_user_stores {
                 })
             }
 
+            async fn list_users(
+                &self,
+                tenant_id: uuid::Uuid,
+                filter: &$crate::store::UserFilter,
+                after: Option<(i64, uuid::Uuid)>,
+                limit: i64,
+            ) -> Result<Vec<$crate::store::UserRecord>, $crate::store::StoreError> {
+                use sqlx::Row as _;
+                let (t, id) = after.unwrap_or((i64::MIN, uuid::Uuid::nil()));
+                let sql = sqlx::AssertSqlSafe(format!(
+                    "SELECT {} FROM users WHERE tenant_id = $1 \
+                     AND ($2 IS NULL OR trust_level = $2) AND ($3 IS NULL OR suspended = $3) \
+                     AND (created_at > $4 OR (created_at = $4 AND id > $5)) \
+                     ORDER BY created_at, id LIMIT $6",
+                    $crate::store::sql_users::USER_COLUMNS
+                ));
+                let rows = sqlx::query(sql)
+                    .bind(tenant_id)
+                    .bind(filter.trust_level.as_deref())
+                    .bind(filter.suspended)
+                    .bind(t)
+                    .bind(id)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    out.push(user_from_row!(row));
+                }
+                Ok(out)
+            }
+
             async fn update_user(
                 &self,
                 tenant_id: uuid::Uuid,

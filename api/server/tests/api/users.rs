@@ -44,10 +44,18 @@ async fn users_are_created_found_updated_and_deleted(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(none["items"].as_array().unwrap().len(), 0);
+    // Without a filter it lists the tenant's users.
+    let all: Value = app
+        .get("/v1/users", &app.api_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all["items"][0]["id"], id);
     assert_problem(
-        app.get("/v1/users", &app.api_key).await,
+        app.get("/v1/users?external_id=", &app.api_key).await,
         400,
-        "invalid_query",
+        "validation_failed",
     )
     .await;
 
@@ -179,7 +187,78 @@ async fn user_tokens_expire_and_die_with_suspension_or_deletion(backend: Backend
     .await;
 }
 
+/// `GET /v1/users` pages through every user, oldest first, with filters.
+async fn users_are_listed_in_cursor_pages_with_filters(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for i in 0..5 {
+        app.create_user(&format!("list-{i}")).await;
+        app.clock.advance_ms(1);
+    }
+    let suspended = app.create_user("list-suspended").await;
+    let resp = app
+        .client
+        .patch(app.url(&format!("/v1/users/{suspended}")))
+        .bearer_auth(&app.api_key)
+        .json(&json!({"suspended": true, "trust_level": "trusted"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/users?limit=2&cursor={c}"),
+            None => "/v1/users?limit=2".to_owned(),
+        };
+        let page = app.get_json(&path, &app.api_key).await;
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        seen.extend(
+            items
+                .iter()
+                .map(|u| u["external_id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "list-0",
+            "list-1",
+            "list-2",
+            "list-3",
+            "list-4",
+            "list-suspended"
+        ],
+        "every user once, oldest first"
+    );
+    let only = app.get_json("/v1/users?suspended=true", &app.api_key).await;
+    assert_eq!(only["items"].as_array().unwrap().len(), 1);
+    assert_eq!(only["items"][0]["external_id"], "list-suspended");
+    let trusted = app
+        .get_json(
+            "/v1/users?trust_level=trusted&suspended=false",
+            &app.api_key,
+        )
+        .await;
+    assert!(trusted["items"].as_array().unwrap().is_empty());
+    let active = app
+        .get_json("/v1/users?suspended=false&limit=500", &app.api_key)
+        .await;
+    assert_eq!(active["items"].as_array().unwrap().len(), 5);
+    assert!(active.get("next_cursor").is_none());
+    let resp = app.get("/v1/users?cursor=garbage", &app.api_key).await;
+    assert_problem(resp, 400, "invalid_cursor").await;
+    let resp = app.get("/v1/users?limit=0", &app.api_key).await;
+    assert_problem(resp, 400, "validation_failed").await;
+}
+
 backend_tests!(
+    users_are_listed_in_cursor_pages_with_filters,
     users_are_created_found_updated_and_deleted,
     user_input_is_validated,
     user_tokens_expire_and_die_with_suspension_or_deletion,
