@@ -129,6 +129,21 @@ fn complete_operation(path: &str, method: &str, op: &mut Map<String, Value>) {
         .and_then(Value::as_object)
         .is_some_and(|c| c.contains_key("application/x-www-form-urlencoded"));
     let per_ip = PER_IP.contains(&(method, path));
+    // Query parameters, and path parameters other than UUIDs (a malformed UUID is a 404),
+    // are checked: 400 when they are not valid.
+    let checked_params = op
+        .get("parameters")
+        .and_then(Value::as_array)
+        .is_some_and(|ps| {
+            ps.iter().any(|p| {
+                p["in"] == "query" || (p["in"] == "path" && p["schema"]["format"] != "uuid")
+            })
+        });
+    if path == "/v1/stripe/webhook" {
+        // Verified against the raw bytes, then parsed: any JSON object (a Stripe Event).
+        op["requestBody"]["content"]["application/json"]["schema"] =
+            json!({"type": "object", "additionalProperties": true, "description": "A Stripe Event, as Stripe sends it"});
+    }
     let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
         return;
     };
@@ -143,6 +158,18 @@ fn complete_operation(path: &str, method: &str, op: &mut Map<String, Value>) {
     }
     if per_ip {
         add(responses, "429", rate_limited);
+    }
+    if checked_params {
+        add(responses, "400", || {
+            problem("A query or path parameter is not valid (`invalid_query`, `validation_failed`, `invalid_cursor`, or the parameter's own code)")
+        });
+    }
+    if path == "/openapi.json"
+        && let Some(schema) = responses
+            .get_mut("200")
+            .and_then(|r| r.pointer_mut("/content/application~1json/schema"))
+    {
+        *schema = json!({"type": "object", "additionalProperties": true, "description": "An OpenAPI 3.1 document"});
     }
     if json_body || form_body {
         add(responses, "400", || {
@@ -194,6 +221,8 @@ fn webhooks() -> Value {
             (*kind).to_owned(),
             json!({"post": {
                 "summary": summary,
+                // Authenticated by its signature header, not by a scheme.
+                "security": [],
                 "operationId": format!("webhook_{}", kind.replace('.', "_")),
                 "tags": ["webhooks"],
                 "parameters": [{
