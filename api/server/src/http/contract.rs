@@ -18,6 +18,100 @@
 
 use serde_json::{Map, Value, json};
 
+/// One `#[validate]` rule of a wire type's field, as build.rs read it.
+pub(crate) struct Constraint {
+    /// The type (its component schema's name).
+    pub schema: &'static str,
+    /// The field's wire name.
+    pub property: &'static str,
+    /// The type is a query-parameter struct (`IntoParams`).
+    pub parameter: bool,
+    /// `text`, `bytes` (base64), `items` (a list) or `number`.
+    pub kind: &'static str,
+    pub min: Option<i128>,
+    pub max: Option<i128>,
+    pub format: Option<&'static str>,
+}
+
+include!(concat!(env!("OUT_DIR"), "/constraints.rs"));
+
+/// The JSON Schema keywords of a rule.
+fn keywords(c: &Constraint) -> Map<String, Value> {
+    let mut k = Map::new();
+    let base64 = |n: i128| 4 * ((n + 2) / 3);
+    let (lo, hi) = match c.kind {
+        "text" => ("minLength", "maxLength"),
+        "bytes" => ("minLength", "maxLength"),
+        "items" => ("minItems", "maxItems"),
+        _ => ("minimum", "maximum"),
+    };
+    let scale = |n: i128| if c.kind == "bytes" { base64(n) } else { n };
+    if let Some(min) = c.min {
+        k.insert(lo.into(), json!(scale(min)));
+    }
+    if let Some(max) = c.max {
+        k.insert(hi.into(), json!(scale(max)));
+    }
+    if let Some(format) = c.format {
+        k.insert("format".into(), json!(format));
+    }
+    k
+}
+
+/// Merges keywords into a property schema (into the non-null branch of a nullable one).
+fn constrain(schema: &mut Value, keywords: &Map<String, Value>) {
+    if let Some(branches) = schema.get_mut("oneOf").and_then(Value::as_array_mut) {
+        for b in branches
+            .iter_mut()
+            .filter(|b| b["type"] != "null" && b.get("$ref").is_none())
+        {
+            constrain(b, keywords);
+        }
+        return;
+    }
+    if let Some(obj) = schema.as_object_mut() {
+        for (k, v) in keywords {
+            obj.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+/// Carries the validator's rules into the schemas and query parameters.
+fn apply_constraints(doc: &mut Value) {
+    for c in CONSTRAINTS.iter().filter(|c| !c.parameter) {
+        let pointer = format!("/components/schemas/{}/properties/{}", c.schema, c.property);
+        if let Some(property) = doc.pointer_mut(&pointer) {
+            constrain(property, &keywords(c));
+        }
+    }
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|i| i.values_mut())
+    {
+        let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for p in params.iter_mut().filter(|p| p["in"] == "query") {
+            let Some(name) = p["name"].as_str().map(str::to_owned) else {
+                continue;
+            };
+            let rules: Vec<&Constraint> = CONSTRAINTS
+                .iter()
+                .filter(|c| c.parameter && c.property == name)
+                .collect();
+            // Applied only when every query type with this name agrees on it.
+            let Some(first) = rules.first() else { continue };
+            if rules.iter().all(|r| keywords(r) == keywords(first)) {
+                constrain(&mut p["schema"], &keywords(first));
+            }
+        }
+    }
+}
+
 /// The console's session cookie, as a security scheme.
 pub const CONSOLE_SCHEME: &str = "console_session";
 
@@ -64,6 +158,7 @@ fn add(responses: &mut Map<String, Value>, status: &str, response: impl FnOnce()
 
 /// Completes the document (see the module documentation).
 pub fn complete(doc: &mut Value) {
+    apply_constraints(doc);
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
@@ -141,8 +236,7 @@ fn complete_operation(path: &str, method: &str, op: &mut Map<String, Value>) {
         });
     if path == "/v1/stripe/webhook" {
         // Verified against the raw bytes, then parsed: any JSON object (a Stripe Event).
-        op["requestBody"]["content"]["application/json"]["schema"] =
-            json!({"type": "object", "additionalProperties": true, "description": "A Stripe Event, as Stripe sends it"});
+        op["requestBody"]["content"]["application/json"]["schema"] = json!({"type": "object", "additionalProperties": true, "description": "A Stripe Event, as Stripe sends it"});
     }
     let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
         return;
@@ -161,7 +255,9 @@ fn complete_operation(path: &str, method: &str, op: &mut Map<String, Value>) {
     }
     if checked_params {
         add(responses, "400", || {
-            problem("A query or path parameter is not valid (`invalid_query`, `validation_failed`, `invalid_cursor`, or the parameter's own code)")
+            problem(
+                "A query or path parameter is not valid (`invalid_query`, `validation_failed`, `invalid_cursor`, or the parameter's own code)",
+            )
         });
     }
     if path == "/openapi.json"
@@ -188,6 +284,20 @@ fn complete_operation(path: &str, method: &str, op: &mut Map<String, Value>) {
         add(responses, "503", || {
             problem("`database_unavailable`: the database could not be reached in time; retry")
         });
+    }
+    // Redirects name their target; signing in (and out) of the console sets the cookie.
+    if let Some(redirect) = responses.get_mut("303") {
+        redirect["headers"]["Location"] =
+            json!({"description": "Where the browser goes next", "schema": {"type": "string"}});
+        if matches!(
+            path,
+            "/console/login" | "/console/logout" | "/console/setup"
+        ) {
+            redirect["headers"]["Set-Cookie"] = json!({
+                "description": "The console session cookie (HttpOnly, SameSite=Strict, Path=/console); cleared on sign-out",
+                "schema": {"type": "string"}
+            });
+        }
     }
     // A 429 written by hand gets the headers every 429 carries.
     if let Some(limited) = responses.get_mut("429")

@@ -235,3 +235,41 @@ fn the_spec_documents_webhooks_frames_and_common_answers() {
         (Some("string"), Some("binary"))
     );
 }
+
+/// The validator's rules are in the schemas (build.rs reads them from the wire types).
+#[test]
+fn validation_rules_are_in_the_schema() {
+    let spec: serde_json::Value = serde_json::from_str(&cloak_api::http::openapi_json()).unwrap();
+    let schemas = &spec["components"]["schemas"];
+    let uses = &schemas["CreateInviteRequest"]["properties"]["max_uses"];
+    assert_eq!(
+        (uses["minimum"].as_i64(), uses["maximum"].as_i64()),
+        (Some(1), Some(1000))
+    );
+    let level = &schemas["TrustLevel"]["properties"]["name"];
+    assert_eq!(
+        (level["minLength"].as_i64(), level["maxLength"].as_i64()),
+        (Some(1), Some(32))
+    );
+    // Base64 of 1 to 262,144 bytes.
+    let body = &schemas["SendMessageRequest"]["properties"]["body"];
+    assert_eq!(
+        (body["minLength"].as_i64(), body["maxLength"].as_i64()),
+        (Some(4), Some(349_528))
+    );
+    let url = &schemas["WebhookConfigRequest"]["properties"]["url"];
+    assert_eq!(url["format"], "uri");
+    let limit = spec["paths"]["/v1/users"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert_eq!(
+        (
+            limit["schema"]["minimum"].as_i64(),
+            limit["schema"]["maximum"].as_i64()
+        ),
+        (Some(1), Some(500))
+    );
+}
