@@ -289,10 +289,7 @@ fn complete_operation(path: &str, method: &str, op: &mut Map<String, Value>) {
     if let Some(redirect) = responses.get_mut("303") {
         redirect["headers"]["Location"] =
             json!({"description": "Where the browser goes next", "schema": {"type": "string"}});
-        if matches!(
-            path,
-            "/console/login" | "/console/logout" | "/console/setup"
-        ) {
+        if matches!(path, "/console/login" | "/console/logout") {
             redirect["headers"]["Set-Cookie"] = json!({
                 "description": "The console session cookie (HttpOnly, SameSite=Strict, Path=/console); cleared on sign-out",
                 "schema": {"type": "string"}
