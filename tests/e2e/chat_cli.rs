@@ -317,6 +317,14 @@ async fn chatting_through_the_terminal_client(env: ServerEnv) {
     );
 }
 
+/// The `step` of each JSON line a call command printed.
+fn steps(run: &Run) -> Vec<String> {
+    run.lines()
+        .iter()
+        .map(|l| l["step"].as_str().unwrap().to_owned())
+        .collect()
+}
+
 /// `cloak-chat call` rings a contact whose `cloak-chat answer` takes the call; both print
 /// the signaling steps. `call-credentials` prints exactly the TURN fields.
 async fn calling_through_the_terminal_client(env: ServerEnv) {
@@ -366,13 +374,8 @@ async fn calling_through_the_terminal_client(env: ServerEnv) {
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     let called = chat(&stack, &alice, &["call", "bob", "--video", "--wait", "40"]).await;
     assert!(called.ok, "{}\n{}", called.stdout, called.stderr);
-    let steps: Vec<String> = called
-        .lines()
-        .iter()
-        .map(|l| l["step"].as_str().unwrap().to_owned())
-        .collect();
     assert_eq!(
-        steps,
+        steps(&called),
         ["ringing", "answered", "sdp_answer", "ice", "ended"],
         "{}",
         called.stdout
@@ -380,13 +383,8 @@ async fn calling_through_the_terminal_client(env: ServerEnv) {
     let rtt = &called.lines()[2]["signaling_rtt_ms"];
     assert!(rtt.as_f64().unwrap() > 0.0, "{rtt}");
     let answered = answering.await.unwrap();
-    let steps: Vec<String> = answered
-        .lines()
-        .iter()
-        .map(|l| l["step"].as_str().unwrap().to_owned())
-        .collect();
     assert_eq!(
-        steps,
+        steps(&answered),
         ["incoming", "accepted", "sdp_offer", "ice", "ended"],
         "{}",
         answered.stdout

@@ -123,32 +123,24 @@ impl<C: Clock> Messenger<C> {
 
     /// Declines a ringing call for this user.
     pub async fn decline_call(&mut self, call_id: Uuid) -> Result<(), Error> {
-        let conversation_id = self.live_call(call_id)?;
-        self.call_book()?.end(call_id);
-        self.send_signal(
-            conversation_id,
-            CallSignal {
-                call_id,
-                to: None,
-                signal: Signal::Decline,
-            },
-        )
-        .await
+        self.end_call(call_id, Signal::Decline).await
     }
 
     /// Leaves a call (before an answer: cancels it).
     pub async fn hang_up_call(&mut self, call_id: Uuid) -> Result<(), Error> {
+        self.end_call(call_id, Signal::Hangup).await
+    }
+
+    /// Ends a live call here and tells the members with `signal`.
+    async fn end_call(&mut self, call_id: Uuid, signal: Signal) -> Result<(), Error> {
         let conversation_id = self.live_call(call_id)?;
         self.call_book()?.end(call_id);
-        self.send_signal(
-            conversation_id,
-            CallSignal {
-                call_id,
-                to: None,
-                signal: Signal::Hangup,
-            },
-        )
-        .await
+        let signal = CallSignal {
+            call_id,
+            to: None,
+            signal,
+        };
+        self.send_signal(conversation_id, signal).await
     }
 
     /// Sends SDP, ICE or another signal of a call in progress to one peer device (`to`),
