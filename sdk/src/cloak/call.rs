@@ -1,10 +1,10 @@
 //! [`Call`]: one call of a [`super::Cloak`] client, and the task that ends calls ringing
 //! past their timeout.
 
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use uuid::Uuid;
 
 use super::{Cloak, Shared};
@@ -106,20 +106,35 @@ impl Call {
 }
 
 /// Ends calls that ring past their timeout (the caller's SDK then hangs up for everyone),
-/// until the client stops.
-pub(super) async fn ring_timer(shared: Weak<Shared>, mut stop: watch::Receiver<bool>) {
+/// until the client stops. It sleeps until `ringing` wakes it (a call may ring), then
+/// checks every [`RING_CHECK`] while one does: an idle client has no timer wake-ups.
+pub(super) async fn ring_timer(
+    shared: Weak<Shared>,
+    ringing: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = stop.changed() => return,
-            () = tokio::time::sleep(RING_CHECK) => {}
+            () = ringing.notified() => {}
         }
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        let mut m = shared.messenger.lock().await;
-        if m.calls_ringing() {
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                () = tokio::time::sleep(RING_CHECK) => {}
+            }
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let mut m = shared.messenger.lock().await;
+            if !m.calls_ringing() {
+                break;
+            }
             // A failure (the store, the network) is retried on the next check.
             let _ = m.tick_calls().await;
+            if !m.calls_ringing() {
+                break;
+            }
         }
     }
 }

@@ -133,6 +133,7 @@ impl ConversationHandle {
     ) -> Result<super::Call, Error> {
         let mut m = self.cloak.shared().messenger.lock().await;
         let call_id = m.start_call(self.id.0, media).await?;
+        self.cloak.shared().note_calls(&m);
         Ok(self.cloak.call(self.id, call_id))
     }
 

@@ -64,6 +64,17 @@ pub(crate) struct Shared {
     pub updates: broadcast::Sender<Update>,
     pub ids: DeviceIds,
     pub connection: watch::Sender<ConnectionState>,
+    /// Woken when a call may be ringing, so the ring timer sleeps while none does.
+    pub ringing: Arc<tokio::sync::Notify>,
+}
+
+impl Shared {
+    /// Wakes the ring timer if a call rings (after anything that may start one).
+    pub(crate) fn note_calls(&self, m: &Messenger) {
+        if m.calls_ringing() {
+            self.ringing.notify_one();
+        }
+    }
 }
 
 /// Stops the background task when the last clone of the client is dropped.
@@ -128,9 +139,14 @@ impl Cloak {
             updates,
             ids,
             connection,
+            ringing: Arc::new(tokio::sync::Notify::new()),
         });
         let (stop, stopped) = watch::channel(false);
-        tokio::spawn(call::ring_timer(Arc::downgrade(&shared), stopped.clone()));
+        tokio::spawn(call::ring_timer(
+            Arc::downgrade(&shared),
+            shared.ringing.clone(),
+            stopped.clone(),
+        ));
         let task = tokio::spawn(realtime::run(shared.clone(), stopped));
         Ok(Self {
             shared,
@@ -355,6 +371,7 @@ impl Cloak {
     pub async fn sync(&self) -> Result<(), Error> {
         let mut m = self.shared.messenger.lock().await;
         m.sync().await?;
+        self.shared.note_calls(&m);
         m.remove_leavers().await.map(|_| ())
     }
 }

@@ -99,6 +99,7 @@ async fn open(shared: &Shared) -> Result<Channel, Error> {
     let (base_url, token, cursor, tls) = {
         let mut m = shared.messenger.lock().await;
         m.sync().await?;
+        shared.note_calls(&m);
         m.remove_leavers().await?;
         let token = m.client().token().await?;
         (
@@ -124,6 +125,7 @@ async fn listen(shared: &Shared, channel: &mut Channel) -> Result<(), Error> {
             let mut m = shared.messenger.lock().await;
             // A transient failure ends this connection: the next one resumes at this entry.
             m.receive(&envelope).await?;
+            shared.note_calls(&m);
             m.remove_leavers().await?;
             m.cursor()
         };
