@@ -5,7 +5,7 @@
 
 use cloak_e2e::listener::{Listener, joined};
 use cloak_e2e::lying_proxy::{Action, LyingProxy};
-use cloak_e2e::{ServerEnv, ServerProcess, Stack, fresh_postgres_url, on_both_backends};
+use cloak_e2e::{ServerEnv, ServerProcess, Stack, fresh_postgres, on_both_backends};
 use cloak_sdk::{Error, Event, MessageId};
 use serde_json::json;
 
@@ -25,7 +25,7 @@ fn levels(messages: u32, window_secs: u32) -> String {
 /// limit holds across the nodes exactly, and each refusal is the SDK's typed error.
 #[tokio::test]
 async fn two_processes_sharing_redis_enforce_one_limit_exactly() {
-    let env = ServerEnv::production(&fresh_postgres_url().await);
+    let env = ServerEnv::production(fresh_postgres().await);
     let stack = Stack::start(&env);
     let second = ServerProcess::start(stack.dir.path(), &env);
     stack.tenant.set_trust_levels_blocking(&levels(6, 3600));

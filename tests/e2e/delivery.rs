@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use cloak_e2e::{ServerEnv, ServerProcess, Stack, fresh_postgres_url};
+use cloak_e2e::{ServerEnv, ServerProcess, Stack, fresh_postgres};
 use cloak_proto::mls_frame;
 use cloak_sdk::DeviceClient;
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -133,7 +133,7 @@ async fn next_envelope(ws: &mut Socket) -> Value {
 
 #[tokio::test]
 async fn a_socket_on_one_process_receives_what_another_process_accepted() {
-    let env = ServerEnv::production(&fresh_postgres_url().await);
+    let env = ServerEnv::production(fresh_postgres().await);
     let stack = Stack::start(&env);
     let node_b = ServerProcess::start(stack.dir.path(), &env);
     let (a, b, conv) = pair(&stack).await;
@@ -314,11 +314,9 @@ async fn kill_9_loses_nothing_embedded() {
 
 #[tokio::test]
 async fn kill_9_loses_nothing_production() {
-    kill_9_after_acknowledged_sends_loses_nothing(ServerEnv::production(
-        &fresh_postgres_url().await,
-    ))
-    .await;
-    kill_9_with_batches_in_flight_loses_nothing(ServerEnv::production(&fresh_postgres_url().await))
+    kill_9_after_acknowledged_sends_loses_nothing(ServerEnv::production(fresh_postgres().await))
+        .await;
+    kill_9_with_batches_in_flight_loses_nothing(ServerEnv::production(fresh_postgres().await))
         .await;
 }
 

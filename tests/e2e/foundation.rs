@@ -1,7 +1,7 @@
 //! The operator's and the tenant's first steps, on the embedded default and on
 //! PostgreSQL + Redis with two nodes.
 
-use cloak_e2e::{ServerEnv, ServerProcess, create_tenant, fresh_postgres_url, run_cli};
+use cloak_e2e::{ServerEnv, ServerProcess, create_tenant, fresh_postgres, run_cli};
 use serde_json::json;
 
 #[tokio::test]
@@ -59,7 +59,7 @@ async fn operator_creates_a_tenant_that_manages_its_keys_embedded() {
 #[tokio::test]
 async fn two_nodes_on_postgres_and_redis_share_tenants_and_revocations() {
     let dir = tempfile::tempdir().unwrap();
-    let env = ServerEnv::production(&fresh_postgres_url().await);
+    let env = ServerEnv::production(fresh_postgres().await);
     let node_a = ServerProcess::start(dir.path(), &env);
     let node_b = ServerProcess::start(dir.path(), &env);
     let client = cloak_e2e::tls::http();

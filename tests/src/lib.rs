@@ -40,8 +40,39 @@ fn required_env(name: &str) -> String {
         .unwrap_or_else(|_| panic!("{name} is not set: run the suite with scripts/test"))
 }
 
-/// A fresh PostgreSQL database on the test server; returns its URL.
-pub async fn fresh_postgres_url() -> String {
+/// A PostgreSQL database on the test server that lives as long as this value (and every
+/// [`ServerEnv`] made from it): it is dropped afterwards, so a run's disk use stays flat.
+#[derive(Debug)]
+pub struct PgDatabase {
+    pub url: String,
+    admin: String,
+    name: String,
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        // Drop may run inside a test's runtime: the statement runs on a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
+                let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
+            })
+        });
+        let _ = dropped.join();
+    }
+}
+
+/// A fresh PostgreSQL database on the test server.
+pub async fn fresh_postgres() -> PgDatabase {
     let admin = required_env("CLOAK_TEST_POSTGRES_URL");
     let name = format!("cloak_e2e_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
@@ -50,7 +81,8 @@ pub async fn fresh_postgres_url() -> String {
         .await
         .unwrap();
     conn.close().await.unwrap();
-    format!("{}/{name}", admin.rsplit_once('/').unwrap().0)
+    let url = format!("{}/{name}", admin.rsplit_once('/').unwrap().0);
+    PgDatabase { url, admin, name }
 }
 
 /// The Redis URL of the test server.
@@ -62,6 +94,8 @@ pub fn redis_url() -> String {
 #[derive(Debug, Clone, Default)]
 pub struct ServerEnv {
     pub vars: Vec<(String, String)>,
+    /// The database the servers use, kept until the last copy of this environment goes.
+    database: Option<std::sync::Arc<PgDatabase>>,
 }
 
 impl ServerEnv {
@@ -71,11 +105,13 @@ impl ServerEnv {
         Self::plaintext().with_tls()
     }
 
-    /// PostgreSQL + Redis, over HTTPS.
-    pub fn production(database_url: &str) -> Self {
-        Self::embedded()
-            .with("CLOAK_DATABASE_URL", database_url)
-            .with("CLOAK_REDIS_URL", &redis_url())
+    /// PostgreSQL + Redis, over HTTPS, on `database` (dropped when the environment goes).
+    pub fn production(database: PgDatabase) -> Self {
+        let mut env = Self::embedded()
+            .with("CLOAK_DATABASE_URL", &database.url)
+            .with("CLOAK_REDIS_URL", &redis_url());
+        env.database = Some(std::sync::Arc::new(database));
+        env
     }
 
     /// The embedded default over plain HTTP (loopback only), as `cargo run` serves it.
@@ -561,8 +597,8 @@ macro_rules! on_both_backends {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let url = $crate::fresh_postgres_url().await;
-                    super::$name($crate::ServerEnv::production(&url)).await;
+                    let database = $crate::fresh_postgres().await;
+                    super::$name($crate::ServerEnv::production(database)).await;
                 }
             )*
         }

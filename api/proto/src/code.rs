@@ -12,6 +12,24 @@ use utoipa::ToSchema;
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Code {
+    /// The `Range` asks for bytes beyond the end (`Content-Range: bytes */size` says the size).
+    RangeNotSatisfiable,
+    /// The declared attachment is larger than the server accepts (`Tus-Max-Size`).
+    AttachmentTooLarge,
+    /// An upload part's `Upload-Checksum` does not match its bytes (tus status 460).
+    ChecksumMismatch,
+    /// An upload request lacks or garbles a tus header (`Upload-Length`, `Upload-Offset`, `Upload-Metadata`, `Upload-Checksum`).
+    InvalidUpload,
+    /// The tenant's attachments would exceed its storage quota.
+    StorageQuotaExceeded,
+    /// The request's `Tus-Resumable` is not a version this server speaks (1.0.0).
+    TusVersionUnsupported,
+    /// The unfinished upload expired (24 h) and was discarded.
+    UploadExpired,
+    /// A `PATCH` does not start at the upload's current offset (`HEAD` tells it), or the upload is complete.
+    UploadOffsetMismatch,
+    /// The blob store did not answer; retry shortly.
+    BlobStoreUnavailable,
     /// Too many failed console sign-ins: the account is locked for a while.
     AccountLocked,
     /// The WebSocket was already authenticated.
@@ -206,6 +224,15 @@ impl Code {
     /// The wire name, e.g. `"stale_epoch"`.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::RangeNotSatisfiable => "range_not_satisfiable",
+            Self::AttachmentTooLarge => "attachment_too_large",
+            Self::ChecksumMismatch => "checksum_mismatch",
+            Self::InvalidUpload => "invalid_upload",
+            Self::StorageQuotaExceeded => "storage_quota_exceeded",
+            Self::TusVersionUnsupported => "tus_version_unsupported",
+            Self::UploadExpired => "upload_expired",
+            Self::UploadOffsetMismatch => "upload_offset_mismatch",
+            Self::BlobStoreUnavailable => "blob_store_unavailable",
             Self::AccountLocked => "account_locked",
             Self::AlreadyAuthenticated => "already_authenticated",
             Self::AlreadyReported => "already_reported",

@@ -6,6 +6,7 @@
 
 pub mod abuse;
 pub mod api_keys;
+pub mod attachments;
 pub mod billing;
 pub mod bytes;
 pub mod calls;

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+mod attachments;
 mod guards;
+pub use attachments::AttachmentSettings;
 pub use guards::Guards;
 
 /// Default listen address.
@@ -89,6 +91,8 @@ pub struct Settings {
     pub turn: Option<TurnSettings>,
     /// Sizes, stocks, rates and connection caps.
     pub guards: Guards,
+    /// Where attachment blobs live and the bounds on uploads.
+    pub attachments: AttachmentSettings,
 }
 
 /// A TURN relay using coturn's `use-auth-secret` (TURN REST API) credentials.
@@ -241,6 +245,7 @@ impl Settings {
             None => file_settings.log_format.unwrap_or(LogFormat::Text),
         };
 
+        let attachments = AttachmentSettings::resolve(&env, &database_url)?;
         Ok(Self {
             bind,
             public_url,
@@ -375,6 +380,7 @@ impl Settings {
                 }
             },
             guards: Guards::resolve(&env, file_settings.guards)?,
+            attachments,
         })
     }
 }

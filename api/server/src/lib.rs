@@ -4,6 +4,7 @@
 //! randomness are parameters), [`store`] (a trait per aggregate, PostgreSQL and SQLite),
 //! [`broker`] (cross-node fan-out, Redis or in-process).
 
+pub mod blobs;
 pub mod broker;
 pub mod cli;
 pub mod clock;

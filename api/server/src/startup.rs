@@ -39,6 +39,9 @@ pub enum StartupError {
     /// The TLS certificate or key could not be loaded.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The blob store could not be opened.
+    #[error(transparent)]
+    Blobs(#[from] crate::blobs::BlobError),
     /// The listen address could not be bound.
     #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),
@@ -83,8 +86,13 @@ impl Application {
             )),
             None => None,
         };
+        let blobs: Arc<dyn crate::blobs::BlobStore> = Arc::new(crate::blobs::ObjectBlobs::open(
+            &settings.attachments.blob_url,
+            &settings.attachments.s3,
+        )?);
         crate::workers::spawn_all(crate::workers::Workers {
             store: &store,
+            blobs: &blobs,
             clock: &clock,
             broker: &broker,
             poll: Duration::from_millis(settings.worker_poll_ms.max(10)),
@@ -139,6 +147,7 @@ impl Application {
             pipeline,
             sockets: Arc::default(),
             shutdown: shutdown_rx,
+            blobs,
         });
 
         let app_state = state.clone();

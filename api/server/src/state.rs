@@ -38,6 +38,8 @@ pub struct AppState {
     pub sockets: Arc<crate::services::socket_limits::SocketRegistry>,
     /// Becomes `true` when the server starts shutting down: sockets close with "going away".
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Attachment ciphertext.
+    pub blobs: Arc<dyn crate::blobs::BlobStore>,
 }
 
 impl AppState {

@@ -20,6 +20,7 @@ const INACTIVE_SWEEP_MS: i64 = 60_000;
 /// What the workers need.
 pub struct Workers<'a> {
     pub store: &'a Arc<dyn Store>,
+    pub blobs: &'a Arc<dyn crate::blobs::BlobStore>,
     pub clock: &'a Arc<dyn Clock>,
     pub broker: &'a Arc<dyn Broker>,
     /// How often the outbox-style workers look for work.
@@ -34,6 +35,7 @@ pub struct Workers<'a> {
 /// Starts every worker.
 pub fn spawn_all(w: Workers<'_>) {
     spawn_sweeper(w.store.clone(), w.clock.clone());
+    spawn_attachment_sweeper(w.store.clone(), w.blobs.clone(), w.clock.clone(), w.poll);
     spawn_webhooks(
         w.store.clone(),
         w.clock.clone(),
@@ -89,6 +91,33 @@ fn spawn_sweeper(store: Arc<dyn Store>, clock: Arc<dyn Clock>) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(entries = n, "expired mailbox entries purged"),
                 Err(e) => tracing::warn!(error = %e, "purge of expired mailbox entries failed"),
+            }
+        }
+    });
+}
+
+/// Deletes attachments that are done with (every recipient downloaded, retention passed,
+/// or an upload unfinished after 24 h): the blob first, then the rows.
+fn spawn_attachment_sweeper(
+    store: Arc<dyn Store>,
+    blobs: Arc<dyn crate::blobs::BlobStore>,
+    clock: Arc<dyn Clock>,
+    poll: Duration,
+) {
+    let period = (poll * 20).clamp(Duration::from_millis(200), Duration::from_secs(30));
+    every(&store, period, move |store| {
+        let (blobs, clock) = (blobs.clone(), clock.clone());
+        async move {
+            match crate::services::attachments::sweep(
+                store.as_ref(),
+                blobs.as_ref(),
+                clock.now_ms(),
+            )
+            .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(attachments = n, "attachments deleted"),
+                Err(e) => tracing::warn!(error = %e, "attachment sweep failed"),
             }
         }
     });

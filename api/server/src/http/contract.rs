@@ -206,10 +206,14 @@ fn complete_operation(path: &str, method: &str, op: &mut Map<String, Value>) {
     if console_session(path) {
         op.insert("security".into(), json!([{ CONSOLE_SCHEME: [] }]));
     }
+    // `security(())` in a path attribute is `[{}]`: anonymous, like no security at all.
     let secured = op
         .get("security")
         .and_then(Value::as_array)
-        .is_some_and(|s| !s.is_empty());
+        .is_some_and(|s| {
+            s.iter()
+                .any(|r| r.as_object().is_some_and(|o| !o.is_empty()))
+        });
     if !secured {
         op.insert("security".into(), json!([]));
     }
@@ -280,7 +284,7 @@ fn complete_operation(path: &str, method: &str, op: &mut Map<String, Value>) {
             problem("`unsupported_media_type`: the body is not of the documented content type")
         });
     }
-    if !store_free(path) {
+    if !store_free(path) && method != "options" {
         add(responses, "503", || {
             problem("`database_unavailable`: the database could not be reached in time; retry")
         });

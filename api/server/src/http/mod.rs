@@ -4,6 +4,7 @@
 
 pub mod abuse;
 pub mod api_keys;
+pub mod attachments;
 pub mod auth;
 pub mod billing;
 pub mod calls;
@@ -69,6 +70,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
         (name = "billing", description = "Credits: prices, wallets, the ledger, Stripe Checkout and webhooks"),
         (name = "webhooks", description = "Signed events to the tenant, and their delivery log"),
         (name = "console", description = "The billing-admin web console and its accounts"),
+        (name = "attachments", description = "Encrypted attachments: resumable uploads (tus 1.0) and ranged downloads of ciphertext"),
         (name = "calls", description = "TURN relay credentials for calls (signaling travels inside MLS)"),
         (name = "trust", description = "Trust levels and rate limits, blocks, verifiable reports, moderation"),
     )
@@ -144,6 +146,12 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(key_packages::key_package_stock)
         .service(key_packages::claim_key_packages)
         .service(calls::turn_credentials)
+        .service(attachments::tus_options)
+        .service(attachments::create_upload)
+        .service(attachments::upload_offset)
+        .service(attachments::upload_bytes)
+        .service(attachments::delete_upload)
+        .service(attachments::download)
         .service(conversations::external_sender)
         .service(conversations::create_conversation)
         .service(conversations::list_conversations)

@@ -254,6 +254,17 @@ impl Policy {
         }
     }
 
+    /// Attachment uploads one user may start per hour (a server setting).
+    pub fn uploads(per_hour: u32) -> Self {
+        Self {
+            name: "uploads",
+            rate: Rate {
+                limit: per_hour.max(1),
+                window_ms: 3_600_000,
+            },
+        }
+    }
+
     pub fn contacts(level: &TrustLevel) -> Self {
         Self {
             name: "contacts",

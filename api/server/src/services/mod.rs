@@ -3,6 +3,7 @@
 
 pub mod abuse;
 pub mod api_keys;
+pub mod attachments;
 pub mod batcher;
 pub mod billing;
 pub mod calls;

@@ -6,6 +6,7 @@
 //! Both implementations run the same conformance suite (`tests/api/store_conformance.rs`).
 
 mod abuse;
+mod attachments;
 mod billing;
 mod console;
 mod delivery;
@@ -21,6 +22,7 @@ mod redis_mailbox;
 mod removals;
 mod sql;
 mod sql_abuse;
+mod sql_attachments;
 mod sql_billing;
 mod sql_console;
 mod sql_delivery;
@@ -40,6 +42,9 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
 pub use abuse::{AbuseStore, Decision, ReportRecord};
+pub use attachments::{
+    AppendOutcome, AttachmentRecord, AttachmentStore, Completion, DueAttachment, NewUpload, Part,
+};
 pub use billing::{
     BillingPlan, BillingSettingsUpdate, BillingStore, Charge, CheckoutRecord, CreditPack,
     LedgerEntry, LedgerOutcome, MeterBatch, NewLedgerEntry, Prices, StripeEventMeta, StripeOutcome,
@@ -142,6 +147,7 @@ pub trait Store:
     + AbuseStore
     + RemovalStore
     + PushStore
+    + AttachmentStore
     + Send
     + Sync
     + 'static

@@ -7,6 +7,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::sql::{Backend, api_key_from_row, impl_tenant_and_key_stores};
 use super::sql_abuse::{impl_abuse_store, report_from_row};
+use super::sql_attachments::impl_attachment_store;
 use super::sql_billing::{delivery_from_row, impl_billing_store, ledger_from_row};
 use super::sql_console::{console_account_from_row, impl_console_store};
 use super::sql_delivery::impl_delivery_store;
@@ -97,6 +98,7 @@ impl_console_store!(PgStore);
 impl_abuse_store!(PgStore);
 impl_removal_store!(PgStore);
 impl_push_store!(PgStore);
+impl_attachment_store!(PgStore);
 impl_key_package_store!(PgStore, CLAIM_ONE_TIME_POSTGRES);
 
 #[async_trait]

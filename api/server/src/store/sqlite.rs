@@ -10,6 +10,7 @@ use sqlx::sqlite::{
 
 use super::sql::{Backend, api_key_from_row, impl_tenant_and_key_stores};
 use super::sql_abuse::{impl_abuse_store, report_from_row};
+use super::sql_attachments::impl_attachment_store;
 use super::sql_billing::{delivery_from_row, impl_billing_store, ledger_from_row};
 use super::sql_console::{console_account_from_row, impl_console_store};
 use super::sql_delivery::impl_delivery_store;
@@ -118,6 +119,7 @@ impl_console_store!(SqliteStore);
 impl_abuse_store!(SqliteStore);
 impl_removal_store!(SqliteStore);
 impl_push_store!(SqliteStore);
+impl_attachment_store!(SqliteStore);
 impl_key_package_store!(SqliteStore, CLAIM_ONE_TIME_SQLITE);
 
 #[async_trait]

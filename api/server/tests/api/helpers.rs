@@ -34,10 +34,44 @@ pub fn redis_url() -> String {
     required_env("CLOAK_TEST_REDIS_URL")
 }
 
-/// A database that exists for one test.
+/// A database that exists for one test: the SQLite directory is removed and the
+/// PostgreSQL database dropped when it goes, so a run's disk use stays flat.
 pub struct TestDb {
     pub url: String,
-    _dir: Option<tempfile::TempDir>,
+    /// The SQLite file's directory, and the attachment blobs' (`blobs/`) on both backends.
+    dir: tempfile::TempDir,
+    postgres: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// Where the test server keeps attachment blobs (the filesystem blob store).
+    pub fn blob_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("blobs")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin, name)) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime: the statement runs on a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
+                let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
+            })
+        });
+        let _ = dropped.join();
+    }
 }
 
 /// Creates an empty database: a new SQLite file, or a new PostgreSQL database.
@@ -48,7 +82,8 @@ pub async fn fresh_database(backend: Backend) -> TestDb {
             let url = format!("sqlite://{}/cloak.db", dir.path().display());
             TestDb {
                 url,
-                _dir: Some(dir),
+                dir,
+                postgres: None,
             }
         }
         Backend::Postgres => {
@@ -63,7 +98,8 @@ pub async fn fresh_database(backend: Backend) -> TestDb {
             let base = admin.rsplit_once('/').unwrap().0;
             TestDb {
                 url: format!("{base}/{name}"),
-                _dir: None,
+                dir: tempfile::tempdir().unwrap(),
+                postgres: Some((admin, name)),
             }
         }
     }
@@ -129,6 +165,7 @@ pub fn settings(backend: Backend, db: &TestDb) -> Settings {
 pub fn settings_with(backend: Backend, db: &TestDb, extra: &[(&str, &str)]) -> Settings {
     let redis = (backend == Backend::Postgres).then(redis_url);
     let db_url = db.url.clone();
+    let blob_dir = db.blob_dir().display().to_string();
     let extra: Vec<(String, String)> = extra
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -140,6 +177,7 @@ pub fn settings_with(backend: Backend, db: &TestDb, extra: &[(&str, &str)]) -> S
         match key {
             "CLOAK_BIND" => Some("127.0.0.1:0".to_owned()),
             "CLOAK_DATABASE_URL" => Some(db_url.clone()),
+            "CLOAK_BLOB_URL" => Some(blob_dir.clone()),
             "CLOAK_REDIS_URL" => redis.clone(),
             "CLOAK_WORKERS" => Some("1".to_owned()),
             "CLOAK_DB_MAX_CONNECTIONS" => Some("5".to_owned()),

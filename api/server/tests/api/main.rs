@@ -11,7 +11,9 @@ mod identity_helpers;
 
 mod abuse;
 mod api_keys;
+mod attachments;
 mod billing;
+mod blob_conformance;
 mod broker_conformance;
 mod calls;
 mod delivery;
