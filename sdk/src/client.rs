@@ -570,15 +570,27 @@ impl<C: Clock> DeviceClient<C> {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<Response, Error> {
+        self.authed_with(method, path, |req| match body {
+            Some(b) => req.json(b),
+            None => req,
+        })
+        .await
+    }
+
+    /// As [`authed_response`](Self::authed_response), with the request completed by
+    /// `finish` (headers, a raw body); `finish` may run twice (a retry after a new login).
+    pub(crate) async fn authed_with(
+        &self,
+        method: Method,
+        path: &str,
+        finish: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, Error> {
         self.check_transport()?;
         let build = |token: &SecretString| {
-            let req = self
-                .request(method.clone(), path)
-                .bearer_auth(token.expose_secret());
-            match body {
-                Some(b) => req.json(b),
-                None => req,
-            }
+            finish(
+                self.request(method.clone(), path)
+                    .bearer_auth(token.expose_secret()),
+            )
         };
         let resp = build(&self.token().await?)
             .send()
@@ -625,13 +637,13 @@ async fn check(resp: Response) -> Result<Response, Error> {
     }
 }
 
-async fn read_json<T: DeserializeOwned>(resp: Response) -> Result<T, Error> {
+pub(crate) async fn read_json<T: DeserializeOwned>(resp: Response) -> Result<T, Error> {
     resp.json()
         .await
         .map_err(|e| Error::Protocol(e.without_url().to_string()))
 }
 
-fn transport(e: reqwest::Error) -> Error {
+pub(crate) fn transport(e: reqwest::Error) -> Error {
     Error::Transport(e.to_string())
 }
 

@@ -18,6 +18,7 @@
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 
+pub mod attachment;
 pub mod call_signal;
 pub mod calls;
 pub mod client;
@@ -37,6 +38,7 @@ pub mod safety;
 pub mod store;
 pub mod tls;
 
+pub use attachment::Progress;
 pub use call_signal::{CallMedia, CallSignal, Signal};
 pub use calls::{CallEndReason, CallEvent};
 pub use client::DeviceClient;

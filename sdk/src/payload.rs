@@ -15,7 +15,7 @@
 //!
 //! The kinds' fields (UUIDs, keys and digests are byte strings of 16 or 32 bytes):
 //! `text {text}`, `edit {target, text}`, `delete {target}`, `receipt {targets: [..], read}`,
-//! `typing {active}`, `attachment {id, size, mime, key, digest, chunk_size}`,
+//! `typing {active}`, `attachment {id, size, name, mime, key, digest, chunk_size}`,
 //! `call {c: call id, to?: device, s: invite|offer|answer|ice|accept|decline|hangup, m?: audio|video,
 //! sdp?, cand?, mid?, idx?}` (see [`crate::call_signal`]).
 //!
@@ -45,6 +45,8 @@ pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 pub const MAX_RECEIPT_TARGETS: usize = 1000;
 /// Longest attachment MIME type, in bytes.
 pub const MAX_MIME_BYTES: usize = 255;
+/// Longest attachment file name, in bytes.
+pub const MAX_FILE_NAME_BYTES: usize = 255;
 /// Largest reaction, in bytes.
 pub const MAX_REACTION_BYTES: usize = 64;
 /// Longest conversation name, in bytes.
@@ -98,7 +100,7 @@ pub enum PayloadKind {
         /// Whether they are typing.
         active: bool,
     },
-    /// A file, stored encrypted elsewhere (placeholder for the attachment design).
+    /// A file, stored encrypted on the server's blob store: where, and how to decrypt it.
     Attachment(Attachment),
     /// Adds or takes back a reaction to an earlier message.
     Reaction {
@@ -129,6 +131,8 @@ pub struct Attachment {
     pub id: Uuid,
     /// Plaintext size, in bytes.
     pub size: u64,
+    /// The file's name (untrusted: sanitise before using it as a path).
+    pub name: String,
     /// MIME type.
     pub mime: String,
     /// The file's random key.
@@ -217,6 +221,8 @@ struct TypingBody {
 struct AttachmentBody {
     id: UuidBytes,
     size: u64,
+    #[serde(default)]
+    name: String,
     mime: String,
     key: ByteArray<32>,
     digest: ByteArray<32>,
@@ -263,7 +269,10 @@ impl PayloadKind {
                 targets.len() <= MAX_RECEIPT_TARGETS,
                 "too many receipt targets",
             ),
-            Self::Attachment(a) => check(a.mime.len() <= MAX_MIME_BYTES, "MIME type too long"),
+            Self::Attachment(a) => check(
+                a.mime.len() <= MAX_MIME_BYTES && a.name.len() <= MAX_FILE_NAME_BYTES,
+                "MIME type or file name too long",
+            ),
             Self::Call(signal) => signal.check_limits(),
             Self::Reaction { emoji, .. } => check(
                 !emoji.is_empty() && emoji.len() <= MAX_REACTION_BYTES,
@@ -309,7 +318,11 @@ impl Payload {
     pub fn class(&self) -> cloak_proto::delivery::MessageClass {
         use cloak_proto::delivery::MessageClass;
         match &self.kind {
-            PayloadKind::Text { .. } | PayloadKind::Unknown => MessageClass::Text,
+            // An attachment's message is priced as a text: its upload was charged its tier
+            // (from the stored size, which the server measures itself).
+            PayloadKind::Text { .. } | PayloadKind::Unknown | PayloadKind::Attachment(_) => {
+                MessageClass::Text
+            }
             PayloadKind::Edit { .. } => MessageClass::Edit,
             PayloadKind::Delete { .. } => MessageClass::Delete,
             PayloadKind::Receipt { .. }
@@ -319,9 +332,6 @@ impl Payload {
             | PayloadKind::Topic { .. }
             // Call signaling is control traffic: calls are priced by their TURN minutes.
             | PayloadKind::Call(_) => MessageClass::Control,
-            PayloadKind::Attachment(a) if a.size <= 1 << 20 => MessageClass::AttachmentSmall,
-            PayloadKind::Attachment(a) if a.size <= 25 << 20 => MessageClass::AttachmentMedium,
-            PayloadKind::Attachment(_) => MessageClass::AttachmentLarge,
         }
     }
 
@@ -358,6 +368,7 @@ impl Payload {
                 AttachmentBody {
                     id: uuid_bytes(&a.id),
                     size: a.size,
+                    name: a.name.clone(),
                     mime: a.mime.clone(),
                     key: ByteArray::new(a.key.0),
                     digest: ByteArray::new(a.digest),
@@ -457,6 +468,7 @@ fn decode_kind(kind: &str, b: Option<ciborium::Value>) -> Result<PayloadKind, Er
             PayloadKind::Attachment(Attachment {
                 id: uuid(a.id),
                 size: a.size,
+                name: a.name.clone(),
                 mime: a.mime.clone(),
                 key: AttachmentKey(*a.key),
                 digest: *a.digest,
@@ -532,6 +544,7 @@ mod tests {
         PayloadKind::Attachment(Attachment {
             id: Uuid::from_u128(9),
             size: 12345,
+            name: "cat.png".into(),
             mime: "image/png".into(),
             key: AttachmentKey([3; 32]),
             digest: [4; 32],
@@ -703,12 +716,14 @@ mod tests {
                 "[a-z/+.-]{0,30}",
                 any::<[u8; 32]>(),
                 any::<[u8; 32]>(),
-                any::<u32>()
+                any::<u32>(),
+                ".{0,20}",
             )
-                .prop_map(|(id, size, mime, key, digest, chunk_size)| {
+                .prop_map(|(id, size, mime, key, digest, chunk_size, name)| {
                     PayloadKind::Attachment(Attachment {
                         id,
                         size,
+                        name,
                         mime,
                         key: AttachmentKey(key),
                         digest,

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod abuse;
+mod attachments;
 mod billing;
 mod calls;
 mod chat_cli;

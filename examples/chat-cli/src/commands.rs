@@ -35,7 +35,7 @@ impl Ctx {
             .await
     }
 
-    fn print(&self, value: serde_json::Value, text: impl FnOnce() -> String) {
+    pub(crate) fn print(&self, value: serde_json::Value, text: impl FnOnce() -> String) {
         if self.json {
             println!("{value}");
         } else {
@@ -305,18 +305,31 @@ async fn print_update(
         PayloadKind::Receipt { .. } => ("receipt", None),
         PayloadKind::Typing { .. } => ("typing", None),
         PayloadKind::Reaction { .. } => ("reaction", None),
-        PayloadKind::Attachment(_) => ("attachment", None),
+        PayloadKind::Attachment(_) => ("file", None),
         _ => ("other", None),
     };
     let from = names.name(cloak, sender.user_id).await?;
+    let file = match &payload.kind {
+        PayloadKind::Attachment(a) => match crate::files::save(ctx, cloak, a).await {
+            Ok(path) => Some(path.display().to_string()),
+            Err(e) => {
+                eprintln!("{from} sent a file that could not be saved: {e:#}");
+                None
+            }
+        },
+        _ => None,
+    };
     if ctx.json {
-        println!(
-            "{}",
-            json!({"from": from, "from_user_id": sender.user_id, "conversation_id": conversation_id,
-                   "message_id": payload.message_id, "sent_at_ms": payload.sent_at_ms, "kind": kind, "text": text})
-        );
+        let mut line = json!({"from": from, "from_user_id": sender.user_id, "conversation_id": conversation_id,
+                   "message_id": payload.message_id, "sent_at_ms": payload.sent_at_ms, "kind": kind, "text": text});
+        if let Some(file) = &file {
+            line["file"] = json!(file);
+        }
+        println!("{line}");
     } else if let Some(text) = text {
         println!("{from}: {text}");
+    } else if let Some(file) = &file {
+        println!("{from} sent a file: {file}");
     }
     Ok(true)
 }

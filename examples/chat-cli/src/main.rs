@@ -11,6 +11,7 @@
 
 mod calls;
 mod commands;
+mod files;
 mod profile;
 mod qr;
 
@@ -71,7 +72,10 @@ enum Command {
     Contacts,
     /// Sends a text message to a contact (external id or display name).
     Send { contact: String, text: String },
-    /// Prints received messages.
+    /// Encrypts a file on this device and sends it to a contact (resuming the upload
+    /// after an interruption).
+    SendFile { contact: String, path: PathBuf },
+    /// Prints received messages; files are saved under `<profile>/downloads/`.
     Recv {
         /// Waits up to this many seconds for a message when none is waiting.
         #[arg(long, default_value_t = 0)]
@@ -173,6 +177,7 @@ async fn main() -> ExitCode {
         Command::Join { link_or_png } => commands::join(&ctx, &link_or_png).await,
         Command::Contacts => commands::contacts(&ctx).await,
         Command::Send { contact, text } => commands::send(&ctx, &contact, &text).await,
+        Command::SendFile { contact, path } => files::send_file(&ctx, &contact, &path).await,
         Command::Recv { wait } => commands::recv(&ctx, wait).await,
         Command::Chat { contact } => commands::chat(&ctx, &contact).await,
         Command::SafetyNumber { contact, confirm } => {

@@ -26,6 +26,11 @@ impl Profile {
         Self { dir }
     }
 
+    /// The profile's directory.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }

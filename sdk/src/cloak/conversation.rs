@@ -33,6 +33,43 @@ impl ConversationHandle {
         Ok(MessageId(id))
     }
 
+    /// Encrypts a file on this device (a fresh key, STREAM chunks), uploads it — resuming
+    /// after an interruption — and sends its id, key, digest, size, name and MIME type to
+    /// the members inside an MLS message. Every device of every member can download it.
+    pub async fn send_attachment<R>(
+        &self,
+        reader: &mut R,
+        name: &str,
+        mime: &str,
+    ) -> Result<(MessageId, crate::Attachment), Error>
+    where
+        R: tokio::io::AsyncRead + tokio::io::AsyncSeek + Unpin + Send,
+    {
+        self.send_attachment_with_progress(reader, name, mime, &|_| {})
+            .await
+    }
+
+    /// As [`send_attachment`](Self::send_attachment), reporting the upload's progress.
+    pub async fn send_attachment_with_progress<R>(
+        &self,
+        reader: &mut R,
+        name: &str,
+        mime: &str,
+        progress: &(dyn Fn(crate::attachment::Progress) + Send + Sync),
+    ) -> Result<(MessageId, crate::Attachment), Error>
+    where
+        R: tokio::io::AsyncRead + tokio::io::AsyncSeek + Unpin + Send,
+    {
+        let attachment = self
+            .cloak
+            .upload_attachment(self.id.0, reader, name, mime, progress)
+            .await?;
+        let id = self
+            .send(PayloadKind::Attachment(attachment.clone()))
+            .await?;
+        Ok((id, attachment))
+    }
+
     /// Sends any payload kind (edits, reactions and the rest have their own methods).
     pub async fn send(&self, kind: PayloadKind) -> Result<MessageId, Error> {
         let mut m = self.cloak.shared().messenger.lock().await;

@@ -40,6 +40,7 @@ use crate::messenger::Messenger;
 use crate::store::history::{EventId, HistoryReader, Update};
 use crate::{Error, SafetyNumber};
 
+mod attachments;
 mod builder;
 mod call;
 mod conversation;
