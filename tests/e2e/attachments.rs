@@ -27,7 +27,7 @@ fn canary_file(len: usize, canary: &str) -> Vec<u8> {
     let mut data = Vec::with_capacity(len);
     let mut i = 0u64;
     while data.len() < len {
-        if i % 4096 == 0 {
+        if i.is_multiple_of(4096) {
             data.extend_from_slice(canary.as_bytes());
         }
         data.push((i.wrapping_mul(2_654_435_761) >> 13) as u8);
@@ -278,7 +278,7 @@ async fn a_blob_altered_on_the_server_is_refused() {
     .unwrap();
     let (_, got) = next_attachment(&mut at_bob).await;
     let is_download = |p: &str| p.starts_with("/v1/attachments/");
-    let cases: Vec<(&str, Box<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>)> = vec![
+    let cases: Vec<(&str, cloak_e2e::lying_proxy::Rewrite)> = vec![
         (
             "a flipped byte",
             Box::new(|b: &[u8]| {

@@ -101,6 +101,30 @@ async fn person(stack: &Stack, id: &str, name: &str) -> PathBuf {
     profile
 }
 
+/// alice and bob, contacts, each with a logged-in `cloak-chat` profile: their user ids
+/// and profiles.
+async fn alice_and_bob(stack: &Stack) -> (Vec<uuid::Uuid>, PathBuf, PathBuf) {
+    let mut ids = Vec::new();
+    let mut profiles = Vec::new();
+    for (id, name) in [("alice", "Alice"), ("bob", "Bob")] {
+        ids.push(stack.tenant.create_user(id, name).await.id);
+        let token = platform(stack, &["user", "token", id]).await;
+        assert!(token.ok, "{}", token.stderr);
+        let profile = stack.dir.path().join(format!("profile-{id}"));
+        let login = chat(
+            stack,
+            &profile,
+            &["login", "--user-token", token.stdout.trim()],
+        )
+        .await
+        .json();
+        assert_eq!(login["status"], "approved", "{login}");
+        profiles.push(profile);
+    }
+    stack.tenant.add_contact(ids[0], ids[1]).await;
+    (ids, profiles[0].clone(), profiles[1].clone())
+}
+
 /// Received messages as (from, text), waiting up to 15 s for the first.
 async fn received(stack: &Stack, profile: &Path) -> Vec<(String, String)> {
     chat(stack, profile, &["recv", "--wait", "15"])
@@ -332,25 +356,7 @@ async fn calling_through_the_terminal_client(env: ServerEnv) {
         .with("CLOAK_TURN_URIS", "turn:127.0.0.1:3478?transport=udp")
         .with("CLOAK_TURN_SECRET", "cli-test-secret");
     let stack = Stack::start(&env);
-    let mut ids = Vec::new();
-    let mut profiles = Vec::new();
-    for (id, name) in [("alice", "Alice"), ("bob", "Bob")] {
-        ids.push(stack.tenant.create_user(id, name).await.id);
-        let token = platform(&stack, &["user", "token", id]).await;
-        assert!(token.ok, "{}", token.stderr);
-        let profile = stack.dir.path().join(format!("profile-{id}"));
-        let login = chat(
-            &stack,
-            &profile,
-            &["login", "--user-token", token.stdout.trim()],
-        )
-        .await
-        .json();
-        assert_eq!(login["status"], "approved", "{login}");
-        profiles.push(profile);
-    }
-    let (alice, bob) = (profiles[0].clone(), profiles[1].clone());
-    stack.tenant.add_contact(ids[0], ids[1]).await;
+    let (ids, alice, bob) = alice_and_bob(&stack).await;
     // Each side has seen the conversation once (so bob's device is in it).
     assert!(chat(&stack, &alice, &["send", "bob", "ring ring"]).await.ok);
     assert_eq!(received(&stack, &bob).await.len(), 1);
@@ -446,4 +452,39 @@ async fn the_client_trusts_roots_named_by_ssl_cert_file() {
         .await
         .json();
     assert_eq!(login["status"], "approved", "{login}");
+}
+
+/// `send-file CONTACT PATH`, and `recv` saving the file under `<profile>/downloads/` with
+/// `"file"` beside `"from"` in its JSON line.
+#[tokio::test]
+async fn files_through_the_terminal_client() {
+    let stack = Stack::start(&ServerEnv::embedded());
+    let (_, alice, bob) = alice_and_bob(&stack).await;
+    assert!(
+        chat(&stack, &alice, &["send", "bob", "a file follows"])
+            .await
+            .ok
+    );
+    assert_eq!(received(&stack, &bob).await.len(), 1);
+    let path = stack.dir.path().join("report.pdf");
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+    let sent = chat(
+        &stack,
+        &alice,
+        &["send-file", "bob", path.to_str().unwrap()],
+    )
+    .await
+    .json();
+    assert_eq!(sent["to"], "bob", "{sent}");
+    assert_eq!(sent["size"], 300_000);
+    let lines = chat(&stack, &bob, &["recv", "--wait", "15"]).await.lines();
+    let file = lines
+        .iter()
+        .find(|l| l["kind"] == "file")
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert_eq!(file["from"], "alice");
+    let saved = std::path::PathBuf::from(file["file"].as_str().unwrap());
+    assert_eq!(saved, bob.join("downloads").join("report.pdf"));
+    assert_eq!(std::fs::read(&saved).unwrap(), data);
 }

@@ -5,10 +5,9 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, ByteRangeSpec, Header as _, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, delete, get, head, options, patch, post, web};
-use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use cloak_proto::attachments::{
-    AttachmentUpload, METADATA_CONVERSATION, OFFSET_OCTET_STREAM, TUS_CHECKSUM_ALGORITHMS,
+    AttachmentUpload, ChecksumAlgorithm, OFFSET_OCTET_STREAM, TUS_CHECKSUM_ALGORITHMS,
     TUS_EXTENSIONS, TUS_RESUMABLE,
 };
 use cloak_proto::{Code, Problem};
@@ -45,47 +44,27 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Requests must speak tus 1.0.0 (412 otherwise, with the versions this server speaks).
-fn require_tus(req: &HttpRequest) -> Result<(), ApiError> {
-    match header_str(req.headers(), "tus-resumable") {
-        Some(TUS_RESUMABLE) => Ok(()),
-        _ => Err(ApiError::new(
+fn require_tus(req: &HttpRequest) -> Option<ApiError> {
+    (header_str(req.headers(), "tus-resumable") != Some(TUS_RESUMABLE)).then(|| {
+        ApiError::new(
             StatusCode::PRECONDITION_FAILED,
             Code::TusVersionUnsupported,
             "Unsupported tus version",
         )
-        .with_detail(format!("send Tus-Resumable: {TUS_RESUMABLE}"))),
-    }
+        .with_detail(format!("send Tus-Resumable: {TUS_RESUMABLE}"))
+    })
 }
 
-fn number_header(headers: &HeaderMap, name: &str) -> Result<i64, ApiError> {
-    let text = header_str(headers, name).ok_or_else(|| invalid(format!("{name} is required")))?;
-    // tus: a non-negative integer, digits only.
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) || text.len() > 18 {
-        return Err(invalid(format!("{name} must be a non-negative integer")));
-    }
-    text.parse()
-        .map_err(|_| invalid(format!("{name} must be a non-negative integer")))
+/// A tus number header; `Err` holds what is wrong.
+fn number_header(headers: &HeaderMap, name: &str) -> Result<i64, String> {
+    let text = header_str(headers, name).ok_or_else(|| format!("{name} is required"))?;
+    cloak_proto::attachments::tus_number(text).map_err(|e| format!("{name} {}", e.0))
 }
 
 /// The conversation named in `Upload-Metadata` (`conversation_id <base64 of the id>`).
-fn metadata_conversation(headers: &HeaderMap) -> Result<Uuid, ApiError> {
+fn metadata_conversation(headers: &HeaderMap) -> Result<Uuid, String> {
     let metadata = header_str(headers, "upload-metadata").unwrap_or("");
-    for pair in metadata.split(',') {
-        let mut it = pair.trim().splitn(2, ' ');
-        if it.next() != Some(METADATA_CONVERSATION) {
-            continue;
-        }
-        let value = it.next().unwrap_or("").trim();
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(value)
-            .map_err(|_| invalid("Upload-Metadata values are base64"))?;
-        let text =
-            std::str::from_utf8(&decoded).map_err(|_| invalid("conversation_id is not a UUID"))?;
-        return Uuid::parse_str(text).map_err(|_| invalid("conversation_id is not a UUID"));
-    }
-    Err(invalid(format!(
-        "Upload-Metadata must name the conversation: {METADATA_CONVERSATION} <base64 id>"
-    )))
+    cloak_proto::attachments::metadata_conversation(metadata).map_err(|e| e.0.to_owned())
 }
 
 fn http_date(ms: i64) -> String {
@@ -169,9 +148,11 @@ pub async fn create_upload(
     auth: DeviceAuth,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    require_tus(&req)?;
-    let size = number_header(req.headers(), "upload-length")?;
-    let conversation_id = metadata_conversation(req.headers())?;
+    if let Some(e) = require_tus(&req) {
+        return Err(e);
+    }
+    let size = number_header(req.headers(), "upload-length").map_err(invalid)?;
+    let conversation_id = metadata_conversation(req.headers()).map_err(invalid)?;
     let now = state.clock.now_ms();
     let upload = attachments::create(
         &ctx(&state),
@@ -267,7 +248,9 @@ pub async fn upload_bytes(
     id: web::Path<Uuid>,
     mut payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    require_tus(&req)?;
+    if let Some(e) = require_tus(&req) {
+        return Err(e);
+    }
     if header_str(req.headers(), "content-type") != Some(OFFSET_OCTET_STREAM) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -276,8 +259,8 @@ pub async fn upload_bytes(
         )
         .with_detail(format!("send Content-Type: {OFFSET_OCTET_STREAM}")));
     }
-    let offset = number_header(req.headers(), "upload-offset")?;
-    let checksum = parse_checksum(req.headers())?;
+    let offset = number_header(req.headers(), "upload-offset").map_err(invalid)?;
+    let checksum = parse_checksum(req.headers()).map_err(invalid)?;
     let limit = state.settings.attachments.max_chunk_bytes;
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
@@ -318,39 +301,25 @@ pub async fn upload_bytes(
 }
 
 /// `Upload-Checksum: <algorithm> <base64 digest>`.
-enum Checksum {
-    Sha1(Vec<u8>),
-    Sha256(Vec<u8>),
-}
+struct Checksum(ChecksumAlgorithm, Vec<u8>);
 
 impl Checksum {
     fn matches(&self, body: &[u8]) -> bool {
         use subtle::ConstantTimeEq as _;
-        match self {
-            Self::Sha1(d) => bool::from(sha1::Sha1::digest(body)[..].ct_eq(d)),
-            Self::Sha256(d) => bool::from(sha2::Sha256::digest(body)[..].ct_eq(d)),
+        match self.0 {
+            ChecksumAlgorithm::Sha1 => bool::from(sha1::Sha1::digest(body)[..].ct_eq(&self.1)),
+            ChecksumAlgorithm::Sha256 => bool::from(sha2::Sha256::digest(body)[..].ct_eq(&self.1)),
         }
     }
 }
 
-fn parse_checksum(headers: &HeaderMap) -> Result<Option<Checksum>, ApiError> {
+fn parse_checksum(headers: &HeaderMap) -> Result<Option<Checksum>, String> {
     let Some(value) = header_str(headers, "upload-checksum") else {
         return Ok(None);
     };
-    let (algorithm, digest) = value
-        .trim()
-        .split_once(' ')
-        .ok_or_else(|| invalid("Upload-Checksum is `<algorithm> <base64 digest>`"))?;
-    let digest = base64::engine::general_purpose::STANDARD
-        .decode(digest.trim())
-        .map_err(|_| invalid("the Upload-Checksum digest is base64"))?;
-    match algorithm {
-        "sha1" => Ok(Some(Checksum::Sha1(digest))),
-        "sha256" => Ok(Some(Checksum::Sha256(digest))),
-        _ => Err(invalid(format!(
-            "Upload-Checksum algorithms: {TUS_CHECKSUM_ALGORITHMS}"
-        ))),
-    }
+    let (algorithm, digest) =
+        cloak_proto::attachments::upload_checksum(value).map_err(|e| e.0.to_owned())?;
+    Ok(Some(Checksum(algorithm, digest)))
 }
 
 /// Discards the caller's own upload, finished or not (tus termination).
@@ -375,7 +344,9 @@ pub async fn delete_upload(
     state: web::Data<AppState>,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    require_tus(&req)?;
+    if let Some(e) = require_tus(&req) {
+        return Err(e);
+    }
     attachments::terminate(&ctx(&state), &auth.0, *id).await?;
     Ok(HttpResponse::NoContent()
         .insert_header(("Tus-Resumable", TUS_RESUMABLE))
