@@ -20,8 +20,17 @@ fn server_artifacts(stack: &mut Stack, env: &ServerEnv) -> Vec<u8> {
     let mut all = stack.server.logs().join("\n").into_bytes();
     match env.vars.iter().find(|(k, _)| k == "CLOAK_DATABASE_URL") {
         None => {
-            for entry in std::fs::read_dir(stack.dir.path().join("cloak-data")).unwrap() {
-                all.extend(std::fs::read(entry.unwrap().path()).unwrap());
+            // The database files and the attachment blobs under cloak-data/blobs.
+            let mut dirs = vec![stack.dir.path().join("cloak-data")];
+            while let Some(dir) = dirs.pop() {
+                for entry in std::fs::read_dir(dir).unwrap() {
+                    let path = entry.unwrap().path();
+                    if path.is_dir() {
+                        dirs.push(path);
+                    } else {
+                        all.extend(std::fs::read(path).unwrap());
+                    }
+                }
             }
         }
         Some((_, url)) => {

@@ -119,6 +119,18 @@ pub enum Workload {
         #[command(flatten)]
         knee: KneeArgs,
     },
+    /// One large attachment up and down through the tus endpoints (MB/s), against a raw
+    /// `curl` PUT/GET of the same bytes to the same S3 store when one is named. Point the
+    /// server at that store with `--server-env CLOAK_BLOB_URL=s3://…` and friends.
+    Attachments {
+        /// File size, MiB.
+        #[arg(long, default_value_t = 200)]
+        size_mb: usize,
+        /// The S3 bucket's URL for the raw comparison (`http://host:port/bucket`, unsigned
+        /// requests as a local S3-protocol server takes them).
+        #[arg(long)]
+        s3_bucket_url: Option<String>,
+    },
     /// The online load with limits in force, alone and then beside one client sending at
     /// ten times its limit: the others' latency should not change.
     NoisyNeighbour {

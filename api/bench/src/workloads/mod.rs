@@ -1,6 +1,7 @@
 //! The workloads, and what they share: starting nodes, creating the tenant, opening the
 //! pairs' sockets.
 
+mod attachments;
 mod idle;
 mod knee;
 mod naive;
@@ -204,6 +205,10 @@ pub async fn run(env: Env, workload: Workload) -> Result<()> {
             fdlimit::ensure(load.connections);
             two_nodes::run(&env, &load).await
         }
+        Workload::Attachments {
+            size_mb,
+            s3_bucket_url,
+        } => attachments::run(&env, size_mb, s3_bucket_url.as_deref()).await,
         Workload::NoisyNeighbour { load, abuser_limit } => {
             fdlimit::ensure(load.connections);
             noisy::run(&env, &load, abuser_limit).await

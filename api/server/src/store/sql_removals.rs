@@ -11,9 +11,13 @@ macro_rules! impl_removal_store {
             ) -> Result<Vec<$crate::store::RemovalsDue>, $crate::store::StoreError> {
                 use sqlx::Row as _;
                 let rows = sqlx::query(
+                    // An inactivity removal of a device that logged in since it was marked is
+                    // not proposed (a login racing the marking can leave such a row behind).
                     "SELECT r.tenant_id, r.conversation_id, c.epoch, r.device_id, r.leaf_index FROM member_removals r \
                      JOIN conversations c ON c.tenant_id = r.tenant_id AND c.id = r.conversation_id \
-                     WHERE r.proposed_epoch IS NULL OR r.proposed_epoch < c.epoch \
+                     JOIN devices d ON d.id = r.device_id \
+                     WHERE (r.proposed_epoch IS NULL OR r.proposed_epoch < c.epoch) \
+                     AND NOT (r.reason = 'inactive' AND COALESCE(d.last_login_at, d.created_at) >= r.created_at) \
                      ORDER BY r.tenant_id, r.conversation_id, r.leaf_index LIMIT $1",
                 )
                 .bind(limit)
@@ -138,7 +142,9 @@ macro_rules! impl_removal_store {
                      FROM conversation_members m JOIN devices d ON d.id = m.device_id JOIN tenants t ON t.id = m.tenant_id \
                      WHERE m.leaf_index IS NOT NULL AND d.status = 'approved' \
                      AND COALESCE(d.last_login_at, d.created_at) < $1 - t.retention_ms \
-                     ON CONFLICT (tenant_id, conversation_id, device_id) DO NOTHING",
+                     ON CONFLICT (tenant_id, conversation_id, device_id) DO UPDATE SET created_at = excluded.created_at \
+                     WHERE member_removals.reason = 'inactive' AND member_removals.created_at <= \
+                     (SELECT COALESCE(d2.last_login_at, d2.created_at) FROM devices d2 WHERE d2.id = member_removals.device_id)",
                 )
                 .bind(now_ms)
                 .execute(&mut *tx)
@@ -154,19 +160,22 @@ macro_rules! impl_removal_store {
                 now_ms: i64,
             ) -> Result<(), $crate::store::StoreError> {
                 // Two transactions, so a login never holds its device row while it waits
-                // for removal rows (which the proposal worker locks before devices).
-                let mut tx = self.begin_write().await?;
-                sqlx::query("DELETE FROM member_removals WHERE tenant_id = $1 AND device_id = $2 AND reason = 'inactive'")
-                    .bind(tenant_id)
-                    .bind(device_id)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
+                // for removal rows (which the proposal worker locks before devices). The
+                // login time first: a marking that runs in between no longer finds the
+                // device inactive, and a row it wrote before is deleted next (one that
+                // still slips in is older than the login, which `removals_due` skips).
                 let mut tx = self.begin_write().await?;
                 sqlx::query("UPDATE devices SET last_login_at = $3 WHERE tenant_id = $1 AND id = $2")
                     .bind(tenant_id)
                     .bind(device_id)
                     .bind(now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                let mut tx = self.begin_write().await?;
+                sqlx::query("DELETE FROM member_removals WHERE tenant_id = $1 AND device_id = $2 AND reason = 'inactive'")
+                    .bind(tenant_id)
+                    .bind(device_id)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
