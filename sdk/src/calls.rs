@@ -57,6 +57,14 @@ pub enum CallEvent {
         /// The device that accepted.
         by: DeviceIds,
     },
+    /// In a group call this device has accepted, another user's device accepted too. The
+    /// mesh convention: every device already in the call sends the newcomer an offer (the
+    /// caller learns of each one as [`CallEvent::CallAnswered`] and does the same), so each
+    /// pair of devices connects exactly once.
+    PeerJoined {
+        /// The device that joined.
+        by: DeviceIds,
+    },
     /// A peer's SDP offer (`offer: true`) or answer, for this device.
     CallSdp {
         /// The peer.
@@ -257,7 +265,12 @@ impl CallBook {
                 if call.outgoing {
                     call.phase = Phase::Active;
                     Some(CallEvent::CallAnswered { by: from })
+                } else if call.phase == Phase::Active {
+                    // Accepted here before: the newcomer gets an offer from this device.
+                    Some(CallEvent::PeerJoined { by: from })
                 } else {
+                    // Still ringing here: if this device accepts, the ones already in
+                    // the call offer to it.
                     None
                 }
             }
@@ -362,6 +375,58 @@ mod tests {
     }
 
     const CONV: Uuid = Uuid::from_u128(100);
+
+    #[test]
+    fn in_a_group_call_those_already_in_learn_of_each_newcomer() {
+        let caller = ids(1, 11);
+        let bob = ids(2, 21);
+        let carol = ids(3, 31);
+        let call = Uuid::from_u128(8);
+        let mut a = CallBook::new(caller, RING_TIMEOUT_MS);
+        let mut b = CallBook::new(bob, RING_TIMEOUT_MS);
+        let mut c = CallBook::new(carol, RING_TIMEOUT_MS);
+        a.start(CONV, call, 2, 0);
+        let invite = signal(
+            call,
+            Signal::Invite {
+                media: CallMedia::Audio,
+            },
+        );
+        for book in [&mut b, &mut c] {
+            assert!(matches!(
+                book.on_signal(CONV, caller, &invite, 0, 5),
+                Some(CallEvent::IncomingCall { .. })
+            ));
+        }
+        // Bob accepts first: the caller hears it; Carol, still ringing, does not offer.
+        assert!(b.accept(call));
+        let accept = signal(call, Signal::Accept);
+        assert_eq!(
+            a.on_signal(CONV, bob, &accept, 10, 10),
+            Some(CallEvent::CallAnswered { by: bob })
+        );
+        assert_eq!(c.on_signal(CONV, bob, &accept, 10, 10), None);
+        // Carol accepts: the caller and Bob, both in the call, each learn of her.
+        assert!(c.accept(call));
+        assert_eq!(
+            a.on_signal(CONV, carol, &accept, 20, 20),
+            Some(CallEvent::CallAnswered { by: carol })
+        );
+        assert_eq!(
+            b.on_signal(CONV, carol, &accept, 20, 20),
+            Some(CallEvent::PeerJoined { by: carol })
+        );
+        // Bob hangs up: the call goes on for Carol, who still has the caller.
+        let hangup = signal(call, Signal::Hangup);
+        assert_eq!(c.on_signal(CONV, bob, &hangup, 30, 30), None);
+        assert!(c.is_live(call));
+        assert_eq!(
+            c.on_signal(CONV, caller, &hangup, 40, 40),
+            Some(CallEvent::CallEnded {
+                reason: CallEndReason::HungUp { by: caller }
+            })
+        );
+    }
 
     #[test]
     fn a_call_rings_is_answered_and_hung_up() {

@@ -186,8 +186,100 @@ async fn an_unanswered_call_times_out_and_a_declined_one_ends(env: ServerEnv) {
     assert!(second.hang_up().await.is_err());
 }
 
+/// A group call is a mesh: each callee who accepts is offered a connection by everyone
+/// already in the call (the caller on `CallAnswered`, earlier callees on `PeerJoined`), and
+/// the SDP between two callees reaches only the one it is addressed to.
+async fn a_group_call_connects_every_pair_of_callees(env: ServerEnv) {
+    let stack = Stack::start(&env);
+    let alice = stack.tenant.create_user("alice", "Alice").await;
+    let bob = stack.tenant.create_user("bob", "Bob").await;
+    let carol = stack.tenant.create_user("carol", "Carol").await;
+    stack.tenant.add_contact(alice.id, bob.id).await;
+    stack.tenant.add_contact(alice.id, carol.id).await;
+    let a = stack.cloak(alice.id).await;
+    let b = stack.cloak(bob.id).await;
+    let c = stack.cloak(carol.id).await;
+    let (mut la, mut lb, mut lc) = (Listener::new(&a), Listener::new(&b), Listener::new(&c));
+    let group = a
+        .create_group(&[bob.id, carol.id], "Standup")
+        .await
+        .unwrap();
+    lb.until(|e| joined(e, group.id())).await;
+    lc.until(|e| joined(e, group.id())).await;
+
+    let call = group.start_call(CallMedia::Audio).await.unwrap();
+    for l in [&mut lb, &mut lc] {
+        assert!(matches!(
+            call_event(l, call.id()).await,
+            CallEvent::IncomingCall { .. }
+        ));
+    }
+    b.call(group.id(), call.id()).accept().await.unwrap();
+    match call_event(&mut la, call.id()).await {
+        CallEvent::CallAnswered { by } => assert_eq!(by.device_id, device_id(&b)),
+        other => panic!("{other:?}"),
+    }
+    c.call(group.id(), call.id()).accept().await.unwrap();
+    match call_event(&mut la, call.id()).await {
+        CallEvent::CallAnswered { by } => assert_eq!(by.device_id, device_id(&c)),
+        other => panic!("{other:?}"),
+    }
+    // Bob, in the call before her, learns that Carol joined and offers to her.
+    match call_event(&mut lb, call.id()).await {
+        CallEvent::PeerJoined { by } => assert_eq!(by.device_id, device_id(&c)),
+        other => panic!("{other:?}"),
+    }
+    let offer = format!("v=0 o=bob {} 2 IN IP4 127.0.0.1", Uuid::new_v4().simple());
+    b.call(group.id(), call.id())
+        .send_offer(device_id(&c), &offer)
+        .await
+        .unwrap();
+    match call_event(&mut lc, call.id()).await {
+        CallEvent::CallSdp {
+            from,
+            offer: true,
+            sdp,
+        } => assert_eq!((from.device_id, sdp), (device_id(&b), offer)),
+        other => panic!("{other:?}"),
+    }
+    c.call(group.id(), call.id())
+        .send_answer(device_id(&b), "v=0 carol")
+        .await
+        .unwrap();
+    match call_event(&mut lb, call.id()).await {
+        CallEvent::CallSdp {
+            from, offer: false, ..
+        } => {
+            assert_eq!(from.device_id, device_id(&c));
+        }
+        other => panic!("{other:?}"),
+    }
+    // The caller saw neither: it was addressed between the callees.
+    let rest = la.drain(Duration::from_millis(500)).await;
+    assert!(
+        !rest.iter().any(|e| matches!(
+            e,
+            Event::Call {
+                event: CallEvent::CallSdp { .. },
+                ..
+            }
+        )),
+        "{rest:?}"
+    );
+    // Bob leaves; the call goes on between Alice and Carol until Alice hangs up.
+    b.call(group.id(), call.id()).hang_up().await.unwrap();
+    call.hang_up().await.unwrap();
+    match call_event(&mut lc, call.id()).await {
+        CallEvent::CallEnded {
+            reason: CallEndReason::HungUp { by },
+        } => assert_eq!(by.device_id, device_id(&a), "Bob leaving did not end it"),
+        other => panic!("{other:?}"),
+    }
+}
+
 on_both_backends!(
     a_call_rings_every_device_is_answered_on_one_and_exchanges_sdp_and_ice,
+    a_group_call_connects_every_pair_of_callees,
     an_unanswered_call_times_out_and_a_declined_one_ends,
 );
 

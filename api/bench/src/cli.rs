@@ -126,10 +126,16 @@ pub enum Workload {
         /// File size, MiB.
         #[arg(long, default_value_t = 200)]
         size_mb: usize,
-        /// The S3 bucket's URL for the raw comparison (`http://host:port/bucket`, unsigned
-        /// requests as a local S3-protocol server takes them).
+        /// The S3 bucket's URL for the raw comparison (`http://host:port/bucket`).
         #[arg(long)]
         s3_bucket_url: Option<String>,
+        /// `ACCESS_KEY_ID:SECRET` that the raw `curl` signs its requests with (AWS SigV4,
+        /// as every S3 client does, the server's included).
+        #[arg(long, default_value = "test:test")]
+        s3_credentials: String,
+        /// The region in that signature.
+        #[arg(long, default_value = "us-east-1")]
+        s3_region: String,
     },
     /// The online load with limits in force, alone and then beside one client sending at
     /// ten times its limit: the others' latency should not change.

@@ -11,7 +11,7 @@
 
 use chacha20poly1305::XChaCha20Poly1305;
 use chacha20poly1305::aead::stream::{NewStream as _, StreamBE32, StreamPrimitive as _};
-use chacha20poly1305::aead::{KeyInit as _, Payload};
+use chacha20poly1305::aead::{Buffer, KeyInit as _};
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
@@ -84,22 +84,59 @@ impl Sealer {
 
     /// Seals chunk `index` (its plaintext: [`CHUNK`] bytes, fewer only for the last).
     pub fn seal(&self, index: u64, plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::with_capacity(plaintext.len() + TAG);
+        self.seal_into(index, plaintext, &mut out)?;
+        Ok(out)
+    }
+
+    /// Seals chunk `index` onto the end of `out`, encrypting in place there (no buffer of
+    /// its own). On an error `out` is as it was.
+    pub fn seal_into(&self, index: u64, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         let last = index + 1 == self.chunks;
         let position =
             u32::try_from(index).map_err(|_| Error::Crypto("attachment too large".into()))?;
         if index >= self.chunks || (!last && plaintext.len() != CHUNK) || plaintext.len() > CHUNK {
             return Err(Error::InvalidState("attachment chunk out of place"));
         }
+        let start = out.len();
+        out.extend_from_slice(plaintext);
+        let mut tail = Tail { vec: out, start };
         self.stream
-            .encrypt(
-                position,
-                last,
-                Payload {
-                    msg: plaintext,
-                    aad: &self.header,
-                },
-            )
-            .map_err(|_| Error::Crypto("attachment encryption failed".into()))
+            .encrypt_in_place(position, last, &self.header, &mut tail)
+            .map_err(|_| {
+                out.truncate(start);
+                Error::Crypto("attachment encryption failed".into())
+            })
+    }
+}
+
+/// The end of a vector from `start` on, as the buffer the AEAD seals in place (it appends
+/// the tag).
+struct Tail<'a> {
+    vec: &'a mut Vec<u8>,
+    start: usize,
+}
+
+impl AsRef<[u8]> for Tail<'_> {
+    fn as_ref(&self) -> &[u8] {
+        &self.vec[self.start..]
+    }
+}
+
+impl AsMut<[u8]> for Tail<'_> {
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.vec[self.start..]
+    }
+}
+
+impl Buffer for Tail<'_> {
+    fn extend_from_slice(&mut self, other: &[u8]) -> chacha20poly1305::aead::Result<()> {
+        self.vec.extend_from_slice(other);
+        Ok(())
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.vec.truncate(self.start + len);
     }
 }
 
@@ -168,7 +205,7 @@ impl Opener {
             bytes = &bytes[take..];
             // A full sealed chunk that is not the last one: open it now.
             if self.pending.len() == SEALED_CHUNK && self.next + 1 < self.chunks {
-                out.extend(self.open_pending(false)?);
+                self.open_pending(false, &mut out)?;
             }
         }
         Ok(out)
@@ -179,7 +216,8 @@ impl Opener {
         if self.seen != self.expected_len || self.next + 1 != self.chunks {
             return Err(tampered("the blob is truncated"));
         }
-        let last = self.open_pending(true)?;
+        let mut last = Vec::new();
+        self.open_pending(true, &mut last)?;
         let digest: [u8; 32] = std::mem::take(&mut self.hasher).finalize().into();
         if digest != self.digest {
             return Err(tampered("the blob does not match its digest"));
@@ -187,24 +225,19 @@ impl Opener {
         Ok(last)
     }
 
-    fn open_pending(&mut self, last: bool) -> Result<Vec<u8>, Error> {
+    /// Opens the pending chunk in place and appends its plaintext to `out`.
+    fn open_pending(&mut self, last: bool, out: &mut Vec<u8>) -> Result<(), Error> {
         let (Some(stream), Some(header)) = (&self.stream, &self.header) else {
             return Err(tampered("the blob is truncated"));
         };
         let position = u32::try_from(self.next).map_err(|_| tampered("too many chunks"))?;
-        let plain = stream
-            .decrypt(
-                position,
-                last,
-                Payload {
-                    msg: &self.pending,
-                    aad: header,
-                },
-            )
+        stream
+            .decrypt_in_place(position, last, header, &mut self.pending)
             .map_err(|_| tampered("a chunk failed to authenticate"))?;
+        out.extend_from_slice(&self.pending);
         self.pending.clear();
         self.next += 1;
-        Ok(plain)
+        Ok(())
     }
 }
 

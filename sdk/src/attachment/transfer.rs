@@ -270,7 +270,7 @@ where
     for index in first..last {
         let want = (plain_len - index * CHUNK as u64).min(CHUNK as u64) as usize;
         reader.read_exact(&mut plain[..want]).await.map_err(io)?;
-        body.extend(sealer.seal(index, &plain[..want])?);
+        sealer.seal_into(index, &plain[..want], &mut body)?;
     }
     Ok(body)
 }

@@ -18,6 +18,18 @@ impl<C: Clock> Messenger<C> {
         Ok(self.calls.get_or_insert_with(|| CallBook::new(me, timeout)))
     }
 
+    /// How many users a call in the conversation would reach (its members' users).
+    fn call_users(&self, conversation_id: Uuid) -> Result<usize, Error> {
+        let mut users: Vec<Uuid> = self
+            .members(conversation_id)?
+            .iter()
+            .map(|m| m.user_id)
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        Ok(users.len())
+    }
+
     /// Sets how long calls ring before they are given up (default 45 s).
     pub fn set_ring_timeout_ms(&mut self, ms: i64) {
         self.ring_timeout_ms = ms.max(1);
@@ -32,6 +44,13 @@ impl<C: Clock> Messenger<C> {
         signal: &CallSignal,
         sent_at_ms: i64,
     ) -> Result<Option<Event>, Error> {
+        if matches!(signal.signal, Signal::Invite { .. })
+            && self.call_users(conversation_id)? > MAX_CALL_USERS
+        {
+            // Too many for a mesh: a modified client may send it, this device does not
+            // ring.
+            return Ok(None);
+        }
         let now = self.client_now();
         let event = self
             .call_book()?
@@ -61,20 +80,14 @@ impl<C: Clock> Messenger<C> {
         conversation_id: Uuid,
         media: CallMedia,
     ) -> Result<Uuid, Error> {
-        let me = self.ids()?;
-        let mut users: Vec<Uuid> = self
-            .members(conversation_id)?
-            .iter()
-            .map(|m| m.user_id)
-            .collect();
-        users.sort_unstable();
-        users.dedup();
-        if users.len() > MAX_CALL_USERS {
+        let users = self.call_users(conversation_id)?;
+        if users > MAX_CALL_USERS {
             return Err(Error::InvalidState(
                 "a call takes at most 8 users (MAX_CALL_USERS)",
             ));
         }
-        let called = users.iter().filter(|u| **u != me.user_id).count();
+        // Every user but this device's own.
+        let called = users.saturating_sub(1);
         if called == 0 {
             return Err(Error::InvalidState(
                 "no one else is in the conversation to call",

@@ -208,7 +208,16 @@ pub async fn run(env: Env, workload: Workload) -> Result<()> {
         Workload::Attachments {
             size_mb,
             s3_bucket_url,
-        } => attachments::run(&env, size_mb, s3_bucket_url.as_deref()).await,
+            s3_credentials,
+            s3_region,
+        } => {
+            let s3 = s3_bucket_url.as_deref().map(|url| attachments::RawS3 {
+                bucket_url: url,
+                credentials: &s3_credentials,
+                region: &s3_region,
+            });
+            attachments::run(&env, size_mb, s3).await
+        }
         Workload::NoisyNeighbour { load, abuser_limit } => {
             fdlimit::ensure(load.connections);
             noisy::run(&env, &load, abuser_limit).await

@@ -319,6 +319,9 @@ pub async fn open_download(
 }
 
 /// The bytes `range` of an attachment made of `parts`, streamed part after part.
+/// Parts requested ahead of the one being streamed, counting it.
+const PREFETCH_PARTS: usize = 4;
+
 pub fn read_range(
     blobs: std::sync::Arc<dyn BlobStore>,
     parts: Vec<Part>,
@@ -333,11 +336,15 @@ pub fn read_range(
             (from < to).then(|| (p.key, (from - start)..(to - start)))
         })
         .collect();
+    // The next part's request goes out while this part's body streams (an S3 GET costs a
+    // round trip before its first byte); its body waits in the socket, so at most one part
+    // beyond the current one is in flight and nothing is buffered whole.
     stream::iter(pieces)
-        .then(move |(key, r)| {
+        .map(move |(key, r)| {
             let blobs = blobs.clone();
             async move { blobs.get(&key, r).await }
         })
+        .buffered(PREFETCH_PARTS)
         .try_flatten()
         .boxed()
 }

@@ -27,6 +27,18 @@ async fn conformance(store: &dyn BlobStore) {
     assert_eq!(read(store, &a, 0..10_000).await, data);
     assert_eq!(read(store, &a, 9_990..10_000).await, &data[9_990..]);
     assert_eq!(read(store, &b, 1..4).await, b"eco");
+    // A blob larger than one read (files are read 1 MiB at a time), whole and in a range
+    // that starts and ends inside reads.
+    let big_key = format!("{prefix}/big");
+    let big: Vec<u8> = (0..(3 << 20) + 5).map(|i: u32| (i % 251) as u8).collect();
+    store.put(&big_key, Bytes::from(big.clone())).await.unwrap();
+    assert_eq!(read(store, &big_key, 0..big.len() as u64).await, big);
+    let (from, to) = ((1 << 20) - 7, (3 << 20) + 2);
+    assert_eq!(
+        read(store, &big_key, from..to).await,
+        &big[from as usize..to as usize]
+    );
+    store.delete(&big_key).await.unwrap();
     let mut keys = store.list(&prefix).await.unwrap();
     keys.sort();
     assert_eq!(keys, vec![a.clone(), b.clone()]);
