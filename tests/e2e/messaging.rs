@@ -377,6 +377,12 @@ async fn ten_users_share_a_group_with_edits_deletes_reactions_and_receipts(env: 
     assert!(leaver.conversation(group.id()).await.is_err());
     wait_members(&group, leaver_id, false, "the leaver was removed").await;
     assert_eq!(group.members().await.unwrap().len(), 9);
+    // Nine users are too many for a call's mesh (at most 8): it does not start.
+    let refused = group.start_call(cloak_sdk::CallMedia::Audio).await;
+    assert!(
+        matches!(refused, Err(cloak_sdk::Error::InvalidState(m)) if m.contains("at most 8")),
+        "{refused:?}"
+    );
 }
 
 async fn a_device_restarts_from_its_encrypted_store(env: ServerEnv) {

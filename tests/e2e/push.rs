@@ -12,7 +12,7 @@ use cloak_sdk::StoreKey;
 use serde_json::Value;
 
 /// A tenant webhook endpoint that keeps every body it gets.
-async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+pub(crate) async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
     let got = Arc::new(Mutex::new(Vec::new()));
     let g = got.clone();
     let server = HttpServer::new(move || {

@@ -206,6 +206,15 @@ async fn change(
         },
     )
     .await?;
+    if delta > 0 && !replayed {
+        billing::wake_wallet(
+            state.store.as_ref(),
+            state.broker.as_ref(),
+            tenant_id,
+            wallet_id,
+        )
+        .await;
+    }
     let mut resp = if replayed {
         HttpResponse::Ok()
     } else {

@@ -8,6 +8,7 @@ use cloak_proto::delivery::MessageClass;
 use uuid::Uuid;
 
 use super::ServiceError;
+use crate::broker::Broker;
 use crate::store::{
     BillingPlan, BillingSettingsUpdate, Charge, CreditPack, LedgerEntry, LedgerOutcome,
     NewLedgerEntry, Prices, Store,
@@ -131,6 +132,23 @@ pub struct ManualChange<'a> {
     pub actor: String,
     pub idempotency_key: &'a str,
     pub now_ms: i64,
+}
+
+/// Credits arrived in `wallet_id`: the sockets of that user's devices read their mailboxes
+/// again, so messages held back for an unaffordable view go out at once rather than at
+/// the next heartbeat. (A tenant wallet pays for everyone; its users' sockets retry at
+/// their heartbeat.) Best effort: a failure only delays delivery.
+pub async fn wake_wallet(store: &dyn Store, broker: &dyn Broker, tenant_id: Uuid, wallet_id: Uuid) {
+    if wallet_id == tenant_id {
+        return;
+    }
+    match store.list_devices(tenant_id, wallet_id).await {
+        Ok(devices) => {
+            let ids: Vec<Uuid> = devices.iter().map(|d| d.id).collect();
+            super::push::wake(broker, &ids).await;
+        }
+        Err(e) => tracing::warn!(error = %e, "listing a wallet's devices to wake them failed"),
+    }
 }
 
 /// Applies a grant or adjustment once per idempotency key. Returns the entry and whether

@@ -215,6 +215,25 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 /// As [`spawn_app`], with extra settings.
+/// The app, its tenant's mailboxes kept as `storage` says (memory ones in the test Redis,
+/// on either database).
+pub async fn spawn_in(backend: Backend, storage: cloak_proto::tenants::MailboxStorage) -> TestApp {
+    if storage == cloak_proto::tenants::MailboxStorage::Durable {
+        return spawn_app(backend).await;
+    }
+    let redis = redis_url();
+    let app = spawn_app_with(backend, &[("CLOAK_REDIS_URL", redis.as_str())]).await;
+    let resp = app
+        .client
+        .patch(app.url("/v1/tenant"))
+        .bearer_auth(&app.api_key)
+        .json(&serde_json::json!({"mailbox_storage": "memory"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    app
+}
 pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
     let db = fresh_database(backend).await;
     let clock = Arc::new(ManualClock::new(SystemClock.now_ms()));

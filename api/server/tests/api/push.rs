@@ -11,31 +11,12 @@ use uuid::Uuid;
 
 use crate::billing_helpers::Receiver;
 use crate::delivery_helpers::next_frame;
-use crate::helpers::{Backend, TestApp, assert_problem, redis_url, spawn_app, spawn_app_with};
+use crate::helpers::{Backend, TestApp, assert_problem, spawn_in};
 use crate::identity_helpers::TestDevice;
 use cloak_proto::tenants::MailboxStorage;
 
 const WINDOW_MS: i64 = 30_000;
 
-/// The app, its tenant's mailboxes kept as `storage` says (memory ones in the test Redis,
-/// on either database).
-async fn spawn_in(backend: Backend, storage: MailboxStorage) -> TestApp {
-    if storage == MailboxStorage::Durable {
-        return spawn_app(backend).await;
-    }
-    let redis = redis_url();
-    let app = spawn_app_with(backend, &[("CLOAK_REDIS_URL", redis.as_str())]).await;
-    let resp = app
-        .client
-        .patch(app.url("/v1/tenant"))
-        .bearer_auth(&app.api_key)
-        .json(&json!({"mailbox_storage": "memory"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    app
-}
 const CANARY: &[u8] = b"CANARY-ciphertext-5f1e9a";
 
 /// The app with a webhook receiver, and a (sender) with b registered for push, in a

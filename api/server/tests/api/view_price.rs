@@ -1,6 +1,7 @@
 //! Viewing is priced (`message_view`): the recipient's payer is charged when a message is
 //! first delivered to any of the recipient's devices, once per message and user; an
-//! unaffordable message stays queued, and delivery resumes once credits arrive.
+//! unaffordable message stays queued, and delivery resumes once credits arrive; with
+//! durable and memory-only mailboxes alike.
 
 use futures_util::SinkExt as _;
 use serde_json::{Value, json};
@@ -8,8 +9,9 @@ use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 use crate::delivery_helpers::next_frame;
-use crate::helpers::{Backend, TestApp, assert_problem, spawn_app};
+use crate::helpers::{Backend, TestApp, assert_problem, spawn_in};
 use crate::identity_helpers::TestDevice;
+use cloak_proto::tenants::MailboxStorage;
 
 /// Alice and Bob (two devices) in a conversation; Bob pays for his own views (1 credit).
 async fn setup(app: &TestApp) -> (TestDevice, TestDevice, TestDevice, Uuid) {
@@ -47,8 +49,11 @@ async fn texts(app: &TestApp, device: &TestDevice, after: u64) -> (Vec<Vec<u8>>,
     (bodies, last)
 }
 
-async fn views_are_charged_once_per_user_and_held_until_paid(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn views_are_charged_once_per_user_and_held_until_paid(
+    backend: Backend,
+    storage: MailboxStorage,
+) {
+    let app = spawn_in(backend, storage).await;
     let (a, phone, laptop, conv) = setup(&app).await;
     let wallet = phone.user_id.to_string();
     app.grant(&wallet, 1).await;
@@ -100,8 +105,11 @@ async fn views_are_charged_once_per_user_and_held_until_paid(backend: Backend) {
     assert_eq!(app.balance(&wallet).await, 4);
 }
 
-async fn a_socket_is_told_and_resumes_once_credits_arrive(backend: Backend) {
-    let app = spawn_app(backend).await;
+async fn a_socket_is_told_and_resumes_once_credits_arrive(
+    backend: Backend,
+    storage: MailboxStorage,
+) {
+    let app = spawn_in(backend, storage).await;
     let (a, phone, _laptop, conv) = setup(&app).await;
     let wallet = phone.user_id.to_string();
     let mut ws = app.socket(&app.address, &phone, 0).await;
@@ -136,7 +144,33 @@ async fn a_socket_is_told_and_resumes_once_credits_arrive(backend: Backend) {
     ws.send(Message::Close(None)).await.unwrap();
 }
 
-crate::backend_tests!(
+/// A grant alone, with no new message, wakes the payer's sockets: what was held back goes
+/// out at once, not at the next heartbeat (15 s, longer than `next_frame` waits).
+async fn a_grant_alone_releases_what_a_socket_held_back(backend: Backend, storage: MailboxStorage) {
+    let app = spawn_in(backend, storage).await;
+    let (a, phone, _laptop, conv) = setup(&app).await;
+    let wallet = phone.user_id.to_string();
+    let mut ws = app.socket(&app.address, &phone, 0).await;
+    let frame = next_frame(&mut ws).await;
+    assert_eq!(frame["kind"], "welcome", "{frame}");
+    assert_eq!(
+        app.send(&a, conv, 1, Uuid::new_v4(), b"held")
+            .await
+            .status(),
+        201
+    );
+    let frame = next_frame(&mut ws).await;
+    assert_eq!(frame["code"], "payment_required", "{frame}");
+    app.grant(&wallet, 2).await;
+    let frame = next_frame(&mut ws).await;
+    assert_eq!(frame["type"], "envelope", "{frame}");
+    assert_eq!(crate::delivery_helpers::body_of(&frame), b"held".to_vec());
+    assert_eq!(app.balance(&wallet).await, 1);
+    ws.send(Message::Close(None)).await.unwrap();
+}
+
+crate::storage_tests!(
+    a_grant_alone_releases_what_a_socket_held_back,
     views_are_charged_once_per_user_and_held_until_paid,
     a_socket_is_told_and_resumes_once_credits_arrive,
 );
