@@ -57,13 +57,16 @@ pub enum CallEvent {
         /// The device that accepted.
         by: DeviceIds,
     },
-    /// In a group call this device has accepted, another user's device accepted too. The
-    /// mesh convention: every device already in the call sends the newcomer an offer (the
-    /// caller learns of each one as [`CallEvent::CallAnswered`] and does the same), so each
-    /// pair of devices connects exactly once.
+    /// In a group call, another callee's device is in the call with this one (it accepted
+    /// before or after this device did; each side learns of the other exactly once, even
+    /// when their accepts cross). The mesh convention: of the two, the device with the
+    /// smaller id sends the offer (`offer` says whether that is this one); the caller
+    /// offers to every callee on [`CallEvent::CallAnswered`]. So each pair connects once.
     PeerJoined {
-        /// The device that joined.
+        /// The other callee's device.
         by: DeviceIds,
+        /// Whether this device sends the offer.
+        offer: bool,
     },
     /// A peer's SDP offer (`offer: true`) or answer, for this device.
     CallSdp {
@@ -111,6 +114,22 @@ struct CallState {
     declined: HashSet<Uuid>,
     /// Devices in the call with this one.
     peers: HashSet<Uuid>,
+    /// Other callees' devices that accepted (before this device did, or since).
+    accepted: Vec<DeviceIds>,
+    /// Those of them the app was told of ([`CallEvent::PeerJoined`]).
+    announced: HashSet<Uuid>,
+}
+
+impl CallState {
+    /// [`CallEvent::PeerJoined`] for `by`, once.
+    fn announce(&mut self, me: Uuid, by: DeviceIds) -> Option<CallEvent> {
+        self.announced
+            .insert(by.device_id)
+            .then_some(CallEvent::PeerJoined {
+                by,
+                offer: me < by.device_id,
+            })
+    }
 }
 
 /// What a tick decided: events for the app, and signals this device must send.
@@ -158,18 +177,28 @@ impl CallBook {
                 called: called_users,
                 declined: HashSet::new(),
                 peers: HashSet::new(),
+                accepted: Vec::new(),
+                announced: HashSet::new(),
             },
         );
     }
 
-    /// This device accepts a ringing call (false: no such call ringing here).
-    pub fn accept(&mut self, call_id: Uuid) -> bool {
+    /// This device accepts a ringing call: `None` when no such call rings here, else the
+    /// other callees already in it ([`CallEvent::PeerJoined`] for each).
+    pub fn accept(&mut self, call_id: Uuid) -> Option<Vec<CallEvent>> {
+        let me = self.me.device_id;
         match self.calls.get_mut(&call_id) {
             Some(c) if c.phase == Phase::Ringing && !c.outgoing => {
                 c.phase = Phase::Active;
-                true
+                let earlier = c.accepted.clone();
+                Some(
+                    earlier
+                        .into_iter()
+                        .filter_map(|by| c.announce(me, by))
+                        .collect(),
+                )
             }
-            _ => false,
+            _ => None,
         }
     }
 
@@ -231,6 +260,8 @@ impl CallBook {
                     called: 0,
                     declined: HashSet::new(),
                     peers: HashSet::from([from.device_id]),
+                    accepted: Vec::new(),
+                    announced: HashSet::new(),
                 },
             );
             return Some(if late {
@@ -265,13 +296,16 @@ impl CallBook {
                 if call.outgoing {
                     call.phase = Phase::Active;
                     Some(CallEvent::CallAnswered { by: from })
-                } else if call.phase == Phase::Active {
-                    // Accepted here before: the newcomer gets an offer from this device.
-                    Some(CallEvent::PeerJoined { by: from })
                 } else {
-                    // Still ringing here: if this device accepts, the ones already in
-                    // the call offer to it.
-                    None
+                    if !call.accepted.iter().any(|d| d.device_id == from.device_id) {
+                        call.accepted.push(from);
+                    }
+                    // Still ringing here: told when this device accepts.
+                    if call.phase == Phase::Active {
+                        call.announce(self.me.device_id, from)
+                    } else {
+                        None
+                    }
                 }
             }
             Signal::Decline => {
@@ -398,24 +432,35 @@ mod tests {
                 Some(CallEvent::IncomingCall { .. })
             ));
         }
-        // Bob accepts first: the caller hears it; Carol, still ringing, does not offer.
-        assert!(b.accept(call));
+        // Bob accepts first: the caller hears it; Carol, still ringing, is told nothing yet.
+        assert_eq!(b.accept(call), Some(vec![]));
         let accept = signal(call, Signal::Accept);
         assert_eq!(
             a.on_signal(CONV, bob, &accept, 10, 10),
             Some(CallEvent::CallAnswered { by: bob })
         );
         assert_eq!(c.on_signal(CONV, bob, &accept, 10, 10), None);
-        // Carol accepts: the caller and Bob, both in the call, each learn of her.
-        assert!(c.accept(call));
+        // Carol accepts: she learns Bob is in, the caller and Bob learn of her; Bob (the
+        // smaller id) offers.
+        assert_eq!(
+            c.accept(call),
+            Some(vec![CallEvent::PeerJoined {
+                by: bob,
+                offer: false
+            }])
+        );
         assert_eq!(
             a.on_signal(CONV, carol, &accept, 20, 20),
             Some(CallEvent::CallAnswered { by: carol })
         );
         assert_eq!(
             b.on_signal(CONV, carol, &accept, 20, 20),
-            Some(CallEvent::PeerJoined { by: carol })
+            Some(CallEvent::PeerJoined {
+                by: carol,
+                offer: true
+            })
         );
+        assert_eq!(b.on_signal(CONV, carol, &accept, 21, 21), None, "once");
         // Bob hangs up: the call goes on for Carol, who still has the caller.
         let hangup = signal(call, Signal::Hangup);
         assert_eq!(c.on_signal(CONV, bob, &hangup, 30, 30), None);
@@ -425,6 +470,43 @@ mod tests {
             Some(CallEvent::CallEnded {
                 reason: CallEndReason::HungUp { by: caller }
             })
+        );
+    }
+
+    #[test]
+    fn crossing_accepts_still_tell_each_side_once_and_one_offers() {
+        let caller = ids(1, 11);
+        let bob = ids(2, 21);
+        let carol = ids(3, 31);
+        let call = Uuid::from_u128(9);
+        let invite = signal(
+            call,
+            Signal::Invite {
+                media: CallMedia::Video,
+            },
+        );
+        let mut b = CallBook::new(bob, RING_TIMEOUT_MS);
+        let mut c = CallBook::new(carol, RING_TIMEOUT_MS);
+        b.on_signal(CONV, caller, &invite, 0, 1);
+        c.on_signal(CONV, caller, &invite, 0, 1);
+        // Both accept before either hears of the other.
+        assert_eq!(b.accept(call), Some(vec![]));
+        assert_eq!(c.accept(call), Some(vec![]));
+        let accept = signal(call, Signal::Accept);
+        let at_b = b.on_signal(CONV, carol, &accept, 5, 5);
+        let at_c = c.on_signal(CONV, bob, &accept, 5, 5);
+        assert_eq!(
+            (at_b, at_c),
+            (
+                Some(CallEvent::PeerJoined {
+                    by: carol,
+                    offer: true
+                }),
+                Some(CallEvent::PeerJoined {
+                    by: bob,
+                    offer: false
+                })
+            )
         );
     }
 
@@ -454,7 +536,7 @@ mod tests {
             None,
             "a repeat rings once"
         );
-        assert!(b.accept(call));
+        assert!(b.accept(call).is_some());
         assert_eq!(
             a.on_signal(CONV, callee, &signal(call, Signal::Accept), 20, 20),
             Some(CallEvent::CallAnswered { by: callee })

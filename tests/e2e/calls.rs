@@ -186,11 +186,11 @@ async fn an_unanswered_call_times_out_and_a_declined_one_ends(env: ServerEnv) {
     assert!(second.hang_up().await.is_err());
 }
 
-/// A group call is a mesh: each callee who accepts is offered a connection by everyone
-/// already in the call (the caller on `CallAnswered`, earlier callees on `PeerJoined`), and
-/// the SDP between two callees reaches only the one it is addressed to.
+/// A group call is a mesh: the caller offers to each callee who accepts (`CallAnswered`),
+/// two callees each learn of the other (`PeerJoined`) and the one with the smaller device
+/// id offers, and the SDP between them reaches only the one it is addressed to.
 async fn a_group_call_connects_every_pair_of_callees(env: ServerEnv) {
-    let stack = Stack::start(&env);
+    let mut stack = Stack::start(&env);
     let alice = stack.tenant.create_user("alice", "Alice").await;
     let bob = stack.tenant.create_user("bob", "Bob").await;
     let carol = stack.tenant.create_user("carol", "Carol").await;
@@ -224,34 +224,51 @@ async fn a_group_call_connects_every_pair_of_callees(env: ServerEnv) {
         CallEvent::CallAnswered { by } => assert_eq!(by.device_id, device_id(&c)),
         other => panic!("{other:?}"),
     }
-    // Bob, in the call before her, learns that Carol joined and offers to her.
-    match call_event(&mut lb, call.id()).await {
-        CallEvent::PeerJoined { by } => assert_eq!(by.device_id, device_id(&c)),
-        other => panic!("{other:?}"),
+    // Bob and Carol each learn that the other is in the call, whatever order their
+    // accepts arrived in; the one with the smaller device id offers.
+    let mut offers = Vec::new();
+    for (l, other) in [(&mut lb, device_id(&c)), (&mut lc, device_id(&b))] {
+        match call_event(l, call.id()).await {
+            CallEvent::PeerJoined { by, offer } => {
+                assert_eq!(by.device_id, other);
+                offers.push(offer);
+            }
+            other => panic!("{other:?}"),
+        }
     }
-    let offer = format!("v=0 o=bob {} 2 IN IP4 127.0.0.1", Uuid::new_v4().simple());
-    b.call(group.id(), call.id())
-        .send_offer(device_id(&c), &offer)
+    assert_eq!(
+        offers,
+        vec![device_id(&b) < device_id(&c), device_id(&c) < device_id(&b)]
+    );
+    let (offerer, offerer_l, answerer, answerer_l) = if offers[0] {
+        (&b, &mut lb, &c, &mut lc)
+    } else {
+        (&c, &mut lc, &b, &mut lb)
+    };
+    let offer = format!("v=0 o=peer {} 2 IN IP4 127.0.0.1", Uuid::new_v4().simple());
+    let offer_canary = offer.clone();
+    offerer
+        .call(group.id(), call.id())
+        .send_offer(device_id(answerer), &offer)
         .await
         .unwrap();
-    match call_event(&mut lc, call.id()).await {
+    match call_event(answerer_l, call.id()).await {
         CallEvent::CallSdp {
             from,
             offer: true,
             sdp,
-        } => assert_eq!((from.device_id, sdp), (device_id(&b), offer)),
+        } => assert_eq!((from.device_id, sdp), (device_id(offerer), offer)),
         other => panic!("{other:?}"),
     }
-    c.call(group.id(), call.id())
-        .send_answer(device_id(&b), "v=0 carol")
+    answerer
+        .call(group.id(), call.id())
+        .send_answer(device_id(offerer), "v=0 callee-answer-canary")
         .await
         .unwrap();
-    match call_event(&mut lb, call.id()).await {
+    match call_event(offerer_l, call.id()).await {
         CallEvent::CallSdp {
             from, offer: false, ..
-        } => {
-            assert_eq!(from.device_id, device_id(&c));
-        }
+        } => assert_eq!(from.device_id, device_id(answerer)),
         other => panic!("{other:?}"),
     }
     // The caller saw neither: it was addressed between the callees.
@@ -274,6 +291,15 @@ async fn a_group_call_connects_every_pair_of_callees(env: ServerEnv) {
             reason: CallEndReason::HungUp { by },
         } => assert_eq!(by.device_id, device_id(&a), "Bob leaving did not end it"),
         other => panic!("{other:?}"),
+    }
+    // The server relayed the signaling without reading it: neither session description is
+    // in its database or logs.
+    let artifacts = crate::messaging::server_artifacts(&mut stack, &env);
+    for canary in [offer_canary.as_bytes(), b"v=0 callee-answer-canary"] {
+        assert!(
+            !artifacts.windows(canary.len()).any(|w| w == canary),
+            "call signaling readable on the server"
+        );
     }
 }
 

@@ -16,7 +16,7 @@ fn device_id(c: &Cloak) -> Uuid {
 }
 
 /// Everything the server keeps or prints: database files (or a dump) and logs.
-fn server_artifacts(stack: &mut Stack, env: &ServerEnv) -> Vec<u8> {
+pub(crate) fn server_artifacts(stack: &mut Stack, env: &ServerEnv) -> Vec<u8> {
     let mut all = stack.server.logs().join("\n").into_bytes();
     match env.vars.iter().find(|(k, _)| k == "CLOAK_DATABASE_URL") {
         None => {

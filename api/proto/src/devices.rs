@@ -168,20 +168,22 @@ pub struct PushRegistration {
     /// The provider's token for this app install (opaque to Cloak).
     #[validate(length(min = 1, max = 4096))]
     pub token: String,
-    /// The push service: `apns`, `fcm`, or any short name the tenant uses (1 to 32
-    /// lowercase letters, digits, `-`, `_`, `.`).
+    /// The push service: `apns`, `fcm`, or any short name the tenant uses (1 to 32 ASCII
+    /// letters, digits, `-`, `_`, `.`; kept as given).
     #[validate(length(min = 1, max = 32))]
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,32}$", example = "apns")]
     pub provider: String,
 }
 
 impl PushRegistration {
-    /// Whether the provider name is short and plain.
+    /// Whether the provider name is short and plain: 1 to 32 ASCII letters (either case,
+    /// kept as given), digits, `-`, `_` or `.`.
     pub fn provider_is_valid(&self) -> bool {
         !self.provider.is_empty()
             && self.provider.len() <= 32
             && self
                 .provider
                 .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
     }
 }

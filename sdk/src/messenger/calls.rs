@@ -120,9 +120,9 @@ impl<C: Clock> Messenger<C> {
     /// Takes a ringing call on this device (the user's other devices stop ringing).
     pub async fn accept_call(&mut self, call_id: Uuid) -> Result<(), Error> {
         let conversation_id = self.live_call(call_id)?;
-        if !self.call_book()?.accept(call_id) {
+        let Some(already_in) = self.call_book()?.accept(call_id) else {
             return Err(Error::InvalidState("the call is not ringing here"));
-        }
+        };
         self.send_signal(
             conversation_id,
             CallSignal {
@@ -131,7 +131,19 @@ impl<C: Clock> Messenger<C> {
                 signal: Signal::Accept,
             },
         )
-        .await
+        .await?;
+        // The other callees already in the call, as events like any received one.
+        if !already_in.is_empty() {
+            for event in already_in {
+                self.record(&Event::Call {
+                    conversation_id,
+                    call_id,
+                    event,
+                });
+            }
+            self.persist().await?;
+        }
+        Ok(())
     }
 
     /// Declines a ringing call for this user.

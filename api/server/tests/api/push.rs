@@ -183,6 +183,11 @@ async fn registrations_are_checked_and_can_be_removed(backend: Backend, storage:
         let resp = put(&b.token, bad.clone()).await.unwrap();
         assert_eq!(resp.status(), 400, "{bad}");
     }
+    // Any short plain name, in either case.
+    let resp = put(&b.token, json!({"token": "t", "provider": "Web-Push.v2"}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
     let pending = app.new_device(b.user_id).await;
     assert_problem(
         put(&pending.token, json!({"token": "t", "provider": "fcm"}))
