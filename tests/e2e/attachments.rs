@@ -133,24 +133,9 @@ async fn a_50_mb_file_reaches_every_device_of_every_member(env: ServerEnv) {
     assert!(seen.len() > 10 && seen.windows(2).all(|w| w[0].done <= w[1].done));
     assert_eq!(sent.size, data.len() as u64);
 
-    let want = sha2::Sha256::digest(&data);
-    for (cloak, listener) in [(&bobs, &mut at_bob), (&laptop, &mut at_laptop)] {
-        let (from, got) = next_attachment(listener).await;
-        assert_eq!(from, device_id(&phone));
-        assert_eq!(
-            (got.name.as_str(), got.mime.as_str(), got.size),
-            ("holiday.mp4", "video/mp4", sent.size)
-        );
-        let bytes = download(cloak, &got).await.unwrap();
-        assert_eq!(
-            sha2::Sha256::digest(&bytes),
-            want,
-            "intact at {}",
-            device_id(cloak)
-        );
-    }
-
-    // Not a byte of plaintext on the server's side.
+    // Not a byte of plaintext on the server's side: its blobs and database, checked
+    // before anyone downloads (the sweeper deletes the blob once every device has it),
+    // and its logs at the end.
     let needle = canary.as_bytes();
     if production {
         // Every object moto holds for this server, fetched raw.
@@ -201,6 +186,23 @@ async fn a_50_mb_file_reaches_every_device_of_every_member(env: ServerEnv) {
             assert!(!contains(&bytes, needle), "plaintext in {}", f.display());
         }
     }
+    let want = sha2::Sha256::digest(&data);
+    for (cloak, listener) in [(&bobs, &mut at_bob), (&laptop, &mut at_laptop)] {
+        let (from, got) = next_attachment(listener).await;
+        assert_eq!(from, device_id(&phone));
+        assert_eq!(
+            (got.name.as_str(), got.mime.as_str(), got.size),
+            ("holiday.mp4", "video/mp4", sent.size)
+        );
+        let bytes = download(cloak, &got).await.unwrap();
+        assert_eq!(
+            sha2::Sha256::digest(&bytes),
+            want,
+            "intact at {}",
+            device_id(cloak)
+        );
+    }
+
     let logs = stack.server.logs().join("\n");
     assert!(!logs.contains(&canary), "plaintext in the server's logs");
 }

@@ -24,6 +24,21 @@ async fn call_event(l: &mut Listener, call: Uuid) -> CallEvent {
     }
 }
 
+/// Within half a second, `l` sees no SDP (it was addressed to another device).
+async fn assert_no_sdp(l: &mut Listener) {
+    let rest = l.drain(Duration::from_millis(500)).await;
+    assert!(
+        !rest.iter().any(|e| matches!(
+            e,
+            Event::Call {
+                event: CallEvent::CallSdp { .. },
+                ..
+            }
+        )),
+        "{rest:?}"
+    );
+}
+
 async fn a_call_rings_every_device_is_answered_on_one_and_exchanges_sdp_and_ice(env: ServerEnv) {
     let stack = Stack::start(&env);
     let alice = stack.tenant.create_user("alice", "Alice").await;
@@ -116,17 +131,7 @@ async fn a_call_rings_every_device_is_answered_on_one_and_exchanges_sdp_and_ice(
         other => panic!("{other:?}"),
     }
     // The laptop saw no SDP meant for the phone.
-    let rest = ll.drain(Duration::from_millis(500)).await;
-    assert!(
-        !rest.iter().any(|e| matches!(
-            e,
-            Event::Call {
-                event: CallEvent::CallSdp { .. },
-                ..
-            }
-        )),
-        "{rest:?}"
-    );
+    assert_no_sdp(&mut ll).await;
     // Signals never show as messages in the timeline.
     let page = chat.messages(None, 50).await.unwrap();
     assert!(page.messages.is_empty(), "{:?}", page.messages);
@@ -272,17 +277,7 @@ async fn a_group_call_connects_every_pair_of_callees(env: ServerEnv) {
         other => panic!("{other:?}"),
     }
     // The caller saw neither: it was addressed between the callees.
-    let rest = la.drain(Duration::from_millis(500)).await;
-    assert!(
-        !rest.iter().any(|e| matches!(
-            e,
-            Event::Call {
-                event: CallEvent::CallSdp { .. },
-                ..
-            }
-        )),
-        "{rest:?}"
-    );
+    assert_no_sdp(&mut la).await;
     // Bob leaves; the call goes on between Alice and Carol until Alice hangs up.
     b.call(group.id(), call.id()).hang_up().await.unwrap();
     call.hang_up().await.unwrap();

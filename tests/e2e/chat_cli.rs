@@ -498,17 +498,7 @@ async fn push_register_from_the_terminal_client() {
         .with("CLOAK_PUSH_COALESCE_SECS", "1")
         .with("CLOAK_WORKER_POLL_MS", "100");
     let stack = Stack::start(&env);
-    let (url, got) = crate::push::receiver().await;
-    let resp = stack
-        .tenant
-        .http
-        .put(format!("{}/v1/webhooks", stack.server.base_url))
-        .bearer_auth(&stack.tenant.api_key)
-        .json(&serde_json::json!({"url": url}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let got = crate::push::tenant_receiver(&stack).await;
     let (ids, alice, bob) = alice_and_bob(&stack).await;
     let token = format!("desktop-{}", uuid::Uuid::new_v4().simple());
     let registered = chat(
@@ -522,23 +512,9 @@ async fn push_register_from_the_terminal_client() {
     assert_eq!(registered["provider"], "apns");
     let canary = format!("CANARY-{}", uuid::Uuid::new_v4().simple());
     assert!(chat(&stack, &alice, &["send", "bob", &canary]).await.ok);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let webhook = loop {
-        let found = got
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|b| serde_json::from_str::<Value>(b).ok())
-            .find(|v| v["type"] == "device.pending");
-        if let Some(v) = found {
-            break v;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no device.pending webhook for the token cloak-chat registered"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    let webhook = crate::push::device_pending(&got)
+        .await
+        .expect("no device.pending webhook for the token cloak-chat registered");
     let data = &webhook["data"];
     assert_eq!(data["push_token"], token.as_str(), "{data}");
     assert_eq!(data["provider"], "apns");

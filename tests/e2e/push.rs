@@ -12,7 +12,7 @@ use cloak_sdk::StoreKey;
 use serde_json::Value;
 
 /// A tenant webhook endpoint that keeps every body it gets.
-pub(crate) async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
     let got = Arc::new(Mutex::new(Vec::new()));
     let g = got.clone();
     let server = HttpServer::new(move || {
@@ -36,11 +36,8 @@ pub(crate) async fn receiver() -> (String, Arc<Mutex<Vec<String>>>) {
     (url, got)
 }
 
-async fn a_sleeping_device_is_woken_without_content_and_peeks(env: ServerEnv) {
-    let env = env
-        .with("CLOAK_PUSH_COALESCE_SECS", "1")
-        .with("CLOAK_WORKER_POLL_MS", "100");
-    let mut stack = Stack::start(&env);
+/// A receiver set as the tenant's webhook endpoint; the bodies it gets.
+pub(crate) async fn tenant_receiver(stack: &Stack) -> Arc<Mutex<Vec<String>>> {
     let (url, got) = receiver().await;
     let resp = stack
         .tenant
@@ -52,6 +49,32 @@ async fn a_sleeping_device_is_woken_without_content_and_peeks(env: ServerEnv) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
+    got
+}
+
+/// The first `device.pending` webhook among `got`, waiting up to 20 s for it.
+pub(crate) async fn device_pending(got: &Mutex<Vec<String>>) -> Option<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = got
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+            .find(|v| v["type"] == "device.pending");
+        if found.is_some() || std::time::Instant::now() > deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn a_sleeping_device_is_woken_without_content_and_peeks(env: ServerEnv) {
+    let env = env
+        .with("CLOAK_PUSH_COALESCE_SECS", "1")
+        .with("CLOAK_WORKER_POLL_MS", "100");
+    let mut stack = Stack::start(&env);
+    let got = tenant_receiver(&stack).await;
     let alice = stack.tenant.create_user("alice", "Alice").await;
     let bob = stack.tenant.create_user("bob", "Bob").await;
     stack.tenant.add_contact(alice.id, bob.id).await;
@@ -75,38 +98,25 @@ async fn a_sleeping_device_is_woken_without_content_and_peeks(env: ServerEnv) {
 
     let canary = format!("CANARY-{}", uuid::Uuid::new_v4().simple());
     chat.send_text(&canary).await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let webhook = loop {
-        let found = got
-            .lock()
+    let Some(webhook) = device_pending(&got).await else {
+        let log = stack
+            .tenant
+            .http
+            .get(format!("{}/v1/webhooks/deliveries", stack.server.base_url))
+            .bearer_auth(&stack.tenant.api_key)
+            .send()
+            .await
             .unwrap()
-            .iter()
-            .map(|b| serde_json::from_str::<Value>(b).unwrap())
-            .find(|v| v["type"] == "device.pending");
-        if let Some(v) = found {
-            break v;
-        }
-        if std::time::Instant::now() > deadline {
-            let log = stack
-                .tenant
-                .http
-                .get(format!("{}/v1/webhooks/deliveries", stack.server.base_url))
-                .bearer_auth(&stack.tenant.api_key)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            let logs: Vec<String> = stack
-                .server
-                .logs()
-                .into_iter()
-                .filter(|l| l.contains("warn") || l.contains("push") || l.contains("ERROR"))
-                .collect();
-            panic!("no device.pending webhook; deliveries: {log}; logs: {logs:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+            .text()
+            .await
+            .unwrap();
+        let logs: Vec<String> = stack
+            .server
+            .logs()
+            .into_iter()
+            .filter(|l| l.contains("warn") || l.contains("push") || l.contains("ERROR"))
+            .collect();
+        panic!("no device.pending webhook; deliveries: {log}; logs: {logs:?}");
     };
     let data = &webhook["data"];
     assert_eq!(data["device_id"], bob_device.to_string());

@@ -136,6 +136,7 @@ pub struct Report {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// `open`, `upheld` or `dismissed`.
+    #[schema(value_type = ReportStatus)]
     pub status: String,
     /// When the server accepted the message.
     #[serde(with = "time::serde::rfc3339")]
@@ -152,12 +153,46 @@ pub struct ReportList {
     pub items: Vec<Report>,
 }
 
+/// Where a report stands: the closed set of `status` values (strings on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportStatus {
+    /// Not yet decided.
+    Open,
+    /// The tenant acted on it.
+    Upheld,
+    /// The tenant found nothing wrong.
+    Dismissed,
+}
+
+impl ReportStatus {
+    /// The status named `s`, if it is one.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(Self::Open),
+            "upheld" => Some(Self::Upheld),
+            "dismissed" => Some(Self::Dismissed),
+            _ => None,
+        }
+    }
+
+    /// Its name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Upheld => "upheld",
+            Self::Dismissed => "dismissed",
+        }
+    }
+}
+
 /// Query of `GET /v1/reports`.
 #[derive(Debug, Clone, Serialize, Deserialize, IntoParams, Validate)]
 #[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// `open` (default), `upheld` or `dismissed`.
     #[serde(default)]
+    #[param(value_type = Option<ReportStatus>)]
     pub status: Option<String>,
 }
 
@@ -169,4 +204,23 @@ pub struct ModerationSettings {
     #[validate(range(min = 1, max = 1000))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend_after_upheld_reports: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReportStatus;
+
+    #[test]
+    fn report_statuses_parse_their_wire_names() {
+        for status in [
+            ReportStatus::Open,
+            ReportStatus::Upheld,
+            ReportStatus::Dismissed,
+        ] {
+            let wire = serde_json::to_value(status).expect("serializes");
+            assert_eq!(wire, status.as_str());
+            assert_eq!(ReportStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(ReportStatus::parse("closed"), None);
+    }
 }

@@ -6,6 +6,18 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use validator::Validate;
 
+/// What a console account may do: the closed set of `role` values (strings on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsoleRole {
+    /// Everything, including the price table and the accounts.
+    Owner,
+    /// Buy, grant and adjust credits.
+    BillingAdmin,
+    /// Read only.
+    Viewer,
+}
+
 /// `POST /v1/console/accounts`: a person at the tenant who may use the console.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
@@ -15,6 +27,7 @@ pub struct CreateConsoleAccountRequest {
     pub email: String,
     /// `owner` (everything), `billing_admin` (buy, grant, adjust) or `viewer` (read).
     #[validate(length(min = 1, max = 32))]
+    #[schema(value_type = ConsoleRole)]
     pub role: String,
 }
 
@@ -26,6 +39,7 @@ pub struct ConsoleAccountInfo {
     /// E-mail address.
     pub email: String,
     /// Role.
+    #[schema(value_type = ConsoleRole)]
     pub role: String,
     /// Whether a password was set.
     pub active: bool,

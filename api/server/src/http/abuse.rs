@@ -5,7 +5,7 @@ use cloak_proto::Code;
 use cloak_proto::Problem;
 use cloak_proto::abuse::{
     BlockList, BlockRequest, ModerationSettings, Report, ReportList, ReportQuery, ReportRequest,
-    TrustLevels,
+    ReportStatus, TrustLevels,
 };
 use uuid::Uuid;
 use validator::Validate as _;
@@ -179,14 +179,13 @@ pub async fn list_reports(
     query: web::Query<ReportQuery>,
 ) -> Result<web::Json<ReportList>, ApiError> {
     query.validate().map_err(|e| ApiError::validation(&e))?;
-    let status = query.status.as_deref().unwrap_or("open");
-    if !matches!(status, "open" | "upheld" | "dismissed") {
-        return Err(ServiceError::invalid(
-            Code::InvalidStatus,
-            "status is open, upheld or dismissed",
-        )
-        .into());
+    let status = match query.status.as_deref() {
+        None => ReportStatus::Open,
+        Some(s) => ReportStatus::parse(s).ok_or_else(|| {
+            ServiceError::invalid(Code::InvalidStatus, "status is open, upheld or dismissed")
+        })?,
     }
+    .as_str();
     let items = state
         .store
         .list_reports(auth.0.tenant_id, status)

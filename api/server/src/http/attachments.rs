@@ -416,7 +416,7 @@ pub async fn download(
     };
     let served = range.clone().unwrap_or(0..size);
     let len = served.end - served.start;
-    let body = attachments::read_range(state.blobs.clone(), parts, served.clone());
+    let body = attachments::open_range(state.blobs.clone(), parts, served.clone()).await?;
     // Reaching the last byte marks this device served (after the body went out).
     let finished = served.end == size;
     let (store, device, now) = (state.store.clone(), auth.0, state.clock.now_ms());

@@ -349,6 +349,24 @@ pub fn read_range(
         .boxed()
 }
 
+/// [`read_range`], with its first bytes already asked for: a blob that is gone (swept a
+/// moment after its last download, while the rows still stand) is a 404 and a store that
+/// does not answer a 503, before the response starts, rather than a body cut short.
+pub async fn open_range(
+    blobs: std::sync::Arc<dyn BlobStore>,
+    parts: Vec<Part>,
+    range: Range<u64>,
+) -> Result<BoxStream<'static, Result<Bytes, BlobError>>, ServiceError> {
+    let mut body = read_range(blobs, parts, range).peekable();
+    match std::pin::Pin::new(&mut body).peek().await {
+        Some(Err(BlobError::Store(object_store::Error::NotFound { .. }))) => {
+            Err(ServiceError::NotFound("attachment"))
+        }
+        Some(Err(e)) => Err(blob_failure(e)),
+        _ => Ok(body.boxed()),
+    }
+}
+
 /// One pass of the sweep: deletes the blobs, then the rows, of attachments that are done
 /// with. Returns how many were deleted.
 pub async fn sweep(

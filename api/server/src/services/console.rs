@@ -288,9 +288,30 @@ pub async fn login(
 /// An Argon2id hash of a random password, for equal timing on unknown e-mail addresses.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3qU2BuKhbaB0fRRV8lDfzNQ7MXvD5d7Pn1E3kdbBZ3s";
 
+/// The wire's closed set of roles (in the API spec), one for one with [`Role`].
+impl From<Role> for cloak_proto::console::ConsoleRole {
+    fn from(role: Role) -> Self {
+        match role {
+            Role::Owner => Self::Owner,
+            Role::BillingAdmin => Self::BillingAdmin,
+            Role::Viewer => Self::Viewer,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_roles_in_the_spec_are_the_roles_the_server_knows() {
+        for role in [Role::Owner, Role::BillingAdmin, Role::Viewer] {
+            let wire = serde_json::to_value(cloak_proto::console::ConsoleRole::from(role))
+                .expect("a role serializes");
+            assert_eq!(wire, role.as_str());
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+        }
+    }
 
     #[test]
     fn passwords_hash_with_owasp_argon2id_and_verify() {
