@@ -194,6 +194,7 @@ async fn change(
     let wallet_id = billing::parse_wallet(state.store.as_ref(), tenant_id, wallet).await?;
     let (entry, replayed) = billing::change_balance(
         state.store.as_ref(),
+        state.broker.as_ref(),
         ManualChange {
             tenant_id,
             wallet_id,
@@ -206,15 +207,6 @@ async fn change(
         },
     )
     .await?;
-    if delta > 0 && !replayed {
-        billing::wake_wallet(
-            state.store.as_ref(),
-            state.broker.as_ref(),
-            tenant_id,
-            wallet_id,
-        )
-        .await;
-    }
     let mut resp = if replayed {
         HttpResponse::Ok()
     } else {

@@ -383,6 +383,7 @@ pub async fn grant(
         }
         billing::change_balance(
             state.store.as_ref(),
+            state.broker.as_ref(),
             ManualChange {
                 tenant_id: tenant,
                 wallet_id,
@@ -401,17 +402,6 @@ pub async fn grant(
         .await
     }
     .await;
-    if let Ok((entry, false)) = &outcome
-        && entry.delta > 0
-    {
-        billing::wake_wallet(
-            state.store.as_ref(),
-            state.broker.as_ref(),
-            tenant,
-            entry.wallet_id,
-        )
-        .await;
-    }
     let query = match outcome {
         Ok((entry, _)) => format!(
             "ok=Applied {:+} credits; balance {}",

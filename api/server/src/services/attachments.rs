@@ -337,8 +337,8 @@ pub fn read_range(
         })
         .collect();
     // The next part's request goes out while this part's body streams (an S3 GET costs a
-    // round trip before its first byte); its body waits in the socket, so at most one part
-    // beyond the current one is in flight and nothing is buffered whole.
+    // round trip before its first byte); their bodies wait in the socket, so at most
+    // PREFETCH_PARTS parts are in flight and none is buffered whole.
     stream::iter(pieces)
         .map(move |(key, r)| {
             let blobs = blobs.clone();

@@ -138,7 +138,7 @@ pub struct ManualChange<'a> {
 /// again, so messages held back for an unaffordable view go out at once rather than at
 /// the next heartbeat. (A tenant wallet pays for everyone; its users' sockets retry at
 /// their heartbeat.) Best effort: a failure only delays delivery.
-pub async fn wake_wallet(store: &dyn Store, broker: &dyn Broker, tenant_id: Uuid, wallet_id: Uuid) {
+async fn wake_wallet(store: &dyn Store, broker: &dyn Broker, tenant_id: Uuid, wallet_id: Uuid) {
     if wallet_id == tenant_id {
         return;
     }
@@ -152,9 +152,11 @@ pub async fn wake_wallet(store: &dyn Store, broker: &dyn Broker, tenant_id: Uuid
 }
 
 /// Applies a grant or adjustment once per idempotency key. Returns the entry and whether
-/// it was a replay; a key reused for a different change is refused.
+/// it was a replay; a key reused for a different change is refused. Credits added to a
+/// user's wallet wake that user's sockets ([`wake_wallet`]).
 pub async fn change_balance(
     store: &dyn Store,
+    broker: &dyn Broker,
     change: ManualChange<'_>,
 ) -> Result<(LedgerEntry, bool), ServiceError> {
     check_idempotency_key(change.idempotency_key)?;
@@ -177,7 +179,12 @@ pub async fn change_balance(
         clamp: false,
     };
     match store.post_ledger(&entry).await? {
-        LedgerOutcome::Applied(e) => Ok((e, false)),
+        LedgerOutcome::Applied(e) => {
+            if e.delta > 0 {
+                wake_wallet(store, broker, e.tenant_id, e.wallet_id).await;
+            }
+            Ok((e, false))
+        }
         LedgerOutcome::Replayed(e) => {
             if e.wallet_id != entry.wallet_id || e.delta != entry.delta || e.kind != entry.kind {
                 return Err(ServiceError::conflict(
