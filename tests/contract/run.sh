@@ -67,7 +67,7 @@ step python-client py_client
 
 schemathesis() {
   .venv/bin/schemathesis --config-file schemathesis.toml run "$SPEC" --url "$BASE_URL" \
-    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance,missing_required_header,unsupported_method \
     --workers 1 --seed 1 --max-examples "$EXAMPLES" --no-color \
     --exclude-path-regex '^/console' --exclude-path /v1/ws --exclude-path /v1/stripe/webhook \
     --exclude-operation-id put_webhook --exclude-operation-id create_checkout_session \

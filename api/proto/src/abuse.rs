@@ -26,6 +26,7 @@ pub enum AttachmentSize {
 pub struct TrustLevel {
     /// Its name (lowercase letters, digits, `_`, `-`).
     #[validate(length(min = 1, max = 32))]
+    #[schema(pattern = r"^[a-z0-9_-]+$")]
     pub name: String,
     /// Messages allowed per window, across all recipients.
     #[validate(range(min = 1, max = 1_000_000))]
@@ -59,6 +60,47 @@ fn default_calls_per_hour() -> u32 {
 /// `GET`/`PUT /v1/trust-levels`: the tenant's levels, lowest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "levels": [
+        {
+            "name": "new",
+            "messages_per_window": 1,
+            "window_secs": 10,
+            "max_attachment": "small",
+            "invites_per_day": 5,
+            "new_contacts_per_day": 10,
+            "calls_per_hour": 6,
+            "promote_after_secs": 604800
+        },
+        {
+            "name": "basic",
+            "messages_per_window": 30,
+            "window_secs": 60,
+            "max_attachment": "small",
+            "invites_per_day": 20,
+            "new_contacts_per_day": 50,
+            "calls_per_hour": 20
+        },
+        {
+            "name": "trusted",
+            "messages_per_window": 120,
+            "window_secs": 60,
+            "max_attachment": "large",
+            "invites_per_day": 100,
+            "new_contacts_per_day": 200,
+            "calls_per_hour": 60
+        },
+        {
+            "name": "verified",
+            "messages_per_window": 600,
+            "window_secs": 60,
+            "max_attachment": "large",
+            "invites_per_day": 1000,
+            "new_contacts_per_day": 1000,
+            "calls_per_hour": 240
+        }
+    ]
+}))]
 pub struct TrustLevels {
     /// Ordered from least to most trusted; new users start at the first.
     #[validate(nested, length(min = 1, max = 16))]
@@ -68,6 +110,9 @@ pub struct TrustLevels {
 /// `POST /v1/blocks`: stop a user's messages and invites from reaching this user.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "user_id": "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
+}))]
 pub struct BlockRequest {
     /// The user to block.
     pub user_id: Uuid,
@@ -85,6 +130,17 @@ pub struct BlockList {
 /// time, and the commitment opens to exactly this text under the revealed key.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "conversation_id": "3f6c1b7e-8a2d-4c1e-9b5a-2d7e4f1a0c93",
+    "message_id": "6e2b8f4a-9c1d-4a7e-b3f5-8d0c2e6a4b19",
+    "sender_device_id": "c2a7f1e9-3b4d-4c5e-9f6a-7b8c9d0e1f2a",
+    "sent_at_ms": 1_796_398_234_567_i64,
+    "text": "See you at 7?",
+    "franking_key": "/Wi5pwwmBpYHSnk3/WJIPHon2uRZgYVQSfHOdtUHU4M=",
+    "franking_tag": "hW3Xq9z32+DPAZ0ZPhyInWUWFDfNr61FIByYqYQc2CQ=",
+    "franking_stamp": "4K/Nv2rUrfVmxXLX98NNTfuF5RIrunUNajpYQvkV05s=",
+    "reason": "Harassment"
+}))]
 pub struct ReportRequest {
     /// The conversation.
     pub conversation_id: Uuid,
@@ -199,6 +255,9 @@ pub struct ReportQuery {
 /// `GET`/`PUT /v1/moderation/settings`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "suspend_after_upheld_reports": 3
+}))]
 pub struct ModerationSettings {
     /// Suspend a user once this many reports against them are upheld (absent: never).
     #[validate(range(min = 1, max = 1000))]

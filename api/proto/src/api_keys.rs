@@ -9,6 +9,9 @@ use validator::Validate;
 /// Request body of `POST /v1/api-keys`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "name": "production backend"
+}))]
 pub struct CreateApiKeyRequest {
     /// A label for people, e.g. `production backend`.
     #[validate(length(min = 1, max = 100))]

@@ -14,6 +14,18 @@ const MAX_PRICE: i64 = 1_000_000;
     Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, Validate,
 )]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "text_message": 1,
+    "attachment_small": 2,
+    "attachment_medium": 5,
+    "attachment_large": 10,
+    "edit": 1,
+    "delete": 0,
+    "call_minute": 3,
+    "invite_redemption": 0,
+    "group_commit": 0,
+    "message_view": 0
+}))]
 pub struct PriceTable {
     /// A text message.
     #[validate(range(min = 0, max = MAX_PRICE))]
@@ -58,6 +70,7 @@ pub struct PriceTable {
 pub struct CreditPack {
     /// The pack's id (letters, digits, `-`, `_`).
     #[validate(length(min = 1, max = 64))]
+    #[schema(pattern = r"^[A-Za-z0-9_-]+$")]
     pub id: String,
     /// Shown on the Checkout page.
     #[validate(length(min = 1, max = 100))]
@@ -70,12 +83,27 @@ pub struct CreditPack {
     pub amount: i64,
     /// ISO 4217 currency, lowercase (`usd`, `eur`).
     #[validate(length(equal = 3))]
+    #[schema(pattern = r"^[a-z]{3}$")]
     pub currency: String,
 }
 
 /// `GET`/`PUT /v1/billing/settings`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "users_pay": false,
+    "postpaid": false,
+    "low_balance_threshold": 1000,
+    "packs": [
+        {
+            "id": "starter",
+            "name": "Starter pack",
+            "credits": 10000,
+            "amount": 999,
+            "currency": "usd"
+        }
+    ]
+}))]
 pub struct BillingSettings {
     /// Senders pay from their own wallets; otherwise the tenant's wallet pays.
     #[serde(default)]
@@ -121,6 +149,10 @@ pub struct WalletList {
 /// `POST /v1/wallets/{wallet}/grants`: adds credits. Needs an `Idempotency-Key` header.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "credits": 5000,
+    "reason": "Welcome bonus"
+}))]
 pub struct GrantRequest {
     /// Credits to add.
     #[validate(range(min = 1, max = 1_000_000_000))]
@@ -134,6 +166,10 @@ pub struct GrantRequest {
 /// Needs an `Idempotency-Key` header.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "delta": -250,
+    "reason": "Correction: duplicate grant"
+}))]
 pub struct AdjustmentRequest {
     /// Credits to add (positive) or remove (negative); not 0.
     #[validate(range(min = -1_000_000_000, max = 1_000_000_000))]
@@ -154,7 +190,9 @@ pub struct LedgerEntry {
     pub delta: i64,
     /// The balance right after.
     pub balance_after: i64,
-    /// `message`, `grant`, `adjustment`, `purchase`, `refund`, `dispute`, `invite_redemption`.
+    /// What made it: a charge (`message`, `edit`, `delete`, `attachment`, `call`,
+    /// `invite_redemption`, `commit`, `message_view`), `grant`, `adjustment`, or Stripe's
+    /// `purchase`, `refund`, `dispute` (the document lists them as an enum).
     pub kind: String,
     /// Why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -197,6 +235,12 @@ pub struct LedgerQuery {
 /// `POST /v1/billing/checkout-sessions`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "wallet": "tenant",
+    "pack": "starter",
+    "success_url": "https://platform.example.com/billing/success",
+    "cancel_url": "https://platform.example.com/billing"
+}))]
 pub struct CheckoutRequest {
     /// `tenant` or a user's id.
     #[validate(length(min = 1, max = 64))]
@@ -228,6 +272,9 @@ pub struct CheckoutSession {
 /// `PUT /v1/webhooks`: where tenant webhooks go.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "url": "https://platform.example.com/cloak/webhooks"
+}))]
 pub struct WebhookConfigRequest {
     /// An http(s) URL.
     #[validate(url, length(max = 2000))]

@@ -100,6 +100,8 @@ pub enum Code {
     InvalidLogin,
     /// A credit pack is not valid.
     InvalidPack,
+    /// The billing settings do not fit together (postpaid needs a Stripe customer and a meter event name).
+    InvalidBillingSettings,
     /// A query parameter is not valid.
     InvalidQuery,
     /// A report or moderation reason is not valid.
@@ -201,8 +203,10 @@ pub enum Code {
     UnknownTrustLevel,
     /// The request body has the wrong content type.
     UnsupportedMediaType,
-    /// The user is suspended.
+    /// The user is suspended: their devices' credentials are refused.
     UserSuspended,
+    /// Tokens are not minted for a suspended user (lift the suspension first).
+    SuspendedUser,
     /// One or more fields are invalid (see `errors`).
     ValidationFailed,
     /// The password is too weak.
@@ -221,6 +225,115 @@ pub enum Code {
 }
 
 impl Code {
+    /// The HTTP status every problem with this code carries: one code, one status, so
+    /// the documented responses of an operation follow from the codes it can answer.
+    /// (`checksum_mismatch` is tus's 460.)
+    pub const fn status(self) -> u16 {
+        match self {
+            Self::AlreadyAuthenticated
+            | Self::ApprovalTimeSkew
+            | Self::AttachmentTooLarge
+            | Self::CommitTooLarge
+            | Self::ControlTooLarge
+            | Self::DuplicateDevice
+            | Self::IdempotencyKeyRequired
+            | Self::InvalidBillingSettings
+            | Self::InvalidCommit
+            | Self::InvalidCursor
+            | Self::InvalidEmail
+            | Self::InvalidEpoch
+            | Self::InvalidEvent
+            | Self::InvalidFrame
+            | Self::InvalidFrankingTag
+            | Self::InvalidIdentityKey
+            | Self::InvalidJson
+            | Self::InvalidPack
+            | Self::InvalidQuery
+            | Self::InvalidReason
+            | Self::InvalidRole
+            | Self::InvalidSignature
+            | Self::InvalidStatus
+            | Self::InvalidTemplate
+            | Self::InvalidTenantName
+            | Self::InvalidTrustLevel
+            | Self::InvalidUpload
+            | Self::InvalidWallet
+            | Self::InvalidWebhookUrl
+            | Self::InvalidWelcome
+            | Self::InviterRequired
+            | Self::KeyPackageExpired
+            | Self::MalformedJson
+            | Self::MeterIdentifier
+            | Self::OwnInvite
+            | Self::QrEncoding
+            | Self::QrTooLong
+            | Self::ReplayedEvent
+            | Self::ReportUnverifiable
+            | Self::SelfBlock
+            | Self::SelfContact
+            | Self::StaleSignature
+            | Self::UnknownTrustLevel
+            | Self::ValidationFailed
+            | Self::WeakPassword
+            | Self::WebhookTargetNotAllowed
+            | Self::WelcomeMismatch
+            | Self::WebsocketUpgradeRequired
+            | Self::ZeroDelta => 400,
+            Self::DeviceRevoked
+            | Self::InvalidApiKey
+            | Self::InvalidChallenge
+            | Self::InvalidLogin
+            | Self::InvalidToken
+            | Self::MissingCredentials
+            | Self::TokenExpired
+            | Self::UserSuspended => 401,
+            Self::InsufficientCredits | Self::PaymentRequired => 402,
+            Self::AccountLocked
+            | Self::AttachmentNotAllowed
+            | Self::DevicePending
+            | Self::NotAllowedAtTrustLevel
+            | Self::NotOwnUser => 403,
+            Self::NotFound | Self::RouteNotFound => 404,
+            Self::MethodNotAllowed => 405,
+            Self::AlreadyReported
+            | Self::BalanceWouldGoNegative
+            | Self::BillingNotConfigured
+            | Self::ConversationExists
+            | Self::DeviceNotPending
+            | Self::EmailTaken
+            | Self::ExternalIdTaken
+            | Self::IdempotencyKeyReused
+            | Self::IdentityKeyInUse
+            | Self::KeyPackageStockFull
+            | Self::LastActiveKey
+            | Self::MailboxFull
+            | Self::MembershipConflict
+            | Self::MemoryMailboxUnavailable
+            | Self::StaleEpoch
+            | Self::StorageQuotaExceeded
+            | Self::SuspendedUser
+            | Self::UploadOffsetMismatch => 409,
+            Self::InviteExpired
+            | Self::InviteRevoked
+            | Self::InviteUsedUp
+            | Self::SetupLinkInvalid
+            | Self::UploadExpired => 410,
+            Self::TusVersionUnsupported => 412,
+            Self::PayloadTooLarge => 413,
+            Self::UnsupportedMediaType => 415,
+            Self::RangeNotSatisfiable => 416,
+            Self::RateLimited => 429,
+            Self::ChecksumMismatch => 460,
+            Self::InternalError | Self::Unknown => 500,
+            Self::StripeError => 502,
+            Self::BlobStoreUnavailable
+            | Self::DatabaseUnavailable
+            | Self::LimiterUnavailable
+            | Self::StripeNotConfigured
+            | Self::TurnNotConfigured => 503,
+        }
+    }
+
     /// The wire name, e.g. `"stale_epoch"`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -268,6 +381,7 @@ impl Code {
             Self::InvalidJson => "invalid_json",
             Self::InvalidLogin => "invalid_login",
             Self::InvalidPack => "invalid_pack",
+            Self::InvalidBillingSettings => "invalid_billing_settings",
             Self::InvalidQuery => "invalid_query",
             Self::InvalidReason => "invalid_reason",
             Self::InvalidRole => "invalid_role",
@@ -319,6 +433,7 @@ impl Code {
             Self::UnknownTrustLevel => "unknown_trust_level",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::UserSuspended => "user_suspended",
+            Self::SuspendedUser => "suspended_user",
             Self::ValidationFailed => "validation_failed",
             Self::WeakPassword => "weak_password",
             Self::WebhookTargetNotAllowed => "webhook_target_not_allowed",

@@ -21,9 +21,16 @@ pub enum ConsoleRole {
 /// `POST /v1/console/accounts`: a person at the tenant who may use the console.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "email": "ann@example.com",
+    "role": "billing_admin"
+}))]
 pub struct CreateConsoleAccountRequest {
     /// Their e-mail address (the login name).
     #[validate(length(min = 3, max = 254))]
+    #[schema(
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^\s\x00-\x1f\x7f-\x9f]*\.[^\s\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub email: String,
     /// `owner` (everything), `billing_admin` (buy, grant, adjust) or `viewer` (read).
     #[validate(length(min = 1, max = 32))]

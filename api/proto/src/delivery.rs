@@ -13,6 +13,9 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Request body of `POST /v1/conversations`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "conversation_id": "3f6c1b7e-8a2d-4c1e-9b5a-2d7e4f1a0c93"
+}))]
 pub struct CreateConversationRequest {
     /// The conversation's id: the MLS group id the creating device chose (a UUID).
     pub conversation_id: Uuid,
@@ -73,6 +76,13 @@ pub struct ConversationList {
 /// fanned out to every other member device.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "client_msg_id": "6e2b8f4a-9c1d-4a7e-b3f5-8d0c2e6a4b19",
+    "epoch": 3,
+    "body": "AAEAAhA/bBt+ii1MHptaLX5PGgyTAAAAAAAAAAMBABADBCz4EA2zhoGM7k/w8pckGDBVMdzFDryjHPHVsx6fx27VH2aztt1aAw==",
+    "class": "text",
+    "franking_tag": "hW3Xq9z32+DPAZ0ZPhyInWUWFDfNr61FIByYqYQc2CQ="
+}))]
 pub struct SendMessageRequest {
     /// The sender's id for this message; a retry with the same id is not stored twice.
     pub client_msg_id: Uuid,
@@ -94,7 +104,7 @@ pub struct SendMessageRequest {
         skip_serializing_if = "Option::is_none",
         with = "crate::bytes::option"
     )]
-    #[schema(value_type = Option<String>, format = Byte)]
+    #[schema(value_type = Option<String>, format = Byte, pattern = r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")]
     pub franking_tag: Option<Vec<u8>>,
 }
 
@@ -126,6 +136,19 @@ pub enum MessageClass {
 /// devices. The member list changes only through accepted commits.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "client_msg_id": "a4d3c2b1-7e6f-4a5b-9c8d-2f1e0d9c8b7a",
+    "epoch": 3,
+    "commit": "AAEAAhA/bBt+ii1MHptaLX5PGgyTAAAAAAAAAAMDABADBCz4EA2zhoGM7k/w8pckGNpd/BZ7+4iuvEuUNBuPRff/shQOMVCiBQ==",
+    "welcome": "AAEAAwABQFMg0CfiUTk1QbW5NzTjfxaQ340jH66Ot2Qjsmd4ajqm/eAgIIAVCn9pFOnQ6faGUVc+4IP3P+7r1zzavmjySSbUiQsQ+NyzQwjlxp9GozyvpivZIhBGu47+FQpXzuPuBMeJxAuc",
+    "add": [
+        "e1f2a3b4-c5d6-4e7f-8a9b-0c1d2e3f4a5b"
+    ],
+    "remove": [],
+    "leaf_indices": [
+        2
+    ]
+}))]
 pub struct CommitRequest {
     /// The sender's id for this commit; a retry with the same id is not applied twice.
     pub client_msg_id: Uuid,
@@ -275,6 +298,7 @@ pub struct Envelope {
 pub struct MailboxQuery {
     /// Return entries with a sequence number above this (default 0).
     #[serde(default)]
+    #[validate(range(max = 9_223_372_036_854_775_807_u64))]
     pub after: u64,
     /// At most this many (1 to 500, default 100).
     #[validate(range(min = 1, max = 500))]
@@ -293,8 +317,12 @@ pub struct MailboxPage {
 /// Request body of `POST /v1/mailbox/ack`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "up_to": 42
+}))]
 pub struct AckRequest {
     /// Deletes every entry with a sequence number up to and including this.
+    #[validate(range(max = 9_223_372_036_854_775_807_u64))]
     pub up_to: u64,
 }
 

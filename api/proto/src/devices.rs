@@ -9,6 +9,10 @@ use validator::Validate;
 /// Request body of `POST /v1/devices` (user token).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "identity_key": "HlE0p2jEfMKDZJ+5ztZuytZLxfIWIBtEZNHYC6tfHOM=",
+    "name": "Alice's laptop"
+}))]
 pub struct RegisterDeviceRequest {
     /// The device's Ed25519 identity public key (32 bytes, base64).
     #[serde(with = "crate::bytes")]
@@ -102,6 +106,10 @@ pub struct DeviceList {
 /// the same user).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "approved_at_ms": 1_796_400_000_000_i64,
+    "signature": "eEkgjZEZo6Isje/xwhwn6dmPFa/LasMUOBffzAUESvWYglEjcRcq9CEZfYhO9huiN5y1mP1t5uJsgKrr9PpNAg=="
+}))]
 pub struct ApproveDeviceRequest {
     /// The signed approval time (Unix ms); must be within five minutes of the server's clock.
     pub approved_at_ms: i64,
@@ -114,6 +122,9 @@ pub struct ApproveDeviceRequest {
 /// Request body of `POST /v1/auth/challenge`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "device_id": "0d4e6f8a-2b1c-4d3e-8f5a-6b7c8d9e0f1a"
+}))]
 pub struct ChallengeRequest {
     /// The device that will sign.
     pub device_id: Uuid,
@@ -134,6 +145,11 @@ pub struct Challenge {
 /// Request body of `POST /v1/auth/login`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "device_id": "0d4e6f8a-2b1c-4d3e-8f5a-6b7c8d9e0f1a",
+    "nonce": "m3oxIwzT1vkfQ9xarY3QJAS2DszcNpka+kIZLR/XLR8=",
+    "signature": "6UqgeRCrZ9rAe+XkNo9CAS2h0hpT1QE8T8nQDkNGbbthB60w+7THw6YS+XMip0taVAgGSjlCZ4PHlU0POFDACg=="
+}))]
 pub struct LoginRequest {
     /// The device logging in.
     pub device_id: Uuid,
@@ -164,6 +180,10 @@ pub struct DeviceToken {
 /// `device.pending` webhooks; it never contacts a push provider itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "token": "fa46832c97377ca0b5296fe7f40b53e4a0370dbc90882ac179dd764bfab46fd4",
+    "provider": "apns"
+}))]
 pub struct PushRegistration {
     /// The provider's token for this app install (opaque to Cloak).
     #[validate(length(min = 1, max = 4096))]

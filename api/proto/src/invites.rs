@@ -10,6 +10,12 @@ use validator::Validate;
 /// approved device for its own user).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "inviter_user_id": "5b3e9d2a-1c4f-4e7b-8a6d-0f2c9e1b7a34",
+    "max_uses": 1,
+    "expires_in_secs": 604800,
+    "note": "Spring referral campaign"
+}))]
 pub struct CreateInviteRequest {
     /// The user who invites. Required from a tenant; a device leaves it out (or names its
     /// own user) and invites as its user.

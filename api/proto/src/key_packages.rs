@@ -33,6 +33,20 @@ pub struct KeyPackageUpload {
 /// Request body of `POST /v1/key-packages`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "key_packages": [
+        {
+            "hash_ref": "k/Jlbp8ZzznXzsAMP9Y6Wr/UqOqIwxpQF8ElhqlmD9U=",
+            "data": "AAEABQABAAEgu1QGiuqF+qfkh1MAgzZr6ZYjkK+CLkxx7xrKcDPIPmY=",
+            "not_after": 1893456000
+        }
+    ],
+    "last_resort": {
+        "hash_ref": "33Fs89ryzSbtthzWyz5GqjMhiZZKnB5eOBMEdniK9CQ=",
+        "data": "AAEABQABAAEgtH3AYNWQRZtlT9GalEBKa1N2PbFCZa44pBHid4zaJOo=",
+        "not_after": 1893456000
+    }
+}))]
 pub struct UploadKeyPackagesRequest {
     /// One-time packages: each is handed out at most once.
     #[validate(length(max = 100), nested)]

@@ -76,6 +76,11 @@ impl MailboxStorage {
 /// Request body of `PATCH /v1/tenant`; absent fields keep their value.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "open_in_app_template": "myapp://join?invite={link}",
+    "message_retention_secs": 2592000,
+    "mailbox_storage": "durable"
+}))]
 pub struct UpdateTenantRequest {
     /// The "Open in app" template, e.g. `myapp://join?invite={link}`; an empty string
     /// removes it. It must be an absolute URL (not `javascript:`/`data:`) with `{code}` or

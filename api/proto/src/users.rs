@@ -9,6 +9,10 @@ use validator::Validate;
 /// Request body of `POST /v1/users`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "external_id": "user-42",
+    "display_name": "Alice"
+}))]
 pub struct CreateUserRequest {
     /// The tenant's own id for this user; unique per tenant.
     #[validate(length(min = 1, max = 128))]
@@ -23,6 +27,11 @@ pub struct CreateUserRequest {
 /// Request body of `PATCH /v1/users/{id}`: only the fields given change.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "display_name": "Alice Smith",
+    "trust_level": "trusted",
+    "suspended": false
+}))]
 pub struct UpdateUserRequest {
     /// New display name.
     #[validate(length(min = 1, max = 100))]
@@ -104,6 +113,10 @@ pub struct UserToken {
 /// can read the other's device directory and start a conversation.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "user_id": "5b3e9d2a-1c4f-4e7b-8a6d-0f2c9e1b7a34",
+    "contact_user_id": "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
+}))]
 pub struct CreateContactRequest {
     /// One user.
     pub user_id: Uuid,

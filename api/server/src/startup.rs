@@ -168,6 +168,11 @@ impl Application {
                 )
                 .default_service(web::to(http::fallback::unmatched))
                 .wrap(from_fn(http::metrics::observe))
+                // Debug builds (the tests) check every answer against the document.
+                .wrap(actix_web::middleware::Condition::new(
+                    cfg!(debug_assertions),
+                    from_fn(http::conformance::check),
+                ))
         });
         let server = match tls {
             Some(config) => server.listen_rustls_0_23(listener, config)?,

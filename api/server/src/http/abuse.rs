@@ -1,8 +1,8 @@
 //! Trust levels, blocks, verifiable reports and moderation.
 
+use crate::http::documented::problems;
 use actix_web::{HttpResponse, delete, get, post, put, web};
 use cloak_proto::Code;
-use cloak_proto::Problem;
 use cloak_proto::abuse::{
     BlockList, BlockRequest, ModerationSettings, Report, ReportList, ReportQuery, ReportRequest,
     ReportStatus, TrustLevels,
@@ -48,11 +48,13 @@ pub async fn get_trust_levels(
     Ok(web::Json(TrustLevels { levels }))
 }
 
+problems!(PutTrustLevelsProblems: ValidationFailed, InvalidTrustLevel);
+
 /// Replaces the trust levels. Users at a level that no longer exists count as the lowest.
 #[utoipa::path(tag = "trust", security(("api_key" = [])), request_body = TrustLevels,
     responses(
+        PutTrustLevelsProblems,
         (status = 200, description = "Levels", body = TrustLevels),
-        (status = 400, description = "`validation_failed`, `invalid_trust_level`", body = Problem, content_type = "application/problem+json"),
     ))]
 #[put("/v1/trust-levels")]
 pub async fn put_trust_levels(
@@ -73,11 +75,13 @@ pub async fn put_trust_levels(
     Ok(web::Json(body.0))
 }
 
+problems!(BlockProblems: SelfBlock, NotFound);
+
 /// Blocks a user: their messages and invites no longer reach this device's user.
 #[utoipa::path(tag = "trust", security(("device_token" = [])), request_body = BlockRequest,
     responses(
+        BlockProblems,
         (status = 204, description = "Blocked"),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
     ))]
 #[post("/v1/blocks")]
 pub async fn block(
@@ -106,10 +110,13 @@ pub async fn block(
     Ok(HttpResponse::NoContent().finish())
 }
 
+problems!(UnblockProblems: NotFound);
+
 /// Unblocks a user.
 #[utoipa::path(tag = "trust", security(("device_token" = [])),
     params(("user_id" = Uuid, Path, description = "The blocked user")),
-    responses((status = 204, description = "Unblocked"), (status = 404, description = "Not blocked", body = Problem, content_type = "application/problem+json")))]
+    responses(
+        UnblockProblems,(status = 204, description = "Unblocked")))]
 #[delete("/v1/blocks/{user_id}")]
 pub async fn unblock(
     auth: DeviceAuth,
@@ -143,13 +150,14 @@ pub async fn list_blocks(
     Ok(web::Json(BlockList { user_ids }))
 }
 
+problems!(CreateReportProblems: ReportUnverifiable, AlreadyReported);
+
 /// Reports a received message with its franking evidence. Only a report whose evidence
 /// verifies is filed (then the tenant gets a `report.created` webhook).
 #[utoipa::path(tag = "trust", security(("device_token" = [])), request_body = ReportRequest,
     responses(
+        CreateReportProblems,
         (status = 201, description = "Filed", body = Report),
-        (status = 400, description = "`report_unverifiable`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`already_reported`", body = Problem, content_type = "application/problem+json"),
     ))]
 #[post("/v1/reports")]
 pub async fn create_report(
@@ -169,9 +177,11 @@ pub async fn create_report(
     Ok(HttpResponse::Created().json(view(&record)))
 }
 
+problems!(ListReportsProblems: InvalidStatus);
+
 /// Reports for the tenant's moderators.
 #[utoipa::path(tag = "trust", security(("api_key" = [])), params(ReportQuery),
-    responses((status = 200, description = "Reports", body = ReportList)))]
+    responses(ListReportsProblems, (status = 200, description = "Reports", body = ReportList)))]
 #[get("/v1/reports")]
 pub async fn list_reports(
     auth: TenantAuth,
@@ -217,11 +227,14 @@ async fn decide(
     Ok(web::Json(view(&decision.report)))
 }
 
+problems!(UpholdReportProblems: NotFound);
+
 /// Upholds a report: it counts against the sender, who is suspended at the tenant's
 /// threshold (their tokens stop working at once; `user.suspended` webhook).
 #[utoipa::path(tag = "trust", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "Report id")),
-    responses((status = 200, description = "Upheld", body = Report), (status = 404, description = "No open report", body = Problem, content_type = "application/problem+json")))]
+    responses(
+        UpholdReportProblems,(status = 200, description = "Upheld", body = Report)))]
 #[post("/v1/reports/{id}/uphold")]
 pub async fn uphold_report(
     auth: TenantAuth,
@@ -231,10 +244,13 @@ pub async fn uphold_report(
     decide(&state, auth.0.tenant_id, *id, true).await
 }
 
+problems!(DismissReportProblems: NotFound);
+
 /// Dismisses a report.
 #[utoipa::path(tag = "trust", security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "Report id")),
-    responses((status = 200, description = "Dismissed", body = Report), (status = 404, description = "No open report", body = Problem, content_type = "application/problem+json")))]
+    responses(
+        DismissReportProblems,(status = 200, description = "Dismissed", body = Report)))]
 #[post("/v1/reports/{id}/dismiss")]
 pub async fn dismiss_report(
     auth: TenantAuth,

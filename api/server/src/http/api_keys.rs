@@ -1,7 +1,7 @@
 //! `/v1/api-keys`: a tenant manages its own API keys.
 
+use crate::http::documented::problems;
 use actix_web::{HttpResponse, delete, get, post, web};
-use cloak_proto::Problem;
 use cloak_proto::api_keys::{ApiKeyInfo, ApiKeyList, CreateApiKeyRequest, CreatedApiKey};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
@@ -31,7 +31,6 @@ fn info(r: &ApiKeyRecord) -> ApiKeyInfo {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "The tenant's keys, newest first", body = ApiKeyList),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/api-keys")]
@@ -52,8 +51,6 @@ pub async fn list_api_keys(
     request_body = CreateApiKeyRequest,
     responses(
         (status = 201, description = "Created; `api_key` is shown once", body = CreatedApiKey),
-        (status = 400, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/api-keys")]
@@ -78,16 +75,16 @@ pub async fn create_api_key(
     }))
 }
 
+problems!(RevokeApiKeyProblems: NotFound, LastActiveKey);
+
 /// Revokes an API key at once, on every node. Revoking twice succeeds.
 #[utoipa::path(
     tag = "api-keys",
     security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "The key's id")),
     responses(
+        RevokeApiKeyProblems,
         (status = 204, description = "Revoked"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such key for this tenant", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`last_active_key`: the tenant's only active key", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[delete("/v1/api-keys/{id}")]

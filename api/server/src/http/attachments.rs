@@ -2,15 +2,15 @@
 //! (core, creation, checksum, expiration, termination), and downloads with `Range` for the
 //! conversation's member devices. Every byte here is ciphertext the SDK made.
 
-use actix_web::http::StatusCode;
+use crate::http::documented::problems;
 use actix_web::http::header::{self, ByteRangeSpec, Header as _, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse, delete, get, head, options, patch, post, web};
 use bytes::{Bytes, BytesMut};
+use cloak_proto::Code;
 use cloak_proto::attachments::{
     AttachmentUpload, ChecksumAlgorithm, OFFSET_OCTET_STREAM, TUS_CHECKSUM_ALGORITHMS,
     TUS_EXTENSIONS, TUS_RESUMABLE,
 };
-use cloak_proto::{Code, Problem};
 use futures_util::StreamExt as _;
 use sha2::Digest as _;
 use uuid::Uuid;
@@ -31,28 +31,26 @@ fn ctx(state: &AppState) -> Ctx<'_> {
 }
 
 fn invalid(detail: impl Into<String>) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        Code::InvalidUpload,
-        "Invalid upload request",
-    )
-    .with_detail(detail)
+    ApiError::new(Code::InvalidUpload, "Invalid upload request").with_detail(detail)
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Requests must speak tus 1.0.0 (412 otherwise, with the versions this server speaks).
+/// Requests must speak tus 1.0.0: without `Tus-Resumable` 400 `invalid_upload`, with
+/// another version 412 (tus's answer, with the versions this server speaks).
 fn require_tus(req: &HttpRequest) -> Option<ApiError> {
-    (header_str(req.headers(), "tus-resumable") != Some(TUS_RESUMABLE)).then(|| {
-        ApiError::new(
-            StatusCode::PRECONDITION_FAILED,
-            Code::TusVersionUnsupported,
-            "Unsupported tus version",
-        )
-        .with_detail(format!("send Tus-Resumable: {TUS_RESUMABLE}"))
-    })
+    match header_str(req.headers(), "tus-resumable") {
+        Some(TUS_RESUMABLE) => None,
+        None => Some(invalid(format!(
+            "Tus-Resumable is required: send Tus-Resumable: {TUS_RESUMABLE}"
+        ))),
+        Some(_) => Some(
+            ApiError::new(Code::TusVersionUnsupported, "Unsupported tus version")
+                .with_detail(format!("send Tus-Resumable: {TUS_RESUMABLE}")),
+        ),
+    }
 }
 
 /// A tus number header; `Err` holds what is wrong.
@@ -112,6 +110,8 @@ pub async fn tus_options(state: web::Data<AppState>) -> HttpResponse {
         .finish()
 }
 
+problems!(CreateUploadProblems: InvalidUpload, AttachmentTooLarge, InsufficientCredits, AttachmentNotAllowed, DevicePending, UserSuspended, NotFound, StorageQuotaExceeded, TusVersionUnsupported, RateLimited);
+
 /// Declares an upload (tus creation): `Upload-Length` is the ciphertext's total size and
 /// `Upload-Metadata` names the conversation (`conversation_id <base64>`). Refused before
 /// any byte when the size's tier is above the sender's trust level (403 naming the tier),
@@ -127,19 +127,13 @@ pub async fn tus_options(state: web::Data<AppState>) -> HttpResponse {
         ("Upload-Metadata" = String, Header, description = "`conversation_id <base64 of the conversation id>`"),
     ),
     responses(
+        CreateUploadProblems,
         (status = 201, description = "Created; send the bytes with PATCH to `Location`", body = AttachmentUpload, headers(
             ("Location" = String, description = "The upload's URL"),
             ("Tus-Resumable" = String, description = "`1.0.0`"),
             ("Upload-Offset" = i64, description = "`0`"),
             ("Upload-Expires" = String, description = "When the unfinished upload is discarded (24 h)"),
         )),
-        (status = 400, description = "`invalid_upload` (a tus header is missing or malformed) or `attachment_too_large` (over `Tus-Max-Size`)", body = Problem, content_type = "application/problem+json"),
-        (status = 402, description = "`insufficient_credits`: the payer cannot afford the tier", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`attachment_not_allowed` (the tier is above the sender's trust level), `device_pending` or `user_suspended`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such conversation with this device as a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`storage_quota_exceeded`", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "`tus_version_unsupported`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`: too many uploads by this user (`CLOAK_ATTACHMENT_UPLOADS_PER_HOUR`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/attachments")]
@@ -175,6 +169,8 @@ pub async fn create_upload(
         .json(upload))
 }
 
+problems!(UploadOffsetProblems: NotFound);
+
 /// The upload's offset (tus): for its uploader while it is unfinished, and for any member
 /// device once it is complete (with its length, for downloads).
 #[utoipa::path(
@@ -182,13 +178,13 @@ pub async fn create_upload(
     security(("device_token" = [])),
     params(("id" = Uuid, Path, description = "The attachment")),
     responses(
+        UploadOffsetProblems,
         (status = 200, description = "The offset", headers(
             ("Tus-Resumable" = String, description = "`1.0.0`"),
             ("Upload-Offset" = i64, description = "Bytes stored so far"),
             ("Upload-Length" = i64, description = "Total bytes"),
             ("Upload-Expires" = String, description = "When the unfinished upload is discarded"),
         )),
-        (status = 404, description = "No such upload visible to this device", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[head("/v1/attachments/{id}")]
@@ -208,6 +204,8 @@ pub async fn upload_offset(
     Ok(response.finish())
 }
 
+problems!(UploadBytesProblems: InvalidUpload, InsufficientCredits, NotFound, UploadOffsetMismatch, UploadExpired, TusVersionUnsupported, PayloadTooLarge, UnsupportedMediaType, ChecksumMismatch, BlobStoreUnavailable);
+
 /// Appends bytes at `Upload-Offset` (tus core). A body may carry `Upload-Checksum`
 /// (`sha1` or `sha256`, base64): a mismatch is refused with 460 and nothing is stored. A
 /// body is stored whole or not at all; after an interruption `HEAD` tells where to resume.
@@ -223,21 +221,12 @@ pub async fn upload_offset(
     ),
     request_body(content = Vec<u8>, content_type = "application/offset+octet-stream", description = "The next bytes"),
     responses(
+        UploadBytesProblems,
         (status = 204, description = "Stored", headers(
             ("Tus-Resumable" = String, description = "`1.0.0`"),
             ("Upload-Offset" = i64, description = "The new offset"),
             ("Upload-Expires" = String, description = "When the unfinished upload is discarded"),
         )),
-        (status = 400, description = "`invalid_upload`: a tus header is missing or malformed, an empty body, or bytes beyond `Upload-Length`", body = Problem, content_type = "application/problem+json"),
-        (status = 402, description = "`insufficient_credits`: the last bytes arrived but the payer can no longer afford the tier", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such upload of this device", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`upload_offset_mismatch`: not the current offset, or the upload is complete", body = Problem, content_type = "application/problem+json"),
-        (status = 410, description = "`upload_expired`", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "`tus_version_unsupported`", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`: the body is over `CLOAK_ATTACHMENT_MAX_CHUNK_BYTES`", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "`unsupported_media_type`: the body is not `application/offset+octet-stream`", body = Problem, content_type = "application/problem+json"),
-        (status = 460, description = "`checksum_mismatch`: `Upload-Checksum` does not match the body", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "`blob_store_unavailable`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[patch("/v1/attachments/{id}")]
@@ -252,12 +241,10 @@ pub async fn upload_bytes(
         return Err(e);
     }
     if header_str(req.headers(), "content-type") != Some(OFFSET_OCTET_STREAM) {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Code::UnsupportedMediaType,
-            "Unsupported media type",
-        )
-        .with_detail(format!("send Content-Type: {OFFSET_OCTET_STREAM}")));
+        return Err(
+            ApiError::new(Code::UnsupportedMediaType, "Unsupported media type")
+                .with_detail(format!("send Content-Type: {OFFSET_OCTET_STREAM}")),
+        );
     }
     let offset = number_header(req.headers(), "upload-offset").map_err(invalid)?;
     let checksum = parse_checksum(req.headers()).map_err(invalid)?;
@@ -266,12 +253,8 @@ pub async fn upload_bytes(
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| invalid("the body ended early"))?;
         if body.len() + chunk.len() > limit {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Code::PayloadTooLarge,
-                "Payload too large",
-            )
-            .with_detail(format!("one PATCH carries at most {limit} bytes")));
+            return Err(ApiError::new(Code::PayloadTooLarge, "Payload too large")
+                .with_detail(format!("one PATCH carries at most {limit} bytes")));
         }
         body.extend_from_slice(&chunk);
     }
@@ -279,12 +262,8 @@ pub async fn upload_bytes(
     if let Some(expected) = checksum
         && !expected.matches(&body)
     {
-        return Err(ApiError::new(
-            StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST),
-            Code::ChecksumMismatch,
-            "Checksum mismatch",
-        )
-        .with_detail("Upload-Checksum does not match the body; nothing was stored"));
+        return Err(ApiError::new(Code::ChecksumMismatch, "Checksum mismatch")
+            .with_detail("Upload-Checksum does not match the body; nothing was stored"));
     }
     let record = attachments::append(
         &ctx(&state),
@@ -322,6 +301,8 @@ fn parse_checksum(headers: &HeaderMap) -> Result<Option<Checksum>, String> {
     Ok(Some(Checksum(algorithm, digest)))
 }
 
+problems!(DeleteUploadProblems: InvalidUpload, NotFound, TusVersionUnsupported, BlobStoreUnavailable);
+
 /// Discards the caller's own upload, finished or not (tus termination).
 #[utoipa::path(
     tag = "attachments",
@@ -331,10 +312,8 @@ fn parse_checksum(headers: &HeaderMap) -> Result<Option<Checksum>, String> {
         ("Tus-Resumable" = String, Header, description = "`1.0.0`"),
     ),
     responses(
+        DeleteUploadProblems,
         (status = 204, description = "Deleted"),
-        (status = 404, description = "No such upload of this device", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "`tus_version_unsupported`", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "`blob_store_unavailable`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[delete("/v1/attachments/{id}")]
@@ -353,6 +332,8 @@ pub async fn delete_upload(
         .finish())
 }
 
+problems!(DownloadProblems: DevicePending, NotFound, RangeNotSatisfiable);
+
 /// Downloads a finished attachment's ciphertext, whole or one `Range` (`bytes=a-b`), for
 /// an approved device that is a member of its conversation; 404 for anyone else, as for
 /// an id that does not exist. A download that reaches the last byte counts the device as
@@ -366,6 +347,7 @@ pub async fn delete_upload(
         ("Range" = Option<String>, Header, description = "One byte range, e.g. `bytes=0-1048575`"),
     ),
     responses(
+        DownloadProblems,
         (status = 200, description = "The whole ciphertext", content_type = "application/octet-stream", body = Vec<u8>, headers(
             ("Accept-Ranges" = String, description = "`bytes`"),
             ("Content-Length" = i64, description = "Bytes"),
@@ -373,9 +355,6 @@ pub async fn delete_upload(
         (status = 206, description = "The requested range", content_type = "application/octet-stream", body = Vec<u8>, headers(
             ("Content-Range" = String, description = "`bytes a-b/size`"),
         )),
-        (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such attachment for this device", body = Problem, content_type = "application/problem+json"),
-        (status = 416, description = "`range_not_satisfiable`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/attachments/{id}")]
@@ -402,12 +381,8 @@ pub async fn download(
                             cloak_proto::problem::PROBLEM_CONTENT_TYPE,
                         ))
                         .json(
-                            ApiError::new(
-                                StatusCode::RANGE_NOT_SATISFIABLE,
-                                Code::RangeNotSatisfiable,
-                                "Range not satisfiable",
-                            )
-                            .problem(),
+                            ApiError::new(Code::RangeNotSatisfiable, "Range not satisfiable")
+                                .problem(),
                         ));
                 }
             }

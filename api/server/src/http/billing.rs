@@ -1,8 +1,8 @@
 //! Credits over REST: prices, billing settings, wallets, grants and adjustments, and the
 //! ledger (JSON pages and CSV).
 
+use crate::http::documented::problems;
 use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
-use cloak_proto::Problem;
 use cloak_proto::billing::{
     AdjustmentRequest, BillingSettings, GrantRequest, LedgerEntry, LedgerPage, LedgerQuery,
     PriceTable, Wallet, WalletList,
@@ -42,7 +42,6 @@ pub fn entry_view(e: &store::LedgerEntry) -> LedgerEntry {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "Prices in credits; 0 is free", body = PriceTable),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/prices")]
@@ -61,7 +60,6 @@ pub async fn get_prices(
     request_body = PriceTable,
     responses(
         (status = 200, description = "The new prices", body = PriceTable),
-        (status = 400, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[put("/v1/prices")]
@@ -93,14 +91,16 @@ pub async fn get_billing_settings(
     ))
 }
 
+problems!(PutBillingSettingsProblems: ValidationFailed, InvalidPack, InvalidBillingSettings);
+
 /// Replaces the billing settings.
 #[utoipa::path(
     tag = "billing",
     security(("api_key" = [])),
     request_body = BillingSettings,
     responses(
+        PutBillingSettingsProblems,
         (status = 200, description = "Settings", body = BillingSettings),
-        (status = 400, description = "`validation_failed`, `invalid_pack` or `billing_not_configured`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[put("/v1/billing/settings")]
@@ -141,14 +141,16 @@ pub async fn list_wallets(
     Ok(web::Json(WalletList { items }))
 }
 
+problems!(GetWalletProblems: InvalidWallet, NotFound);
+
 /// A wallet's balance (0 for one that never held credits).
 #[utoipa::path(
     tag = "billing",
     security(("api_key" = [])),
     params(("wallet" = String, Path, description = "`tenant` or a user id")),
     responses(
+        GetWalletProblems,
         (status = 200, description = "The wallet", body = Wallet),
-        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/wallets/{wallet}")]
@@ -218,6 +220,8 @@ async fn change(
     Ok(resp.json(entry_view(&entry)))
 }
 
+problems!(GrantProblems: InvalidWallet, NotFound, IdempotencyKeyRequired, ValidationFailed, IdempotencyKeyReused);
+
 /// Grants credits (requires `Idempotency-Key`; a repeat returns the first entry with 200).
 #[utoipa::path(
     tag = "billing",
@@ -228,10 +232,9 @@ async fn change(
     ),
     request_body = GrantRequest,
     responses(
+        GrantProblems,
         (status = 201, description = "Granted", body = LedgerEntry),
-        (status = 200, description = "Already granted with this key", body = LedgerEntry),
-        (status = 400, description = "`idempotency_key_required`, `validation_failed`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Already granted with this key", body = LedgerEntry, headers(("Idempotent-Replayed" = String, description = "`true`: this answers a replay of an earlier request with the same `Idempotency-Key`"))),
     )
 )]
 #[post("/v1/wallets/{wallet}/grants")]
@@ -255,6 +258,8 @@ pub async fn grant(
     .await
 }
 
+problems!(AdjustProblems: InvalidWallet, NotFound, IdempotencyKeyRequired, ZeroDelta, BalanceWouldGoNegative, IdempotencyKeyReused);
+
 /// Adds or removes credits (requires `Idempotency-Key`); a balance never goes below zero.
 #[utoipa::path(
     tag = "billing",
@@ -265,10 +270,9 @@ pub async fn grant(
     ),
     request_body = AdjustmentRequest,
     responses(
+        AdjustProblems,
         (status = 201, description = "Adjusted", body = LedgerEntry),
-        (status = 200, description = "Already applied with this key", body = LedgerEntry),
-        (status = 400, description = "`idempotency_key_required`, `zero_delta`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`balance_would_go_negative`, `idempotency_key_reused`", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Already applied with this key", body = LedgerEntry, headers(("Idempotent-Replayed" = String, description = "`true`: this answers a replay of an earlier request with the same `Idempotency-Key`"))),
     )
 )]
 #[post("/v1/wallets/{wallet}/adjustments")]
@@ -292,14 +296,16 @@ pub async fn adjust(
     .await
 }
 
+problems!(LedgerProblems: InvalidCursor, InvalidWallet, NotFound);
+
 /// A wallet's ledger, oldest first, with cursor pagination.
 #[utoipa::path(
     tag = "billing",
     security(("api_key" = [])),
     params(("wallet" = String, Path, description = "`tenant` or a user id"), LedgerQuery),
     responses(
+        LedgerProblems,
         (status = 200, description = "A page", body = LedgerPage),
-        (status = 400, description = "`invalid_cursor`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/wallets/{wallet}/ledger")]
@@ -329,13 +335,18 @@ pub async fn ledger(
     }))
 }
 
+problems!(LedgerCsvProblems: InvalidCursor, InvalidWallet, NotFound);
+
 /// The whole ledger of a wallet as CSV (oldest first), streamed a page of 1,000 entries at
 /// a time: the server never holds more than one page, however long the ledger.
 #[utoipa::path(
     tag = "billing",
     security(("api_key" = [])),
     params(("wallet" = String, Path, description = "`tenant` or a user id")),
-    responses((status = 200, description = "CSV", content_type = "text/csv", body = String))
+    responses(
+        LedgerCsvProblems,
+        (status = 200, description = "CSV", content_type = "text/csv", body = String),
+    )
 )]
 #[get("/v1/wallets/{wallet}/ledger.csv")]
 pub async fn ledger_csv(

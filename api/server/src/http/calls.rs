@@ -1,13 +1,15 @@
 //! `/v1/calls`: TURN relay credentials (call signaling travels inside MLS).
 
+use crate::http::documented::problems;
 use actix_web::{post, web};
-use cloak_proto::Problem;
 use cloak_proto::calls::TurnCredentials;
 
 use super::auth::DeviceAuth;
 use super::problem::ApiError;
 use crate::services::calls;
 use crate::state::AppState;
+
+problems!(TurnCredentialsProblems: InsufficientCredits, NotAllowedAtTrustLevel, DevicePending, UserSuspended, RateLimited, TurnNotConfigured);
 
 /// Issues time-limited TURN credentials (coturn's TURN REST API scheme) with the relay's
 /// URIs. Each grant counts against the user's trust level (`calls_per_hour`; 0 forbids
@@ -17,12 +19,8 @@ use crate::state::AppState;
     tag = "calls",
     security(("device_token" = [])),
     responses(
+        TurnCredentialsProblems,
         (status = 200, description = "Credentials", body = TurnCredentials),
-        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
-        (status = 402, description = "`insufficient_credits`: the payer cannot afford the call minutes", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`not_allowed_at_trust_level` (the level may not call), `device_pending` or `user_suspended`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`: the level's `calls_per_hour` is used up (`Retry-After` says when to retry)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`turn_not_configured`: this server has no TURN relay", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/calls/turn-credentials")]

@@ -3,6 +3,7 @@
 //! the session's CSRF token (and its Origin must be ours); roles decide who may buy, grant
 //! and change prices. Pages have no scripts or external assets.
 
+use crate::http::documented::problems;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use cloak_proto::Code;
@@ -153,6 +154,11 @@ fn new_key() -> String {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "email": "ann@example.com",
+    "password": "correct horse battery staple",
+    "tenant": "7a1c2e4b-5d6f-4a8b-9c0d-1e2f3a4b5c6d"
+}))]
 pub struct LoginForm {
     email: String,
     password: String,
@@ -228,13 +234,26 @@ pub struct SetupQuery {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "token": "cs_j7bV836AVc5yC9Cx1WWH-IwAcfKFlmuhfnKysSZyqnM",
+    "password": "correct horse battery staple"
+}))]
 pub struct SetupForm {
     token: String,
     password: String,
 }
 
+problems!(SetupPageProblems: InvalidQuery);
+
 /// The set-up page a new account's link opens.
-#[utoipa::path(tag = "console", responses((status = 200, description = "HTML", content_type = "text/html", body = String)))]
+#[utoipa::path(
+    tag = "console",
+    params(("token" = String, Query, description = "The set-up token from the link")),
+    responses(
+        SetupPageProblems,
+        (status = 200, description = "HTML", content_type = "text/html", body = String),
+    )
+)]
 #[get("/console/setup")]
 pub async fn setup_page(query: web::Query<SetupQuery>) -> HttpResponse {
     respond(StatusCode::OK, html::setup_form(&query.token, None))
@@ -340,6 +359,13 @@ pub async fn dashboard(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "csrf": "fOErqHgqMvdDV877ge24wg6k11URXstAYzSLjMnUHzQ",
+    "idempotency_key": "7adab921d7f81971d93c3c3e936c67e5",
+    "wallet": "tenant",
+    "delta": 500,
+    "reason": "Welcome bonus"
+}))]
 pub struct GrantForm {
     csrf: String,
     idempotency_key: String,
@@ -421,6 +447,11 @@ pub async fn grant(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "csrf": "fOErqHgqMvdDV877ge24wg6k11URXstAYzSLjMnUHzQ",
+    "wallet": "tenant",
+    "pack": "starter"
+}))]
 pub struct BuyForm {
     csrf: String,
     wallet: String,
@@ -591,6 +622,19 @@ pub async fn prices_page(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "csrf": "fOErqHgqMvdDV877ge24wg6k11URXstAYzSLjMnUHzQ",
+    "text_message": 1,
+    "attachment_small": 2,
+    "attachment_medium": 5,
+    "attachment_large": 10,
+    "edit": 1,
+    "delete": 0,
+    "call_minute": 3,
+    "invite_redemption": 0,
+    "group_commit": 0,
+    "message_view": 0
+}))]
 pub struct PricesForm {
     csrf: String,
     text_message: i64,
@@ -651,6 +695,9 @@ pub async fn save_prices(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "csrf": "fOErqHgqMvdDV877ge24wg6k11URXstAYzSLjMnUHzQ"
+}))]
 pub struct LogoutForm {
     csrf: String,
 }

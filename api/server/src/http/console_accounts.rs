@@ -1,8 +1,8 @@
 //! `/v1/console/accounts`: the tenant's backend creates and removes billing-admin console
 //! accounts; a new account comes with a one-time set-up link to send to the person.
 
+use crate::http::documented::problems;
 use actix_web::{HttpResponse, delete, get, post, web};
-use cloak_proto::Problem;
 use cloak_proto::console::{ConsoleAccountInfo, ConsoleAccountList, CreateConsoleAccountRequest};
 use secrecy::ExposeSecret as _;
 use uuid::Uuid;
@@ -29,15 +29,16 @@ fn info(a: &ConsoleAccount, setup_url: Option<String>) -> ConsoleAccountInfo {
     }
 }
 
+problems!(CreateAccountProblems: InvalidEmail, InvalidRole, EmailTaken);
+
 /// Creates a console account; returns its one-time set-up link (valid 7 days).
 #[utoipa::path(
     tag = "console",
     security(("api_key" = [])),
     request_body = CreateConsoleAccountRequest,
     responses(
+        CreateAccountProblems,
         (status = 201, description = "Created", body = ConsoleAccountInfo),
-        (status = 400, description = "`invalid_email`, `invalid_role`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`email_taken`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/console/accounts")]
@@ -84,14 +85,16 @@ pub async fn list_accounts(
     Ok(web::Json(ConsoleAccountList { items }))
 }
 
+problems!(DeleteAccountProblems: NotFound);
+
 /// Removes a console account and its sessions.
 #[utoipa::path(
     tag = "console",
     security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "Account id")),
     responses(
+        DeleteAccountProblems,
         (status = 204, description = "Removed"),
-        (status = 404, description = "No such account", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[delete("/v1/console/accounts/{id}")]

@@ -2,13 +2,16 @@
 //! from the rules the server applies to all routes alike, so the document tells the truth
 //! without each handler repeating it:
 //!
+//! - these are added as codes, like a handler's own (`super::documented`): each under its
+//!   code's status, listed in the response's `x-codes` and description;
 //! - every secured operation answers 401 (the auth extractors) and 429 (the tenant's
 //!   request rate, in the same extractors), and so do the login routes (the per-IP limit);
 //!   a 429 carries `Retry-After`, `RateLimit` and `RateLimit-Policy`;
 //! - every operation with a JSON body answers 400 (malformed JSON, `validation_failed`),
 //!   413 (`payload_too_large`) and 415 (`unsupported_media_type`): the JSON extractor;
-//! - every operation may answer 503 `database_unavailable` when it reaches the store, and
-//!   405 with `Allow` for a method a path does not serve;
+//! - every operation may answer 503 `database_unavailable` when it reaches the store (a
+//!   method a path does not serve answers 405 `method_not_allowed` with `Allow`; that is
+//!   no operation's response, so it is stated in the document's description);
 //! - operations without credentials say so (`security: []`); the console's routes name
 //!   their cookie session; the console's HTML form routes answer 303 with `Location`;
 //! - binary responses are `type: string, format: binary` with their media type.
@@ -16,6 +19,7 @@
 //! It also adds the WebSocket frames and the tenant webhooks (`webhooks`) from their wire
 //! types, and `servers`.
 
+use cloak_proto::Code;
 use serde_json::{Map, Value, json};
 
 /// One `#[validate]` rule of a wire type's field, as build.rs read it.
@@ -140,25 +144,94 @@ fn problem(description: &str) -> Value {
     })
 }
 
-fn rate_limited() -> Value {
-    let mut r = problem(
-        "`rate_limited`: a rate limit refused the request; retry after `Retry-After` seconds",
-    );
-    r["headers"] = json!({
+/// The headers every 429 carries.
+fn rate_limited_headers() -> Value {
+    json!({
         "Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "integer", "minimum": 0}},
         "RateLimit": {"description": "The policy's remaining quota and reset (draft-ietf-httpapi-ratelimit-headers), e.g. `\"messages\";r=0;t=9`", "schema": {"type": "string"}},
         "RateLimit-Policy": {"description": "The policy (draft-ietf-httpapi-ratelimit-headers), e.g. `\"messages\";q=1;w=10`", "schema": {"type": "string"}}
-    });
-    r
+    })
 }
 
-fn add(responses: &mut Map<String, Value>, status: &str, response: impl FnOnce() -> Value) {
-    responses.entry(status.to_owned()).or_insert_with(response);
+/// The security schemes an operation accepts (any one of them).
+fn schemes(security: &Value) -> Vec<String> {
+    security
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+        .flat_map(|o| o.keys().cloned())
+        .collect()
+}
+
+/// Adds codes to the operation's problem responses, each under its own status: into the
+/// response's `x-codes` (and the description, which lists them) when the handler
+/// documents that status already, as a new response otherwise.
+fn add_codes(responses: &mut Map<String, Value>, codes: &[Code]) {
+    for code in codes {
+        let response = responses
+            .entry(code.status().to_string())
+            .or_insert_with(|| problem(""));
+        // A status the handler documents with another body (an HTML page) stays as it is.
+        if response.get("content").is_some()
+            && response
+                .pointer("/content/application~1problem+json")
+                .is_none()
+        {
+            continue;
+        }
+        let mut names: Vec<String> = response["x-codes"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !names.iter().any(|n| n == code.as_str()) {
+            names.push(code.as_str().to_owned());
+        }
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        response["description"] = json!(super::documented::describe(&refs));
+        response["x-codes"] = json!(names);
+        if *code == Code::RateLimited {
+            response["headers"] = rate_limited_headers();
+        }
+        if code.status() == 401 {
+            response["headers"]["WWW-Authenticate"] = json!({
+                "description": "`Bearer`: the scheme the credentials are sent in",
+                "schema": {"type": "string"}
+            });
+        }
+    }
+}
+
+/// Closed sets the wire types keep as strings, listed from the server's own sets.
+fn closed_sets(doc: &mut Value) {
+    let kinds: Vec<&str> = cloak_proto::events::EVENTS
+        .iter()
+        .map(|(k, _, _)| *k)
+        .collect();
+    let sets = [
+        (
+            "LedgerEntry",
+            "kind",
+            crate::services::billing::LEDGER_KINDS.to_vec(),
+        ),
+        ("WebhookDeliveryInfo", "event_type", kinds),
+    ];
+    for (schema, property, values) in sets {
+        let pointer = format!("/components/schemas/{schema}/properties/{property}");
+        if let Some(p) = doc.pointer_mut(&pointer) {
+            p["enum"] = json!(values);
+        }
+    }
 }
 
 /// Completes the document (see the module documentation).
 pub fn complete(doc: &mut Value) {
     apply_constraints(doc);
+    closed_sets(doc);
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
     };
@@ -238,31 +311,81 @@ fn complete_operation(path: &str, method: &str, op: &mut Map<String, Value>) {
                 p["in"] == "query" || (p["in"] == "path" && p["schema"]["format"] != "uuid")
             })
         });
+    // Closed values of parameters the handlers check by hand.
+    if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+        for p in params.iter_mut() {
+            match (p["in"].as_str(), p["name"].as_str()) {
+                (Some("header"), Some("Tus-Resumable")) => p["schema"]["enum"] = json!(["1.0.0"]),
+                // At most 18 digits (`cloak_proto::attachments::tus_number`).
+                (Some("header"), Some("Upload-Length" | "Upload-Offset")) => {
+                    p["schema"]["minimum"] = json!(0);
+                    p["schema"]["maximum"] = json!(999_999_999_999_999_999_i64);
+                }
+                (Some("path"), Some("wallet")) => {
+                    p["schema"]["pattern"] = json!(
+                        "^(tenant|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$"
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    // A tus PATCH carries the part's raw bytes.
+    if let Some(raw) = op
+        .get_mut("requestBody")
+        .and_then(|b| b.pointer_mut("/content/application~1offset+octet-stream"))
+    {
+        raw["schema"] = json!({"type": "string", "format": "binary", "contentMediaType": "application/offset+octet-stream"});
+    }
     if path == "/v1/stripe/webhook" {
         // Verified against the raw bytes, then parsed: any JSON object (a Stripe Event).
         op["requestBody"]["content"]["application/json"]["schema"] = json!({"type": "object", "additionalProperties": true, "description": "A Stripe Event, as Stripe sends it"});
+        op["requestBody"]["content"]["application/json"]["example"] = json!({
+            "id": "evt_1QExample", "object": "event", "type": "checkout.session.completed",
+            "created": 1_796_400_000, "livemode": false, "api_version": "2024-06-20",
+            "data": {"object": {"id": "cs_test_1QExample", "object": "checkout.session",
+                "payment_status": "paid", "client_reference_id": "3f6c1b7e-8a2d-4c1e-9b5a-2d7e4f1a0c93"}}
+        });
     }
+    let op_security = op.get("security").cloned().unwrap_or(Value::Null);
     let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
         return;
     };
     let api = path.starts_with("/v1/");
     if secured && api {
-        add(responses, "401", || {
-            problem(
-                "Missing or invalid credentials (`missing_credentials`, `invalid_api_key`, `invalid_token`, `token_expired`)",
-            )
-        });
-        add(responses, "429", rate_limited);
+        for scheme in schemes(&op_security) {
+            let codes: &[Code] = match scheme.as_str() {
+                "api_key" => &[Code::MissingCredentials, Code::InvalidApiKey],
+                "user_token" => &[
+                    Code::MissingCredentials,
+                    Code::InvalidToken,
+                    Code::TokenExpired,
+                    Code::UserSuspended,
+                ],
+                _ => &[
+                    Code::MissingCredentials,
+                    Code::InvalidToken,
+                    Code::TokenExpired,
+                    Code::DeviceRevoked,
+                    Code::UserSuspended,
+                ],
+            };
+            add_codes(responses, codes);
+        }
+        add_codes(responses, &[Code::RateLimited]);
     }
     if per_ip {
-        add(responses, "429", rate_limited);
+        add_codes(responses, &[Code::RateLimited]);
     }
     if checked_params {
-        add(responses, "400", || {
-            problem(
-                "A query or path parameter is not valid (`invalid_query`, `validation_failed`, `invalid_cursor`, or the parameter's own code)",
-            )
-        });
+        add_codes(
+            responses,
+            &[
+                Code::InvalidQuery,
+                Code::ValidationFailed,
+                Code::InvalidCursor,
+            ],
+        );
     }
     if path == "/openapi.json"
         && let Some(schema) = responses
@@ -272,22 +395,19 @@ fn complete_operation(path: &str, method: &str, op: &mut Map<String, Value>) {
         *schema = json!({"type": "object", "additionalProperties": true, "description": "An OpenAPI 3.1 document"});
     }
     if json_body || form_body {
-        add(responses, "400", || {
-            problem(
-                "The body is not valid for this operation (`malformed_json`, `invalid_json`, `validation_failed` with `errors`)",
-            )
-        });
-        add(responses, "413", || {
-            problem("`payload_too_large`: the body exceeds the server's limit")
-        });
-        add(responses, "415", || {
-            problem("`unsupported_media_type`: the body is not of the documented content type")
-        });
+        add_codes(
+            responses,
+            &[
+                Code::MalformedJson,
+                Code::InvalidJson,
+                Code::ValidationFailed,
+                Code::PayloadTooLarge,
+                Code::UnsupportedMediaType,
+            ],
+        );
     }
     if !store_free(path) && method != "options" {
-        add(responses, "503", || {
-            problem("`database_unavailable`: the database could not be reached in time; retry")
-        });
+        add_codes(responses, &[Code::DatabaseUnavailable]);
     }
     // Redirects name their target; signing in (and out) of the console sets the cookie.
     if let Some(redirect) = responses.get_mut("303") {
@@ -300,11 +420,9 @@ fn complete_operation(path: &str, method: &str, op: &mut Map<String, Value>) {
             });
         }
     }
-    // A 429 written by hand gets the headers every 429 carries.
-    if let Some(limited) = responses.get_mut("429")
-        && limited.get("headers").is_none()
-    {
-        limited["headers"] = rate_limited()["headers"].clone();
+    // A 429 a handler lists gets the headers every 429 carries.
+    if let Some(limited) = responses.get_mut("429") {
+        limited["headers"] = rate_limited_headers();
     }
     for response in responses.values_mut() {
         binary_content(response);

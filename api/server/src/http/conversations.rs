@@ -1,7 +1,7 @@
 //! `/v1/conversations`: MLS groups, application messages and commits.
 
+use crate::http::documented::problems;
 use actix_web::{HttpResponse, get, post, web};
-use cloak_proto::Problem;
 use cloak_proto::delivery::{
     CommitRequest, Conversation, ConversationList, ConversationMember, CreateConversationRequest,
     ExternalSender, SendMessageRequest, SendReceipt,
@@ -64,13 +64,14 @@ fn receipt_response(r: SendReceipt) -> HttpResponse {
     security(("device_token" = [])),
     responses(
         (status = 200, description = "The external sender", body = ExternalSender),
-        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/mls/external-sender")]
 pub async fn external_sender(_auth: DeviceAuth, state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(state.external_sender.info())
 }
+
+problems!(CreateConversationProblems: DevicePending, ConversationExists);
 
 /// Creates a conversation (an MLS group at epoch 0) with the calling device as its only
 /// member; others join through commits.
@@ -79,10 +80,8 @@ pub async fn external_sender(_auth: DeviceAuth, state: web::Data<AppState>) -> H
     security(("device_token" = [])),
     request_body = CreateConversationRequest,
     responses(
+        CreateConversationProblems,
         (status = 201, description = "Created", body = Conversation),
-        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`conversation_exists`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/conversations")]
@@ -101,16 +100,16 @@ pub async fn create_conversation(
     Ok(HttpResponse::Created().json(conversation_view(&c)))
 }
 
+problems!(ListConversationsProblems: InvalidCursor, InvalidQuery, DevicePending);
+
 /// The calling device's conversations, oldest first, a page at a time (`next_cursor`).
 #[utoipa::path(
     tag = "conversations",
     security(("device_token" = [])),
     params(PageQuery),
     responses(
+        ListConversationsProblems,
         (status = 200, description = "Conversations", body = ConversationList),
-        (status = 400, description = "`invalid_cursor` or `invalid_query`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/conversations")]
@@ -126,16 +125,16 @@ pub async fn list_conversations(
     }))
 }
 
+problems!(GetConversationProblems: DevicePending, NotFound);
+
 /// A conversation the calling device is a member of: its epoch and members.
 #[utoipa::path(
     tag = "conversations",
     security(("device_token" = [])),
     params(("id" = Uuid, Path, description = "Conversation id")),
     responses(
+        GetConversationProblems,
         (status = 200, description = "The conversation", body = Conversation),
-        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such conversation with this device as a member", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/conversations/{id}")]
@@ -148,6 +147,8 @@ pub async fn get_conversation(
     Ok(web::Json(conversation_view(&c)))
 }
 
+problems!(SendMessageProblems: ControlTooLarge, InvalidEpoch, InvalidFrankingTag, InsufficientCredits, AttachmentNotAllowed, NotAllowedAtTrustLevel, DevicePending, NotFound, StaleEpoch, MailboxFull, LimiterUnavailable);
+
 /// Sends an MLS application message to every other member device. It is stored in every
 /// recipient's mailbox before this answers; a retry with the same `client_msg_id` answers
 /// `duplicate: true` and stores nothing.
@@ -157,13 +158,9 @@ pub async fn get_conversation(
     params(("id" = Uuid, Path, description = "Conversation id")),
     request_body = SendMessageRequest,
     responses(
+        SendMessageProblems,
         (status = 201, description = "Stored for every recipient", body = SendReceipt),
         (status = 200, description = "A retry of an accepted send", body = SendReceipt),
-        (status = 400, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such conversation with this device as a member", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`stale_epoch` (with `current_epoch`) or `mailbox_full`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/conversations/{id}/messages")]
@@ -188,6 +185,8 @@ pub async fn send_message(
     )))
 }
 
+problems!(SubmitCommitProblems: WelcomeMismatch, DuplicateDevice, InvalidCommit, InvalidWelcome, CommitTooLarge, InsufficientCredits, DevicePending, NotFound, StaleEpoch, MembershipConflict, RateLimited, LimiterUnavailable);
+
 /// Submits an MLS commit created at `epoch`. Accepted only if the conversation is still at
 /// that epoch; otherwise 409 `stale_epoch` with `current_epoch`, and the client processes
 /// the commits it has not seen, discards its own and retries. An accepted commit advances
@@ -199,14 +198,9 @@ pub async fn send_message(
     params(("id" = Uuid, Path, description = "Conversation id")),
     request_body = CommitRequest,
     responses(
+        SubmitCommitProblems,
         (status = 201, description = "Accepted; `epoch` is the new epoch", body = SendReceipt),
         (status = 200, description = "A retry of an accepted commit", body = SendReceipt),
-        (status = 400, description = "Invalid body, `welcome_mismatch`, `duplicate_device`, `invalid_commit` (not an MLS commit for this group and epoch), `invalid_welcome` (not a Welcome with one secret per added device) or `commit_too_large`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such conversation, or a device to add is not an approved device of the sender's user or a contact", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`stale_epoch` or `membership_conflict`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`: too many commits from this device or in this conversation", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/conversations/{id}/commits")]

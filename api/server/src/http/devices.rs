@@ -1,8 +1,8 @@
 //! `/v1/devices` and `/v1/auth`: device registration, challenge login, approval, revocation
 //! and the device directory.
 
+use crate::http::documented::problems;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
-use cloak_proto::Problem;
 use cloak_proto::devices::{
     ApproveDeviceRequest, Challenge, ChallengeRequest, Device, DeviceList, DeviceToken,
     LoginRequest, PushRegistration, RegisterDeviceRequest,
@@ -40,6 +40,8 @@ fn list(devices: &[DeviceRecord]) -> DeviceList {
     }
 }
 
+problems!(RegisterDeviceProblems: InvalidIdentityKey, UserSuspended, IdentityKeyInUse);
+
 /// Registers this device's identity key for the user. The user's first device is
 /// approved; later ones are pending until an approved device signs their approval.
 /// Registering the same key again returns the existing device (200).
@@ -48,11 +50,9 @@ fn list(devices: &[DeviceRecord]) -> DeviceList {
     security(("user_token" = [])),
     request_body = RegisterDeviceRequest,
     responses(
+        RegisterDeviceProblems,
         (status = 201, description = "Registered", body = Device),
         (status = 200, description = "Already registered", body = Device),
-        (status = 400, description = "`invalid_identity_key` or invalid body", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid or expired user token; `user_suspended`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`identity_key_in_use` by another user", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/devices")]
@@ -81,14 +81,15 @@ pub async fn register_device(
     }
 }
 
+problems!(LoginChallengeProblems: DeviceRevoked, NotFound);
+
 /// Issues a single-use login challenge (valid 60 seconds) for a device.
 #[utoipa::path(
     tag = "devices",
     request_body = ChallengeRequest,
     responses(
+        LoginChallengeProblems,
         (status = 200, description = "Sign `signing::login_message(tenant, device, nonce)` with the identity key", body = Challenge),
-        (status = 401, description = "`device_revoked`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such device", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/auth/challenge")]
@@ -111,13 +112,15 @@ pub async fn login_challenge(
     }))
 }
 
+problems!(LoginProblems: InvalidChallenge, InvalidLogin, DeviceRevoked, UserSuspended);
+
 /// Exchanges a signed challenge for a device token (valid one hour).
 #[utoipa::path(
     tag = "devices",
     request_body = LoginRequest,
     responses(
+        LoginProblems,
         (status = 200, description = "Logged in", body = DeviceToken),
-        (status = 401, description = "`invalid_challenge` (unknown, expired or replayed), `invalid_signature`, `device_revoked`, `user_suspended`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/auth/login")]
@@ -150,7 +153,6 @@ pub async fn login(
     security(("device_token" = [])),
     responses(
         (status = 200, description = "Oldest first", body = DeviceList),
-        (status = 401, description = "Missing, invalid or expired device token", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/devices")]
@@ -162,6 +164,8 @@ pub async fn list_devices(
     Ok(web::Json(list(&devices)))
 }
 
+problems!(ApproveDeviceProblems: InvalidSignature, ApprovalTimeSkew, DevicePending, NotFound, DeviceNotPending);
+
 /// Approves a pending device of the same user with the caller's signature over
 /// `signing::approval_message(tenant, user, new device key, approved_at_ms)`.
 #[utoipa::path(
@@ -170,12 +174,8 @@ pub async fn list_devices(
     params(("id" = Uuid, Path, description = "The pending device")),
     request_body = ApproveDeviceRequest,
     responses(
+        ApproveDeviceProblems,
         (status = 200, description = "Approved", body = Device),
-        (status = 400, description = "`invalid_signature` or `approval_time_skew`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`device_pending`: the caller is not approved itself", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such device of this user", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`device_not_pending`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/devices/{id}/approve")]
@@ -201,6 +201,8 @@ pub async fn approve_device(
     Ok(web::Json(device_view(&device)))
 }
 
+problems!(RevokeDeviceProblems: DevicePending, NotFound);
+
 /// Revokes a device (by an approved device of the same user, or by the tenant). Its tokens
 /// stop working at once on every node, and its key packages are deleted.
 #[utoipa::path(
@@ -208,10 +210,8 @@ pub async fn approve_device(
     security(("device_token" = []), ("api_key" = [])),
     params(("id" = Uuid, Path, description = "The device")),
     responses(
+        RevokeDeviceProblems,
         (status = 204, description = "Revoked"),
-        (status = 401, description = "Missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such device", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[delete("/v1/devices/{id}")]
@@ -228,6 +228,8 @@ pub async fn revoke_device(
     Ok(HttpResponse::NoContent().finish())
 }
 
+problems!(UserDevicesProblems: DevicePending, NotFound);
+
 /// The device directory of a user: identity keys and approval signatures, for the tenant,
 /// the user's own approved devices, and approved devices of the user's contacts.
 #[utoipa::path(
@@ -235,10 +237,8 @@ pub async fn revoke_device(
     security(("device_token" = []), ("api_key" = [])),
     params(("id" = Uuid, Path, description = "User id")),
     responses(
+        UserDevicesProblems,
         (status = 200, description = "Oldest first", body = DeviceList),
-        (status = 401, description = "Missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user visible to the caller", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/users/{id}/devices")]
@@ -251,6 +251,8 @@ pub async fn user_devices(
     Ok(web::Json(list(&devices)))
 }
 
+problems!(RegisterPushProblems: ValidationFailed, DevicePending);
+
 /// Registers where the tenant's push service reaches this device (an APNs or FCM token, or
 /// any provider the tenant uses). When the device leaves entries waiting for longer than
 /// `CLOAK_PUSH_COALESCE_SECS`, the tenant gets one signed `device.pending` webhook per
@@ -261,10 +263,8 @@ pub async fn user_devices(
     security(("device_token" = [])),
     request_body = PushRegistration,
     responses(
+        RegisterPushProblems,
         (status = 204, description = "Registered"),
-        (status = 400, description = "`validation_failed`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[put("/v1/devices/me/push")]
@@ -283,7 +283,6 @@ pub async fn register_push(
     security(("device_token" = [])),
     responses(
         (status = 204, description = "Removed (or there was none)"),
-        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[delete("/v1/devices/me/push")]

@@ -3,7 +3,6 @@
 
 use actix_web::dev::Payload;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
-use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, web};
 use cloak_proto::Code;
 use futures_util::future::LocalBoxFuture;
@@ -20,9 +19,24 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidatedJson<T> 
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let json = web::Json::<T>::from_request(req, payload);
+        // Read as raw JSON first: serde would also take a struct from an array
+        // (`[null, null]`), and every body here is an object.
+        let json = web::Json::<Box<serde_json::value::RawValue>>::from_request(req, payload);
         Box::pin(async move {
-            let web::Json(value) = json.await?;
+            let web::Json(raw) = json.await?;
+            if !raw.get().trim_start().starts_with('{') {
+                return Err(ApiError::new(Code::InvalidJson, "Invalid JSON body")
+                    .with_detail("the body must be a JSON object")
+                    .into());
+            }
+            let value: T = serde_json::from_str(raw.get()).map_err(|e| {
+                let code = if e.is_data() {
+                    Code::InvalidJson
+                } else {
+                    Code::MalformedJson
+                };
+                ApiError::new(code, "Invalid JSON body").with_detail(e.to_string())
+            })?;
             value.validate().map_err(|e| ApiError::validation(&e))?;
             Ok(ValidatedJson(value))
         })
@@ -54,56 +68,38 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidatedQuery<T>
 pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let api = match &err {
         JsonPayloadError::OverflowKnownLength { limit, .. }
-        | JsonPayloadError::Overflow { limit } => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            Code::PayloadTooLarge,
-            "Payload too large",
-        )
-        .with_detail(format!("the body is larger than {limit} bytes")),
-        JsonPayloadError::ContentType => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Code::UnsupportedMediaType,
-            "Unsupported media type",
-        )
-        .with_detail("send Content-Type: application/json"),
-        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            Code::InvalidJson,
-            "Invalid JSON body",
-        )
-        .with_detail(e.to_string()),
-        JsonPayloadError::Deserialize(e) => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            Code::MalformedJson,
-            "Malformed JSON",
-        )
-        .with_detail(e.to_string()),
-        _ => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            Code::MalformedJson,
-            "Malformed JSON",
-        )
-        .with_detail("the body could not be read as JSON"),
+        | JsonPayloadError::Overflow { limit } => {
+            ApiError::new(Code::PayloadTooLarge, "Payload too large")
+                .with_detail(format!("the body is larger than {limit} bytes"))
+        }
+        JsonPayloadError::ContentType => {
+            ApiError::new(Code::UnsupportedMediaType, "Unsupported media type")
+                .with_detail("send Content-Type: application/json")
+        }
+        JsonPayloadError::Deserialize(e) if e.is_data() => {
+            ApiError::new(Code::InvalidJson, "Invalid JSON body").with_detail(e.to_string())
+        }
+        JsonPayloadError::Deserialize(e) => {
+            ApiError::new(Code::MalformedJson, "Malformed JSON").with_detail(e.to_string())
+        }
+        _ => ApiError::new(Code::MalformedJson, "Malformed JSON")
+            .with_detail("the body could not be read as JSON"),
     };
     api.into()
 }
 
 /// Maps path parameter failures (e.g. a malformed UUID) to 404: no such resource exists.
 pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::new(StatusCode::NOT_FOUND, Code::NotFound, "Not found")
+    ApiError::new(Code::NotFound, "Not found")
         .with_detail(format!("no resource at this path ({err})"))
         .into()
 }
 
 /// Maps query string failures to 400.
 pub fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        Code::InvalidQuery,
-        "Invalid query string",
-    )
-    .with_detail(err.to_string())
-    .into()
+    ApiError::new(Code::InvalidQuery, "Invalid query string")
+        .with_detail(err.to_string())
+        .into()
 }
 
 /// JSON extractor settings: body limit and problem JSON errors.

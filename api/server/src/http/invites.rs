@@ -1,7 +1,7 @@
 //! `/v1/invites`: tenants mint invites (links and QR codes); devices redeem them.
 
+use crate::http::documented::problems;
 use actix_web::{HttpResponse, delete, get, post, web};
-use cloak_proto::Problem;
 use cloak_proto::invites::{
     Contact, ContactList, CreateInviteRequest, Invite, InviteList, Redemption,
 };
@@ -53,6 +53,8 @@ fn view_with(state: &AppState, i: &InviteRecord, url: String) -> Invite {
     }
 }
 
+problems!(CreateInviteProblems: InviterRequired, DevicePending, NotOwnUser, NotFound, NotAllowedAtTrustLevel, LimiterUnavailable);
+
 /// Mints an invite: a tenant for one of its users (`inviter_user_id`), or an approved
 /// device for its own user (the SDK then replaces the link's fingerprint with the one it
 /// knows, so a scan verifies the key the device itself holds).
@@ -61,11 +63,8 @@ fn view_with(state: &AppState, i: &InviteRecord, url: String) -> Invite {
     security(("api_key" = []), ("device_token" = [])),
     request_body = CreateInviteRequest,
     responses(
+        CreateInviteProblems,
         (status = 201, description = "Created", body = Invite),
-        (status = 400, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid credentials", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`device_pending` or `not_own_user`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such inviter in this tenant", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/invites")]
@@ -86,15 +85,16 @@ pub async fn create_invite(
     Ok(HttpResponse::Created().json(view(&state, &invite).await?))
 }
 
+problems!(GetInviteProblems: NotFound);
+
 /// Reads an invite.
 #[utoipa::path(
     tag = "invites",
     security(("api_key" = [])),
     params(("code" = String, Path, description = "Invite code")),
     responses(
+        GetInviteProblems,
         (status = 200, description = "The invite", body = Invite),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such invite in this tenant", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/invites/{code}")]
@@ -107,14 +107,16 @@ pub async fn get_invite(
     Ok(web::Json(view(&state, &invite).await?))
 }
 
+problems!(InviteQrPngProblems: NotFound);
+
 /// The invite's link as a PNG QR code (decodes to exactly `url`).
 #[utoipa::path(
     tag = "invites",
     security(("api_key" = [])),
     params(("code" = String, Path, description = "Invite code")),
     responses(
+        InviteQrPngProblems,
         (status = 200, description = "PNG image", content_type = "image/png", body = Vec<u8>),
-        (status = 404, description = "No such invite in this tenant", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/invites/{code}/qr.png")]
@@ -128,14 +130,16 @@ pub async fn invite_qr_png(
     Ok(HttpResponse::Ok().content_type("image/png").body(png))
 }
 
+problems!(InviteQrSvgProblems: NotFound);
+
 /// The invite's link as an SVG QR code.
 #[utoipa::path(
     tag = "invites",
     security(("api_key" = [])),
     params(("code" = String, Path, description = "Invite code")),
     responses(
+        InviteQrSvgProblems,
         (status = 200, description = "SVG image", content_type = "image/svg+xml", body = String),
-        (status = 404, description = "No such invite in this tenant", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/invites/{code}/qr.svg")]
@@ -149,14 +153,16 @@ pub async fn invite_qr_svg(
     Ok(HttpResponse::Ok().content_type("image/svg+xml").body(svg))
 }
 
+problems!(RevokeInviteProblems: NotFound);
+
 /// Revokes an invite (idempotent).
 #[utoipa::path(
     tag = "invites",
     security(("api_key" = [])),
     params(("code" = String, Path, description = "Invite code")),
     responses(
+        RevokeInviteProblems,
         (status = 204, description = "Revoked"),
-        (status = 404, description = "No such invite in this tenant", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[delete("/v1/invites/{code}")]
@@ -175,15 +181,16 @@ pub async fn revoke_invite(
     Ok(HttpResponse::NoContent().finish())
 }
 
+problems!(UserInvitesProblems: InvalidCursor, InvalidQuery, NotFound);
+
 /// A user's invites, newest first, a page at a time (`next_cursor`).
 #[utoipa::path(
     tag = "invites",
     security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "User id"), PageQuery),
     responses(
+        UserInvitesProblems,
         (status = 200, description = "Invites", body = InviteList),
-        (status = 400, description = "`invalid_cursor` or `invalid_query`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user in this tenant", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/users/{id}/invites")]
@@ -222,6 +229,8 @@ pub async fn user_invites(
     Ok(web::Json(InviteList { items, next_cursor }))
 }
 
+problems!(RedeemInviteProblems: OwnInvite, InsufficientCredits, NotAllowedAtTrustLevel, DevicePending, NotFound, InviteExpired, InviteRevoked, InviteUsedUp);
+
 /// Redeems an invite for the calling device's user: the inviter and the user become
 /// contacts. Redeeming again is idempotent. Expired, revoked or used-up invites get 410
 /// (`invite_expired`, `invite_revoked`, `invite_used_up`).
@@ -230,11 +239,8 @@ pub async fn user_invites(
     security(("device_token" = [])),
     params(("code" = String, Path, description = "Invite code")),
     responses(
+        RedeemInviteProblems,
         (status = 200, description = "Redeemed", body = Redemption),
-        (status = 400, description = "`own_invite`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such invite", body = Problem, content_type = "application/problem+json"),
-        (status = 410, description = "`invite_expired`, `invite_revoked` or `invite_used_up`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/invites/{code}/redeem")]
@@ -257,14 +263,15 @@ pub async fn redeem_invite(
     }))
 }
 
+problems!(ListContactsProblems: DevicePending);
+
 /// The calling device's user's contacts, by display name.
 #[utoipa::path(
     tag = "invites",
     security(("device_token" = [])),
     responses(
+        ListContactsProblems,
         (status = 200, description = "Contacts", body = ContactList),
-        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/contacts")]

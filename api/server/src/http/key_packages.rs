@@ -1,7 +1,7 @@
 //! `/v1/key-packages`: the MLS KeyPackage directory.
 
+use crate::http::documented::problems;
 use actix_web::{get, post, web};
-use cloak_proto::Problem;
 use cloak_proto::key_packages::{
     ClaimedKeyPackage, ClaimedKeyPackages, KeyPackageStock, UploadKeyPackagesRequest,
 };
@@ -21,6 +21,8 @@ fn stock_view(s: Stock) -> KeyPackageStock {
     }
 }
 
+problems!(UploadKeyPackagesProblems: KeyPackageExpired, KeyPackageStockFull);
+
 /// Publishes one-time KeyPackages (at most 100 per call) and optionally replaces the
 /// last-resort package. Pending devices may publish too.
 #[utoipa::path(
@@ -28,10 +30,8 @@ fn stock_view(s: Stock) -> KeyPackageStock {
     security(("device_token" = [])),
     request_body = UploadKeyPackagesRequest,
     responses(
+        UploadKeyPackagesProblems,
         (status = 200, description = "The stock after the upload", body = KeyPackageStock),
-        (status = 400, description = "Invalid body or `key_package_expired`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`key_package_stock_full`: the device holds as many unclaimed packages as the server keeps (`CLOAK_KEY_PACKAGE_STOCK`, 200 by default)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/key-packages")]
@@ -57,7 +57,6 @@ pub async fn upload_key_packages(
     security(("device_token" = [])),
     responses(
         (status = 200, description = "Stock", body = KeyPackageStock),
-        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/key-packages/stock")]
@@ -69,6 +68,8 @@ pub async fn key_package_stock(
     Ok(web::Json(stock_view(stock)))
 }
 
+problems!(ClaimKeyPackagesProblems: DevicePending, NotFound, RateLimited);
+
 /// Claims one KeyPackage for each approved device of a user (the caller's own device
 /// excepted): a one-time package, handed out at most once, or else the last-resort one.
 /// The caller must be the user or one of the user's contacts.
@@ -77,11 +78,8 @@ pub async fn key_package_stock(
     security(("device_token" = [])),
     params(("id" = Uuid, Path, description = "User id")),
     responses(
+        ClaimKeyPackagesProblems,
         (status = 200, description = "One package per device that has one", body = ClaimedKeyPackages),
-        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user visible to the caller", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`: too many claims by this device (`CLOAK_KEY_PACKAGE_CLAIMS_PER_MINUTE`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/users/{id}/key-packages/claim")]

@@ -1,8 +1,8 @@
 //! `/v1/mailbox`: a device fetches and acknowledges its queued envelopes over REST (the
 //! same operations the WebSocket offers, for clients that cannot hold a socket).
 
+use crate::http::documented::problems;
 use actix_web::{get, post, web};
-use cloak_proto::Problem;
 use cloak_proto::delivery::{AckReceipt, AckRequest, MailboxPage, MailboxQuery};
 use validator::Validate;
 
@@ -17,6 +17,8 @@ pub const DEFAULT_LIMIT: u32 = 100;
 
 pub use crate::services::push::envelope;
 
+problems!(FetchMailboxProblems: PaymentRequired, DevicePending);
+
 /// Entries after `after`, in sequence order: at most `limit`, and a page ends once its
 /// bodies reach the server's byte bound (`CLOAK_MAILBOX_PAGE_BYTES`, 4 MiB by default;
 /// the first entry always comes). `more` says whether entries follow.
@@ -25,10 +27,8 @@ pub use crate::services::push::envelope;
     security(("device_token" = [])),
     params(MailboxQuery),
     responses(
+        FetchMailboxProblems,
         (status = 200, description = "A page of entries", body = MailboxPage),
-        (status = 400, description = "Invalid query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`device_pending`: pending devices cannot read", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/mailbox")]
@@ -55,15 +55,16 @@ pub async fn fetch_mailbox(
     }))
 }
 
+problems!(AckMailboxProblems: DevicePending);
+
 /// Acknowledges (deletes) entries up to and including `up_to`.
 #[utoipa::path(
     tag = "mailbox",
     security(("device_token" = [])),
     request_body = AckRequest,
     responses(
+        AckMailboxProblems,
         (status = 200, description = "Deleted", body = AckReceipt),
-        (status = 401, description = "Missing or invalid device token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/mailbox/ack")]

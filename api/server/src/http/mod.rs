@@ -8,12 +8,14 @@ pub mod attachments;
 pub mod auth;
 pub mod billing;
 pub mod calls;
+pub mod conformance;
 pub mod console;
 pub mod console_accounts;
 pub mod console_html;
 pub mod contract;
 pub mod conversations;
 pub mod devices;
+pub mod documented;
 pub mod extract;
 pub mod fallback;
 pub mod health;
@@ -48,6 +50,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
     ),
     modifiers(&SecuritySchemes),
     components(schemas(
+        cloak_proto::Problem,
         cloak_proto::delivery::ClientFrame,
         cloak_proto::delivery::ServerFrame,
         cloak_proto::events::WalletLowBalanceEvent,

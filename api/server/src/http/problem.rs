@@ -24,10 +24,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    /// A problem with the given status, code and title.
-    pub fn new(status: StatusCode, code: Code, title: &'static str) -> Self {
+    /// A problem with the given code and title; the status is the code's own
+    /// ([`Code::status`]).
+    pub fn new(code: Code, title: &'static str) -> Self {
         Self {
-            status,
+            status: StatusCode::from_u16(code.status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             code,
             title,
             detail: None,
@@ -63,40 +65,28 @@ impl ApiError {
             })
             .collect();
         fields.sort_by(|a, b| a.field.cmp(&b.field));
-        let mut err = Self::new(
-            StatusCode::BAD_REQUEST,
-            Code::ValidationFailed,
-            "Validation failed",
-        )
-        .with_detail("one or more fields are invalid");
+        let mut err = Self::new(Code::ValidationFailed, "Validation failed")
+            .with_detail("one or more fields are invalid");
         err.errors = fields;
         err
     }
 
     /// 404 `route_not_found` for paths nothing serves.
     pub fn route_not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, Code::RouteNotFound, "No such route")
+        Self::new(Code::RouteNotFound, "No such route")
     }
 
     /// 405 `method_not_allowed` for a path served under other methods (the caller adds
     /// `Allow`).
     pub fn method_not_allowed(method: &actix_web::http::Method) -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            Code::MethodNotAllowed,
-            "Method not allowed",
-        )
-        .with_detail(format!("{method} is not served on this path; see Allow"))
+        Self::new(Code::MethodNotAllowed, "Method not allowed")
+            .with_detail(format!("{method} is not served on this path; see Allow"))
     }
 
     /// 500 `internal_error`; the cause is logged, never sent.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Code::InternalError,
-            "Internal server error",
-        )
+        Self::new(Code::InternalError, "Internal server error")
     }
 
     /// The stable code.
@@ -163,56 +153,45 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(_) => {
                 tracing::warn!(error = %e, "database unavailable");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Code::DatabaseUnavailable,
-                    "Database unavailable",
-                )
-                .with_detail("try again shortly")
+                Self::new(Code::DatabaseUnavailable, "Database unavailable")
+                    .with_detail("try again shortly")
             }
             other => Self::internal(&other),
         }
     }
 }
 
+impl ApiError {
+    /// A service refusal of the given class: the status is the code's own, and a code
+    /// used under the wrong class is a bug the debug builds (and so the tests) catch.
+    fn coded(code: Code, class: u16, detail: String) -> Self {
+        debug_assert_eq!(code.status(), class, "{code} answers {}", code.status());
+        let title = StatusCode::from_u16(code.status())
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Request refused");
+        Self::new(code, title).with_detail(detail)
+    }
+}
+
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
         match e {
-            ServiceError::MissingCredentials => Self::new(
-                StatusCode::UNAUTHORIZED,
-                Code::MissingCredentials,
-                "Missing credentials",
-            )
-            .with_detail("send Authorization: Bearer <key>"),
-            ServiceError::InvalidApiKey => Self::new(
-                StatusCode::UNAUTHORIZED,
-                Code::InvalidApiKey,
-                "Invalid API key",
-            )
-            .with_detail("the API key is malformed, unknown or revoked"),
-            ServiceError::Unauthorized { code, detail } => {
-                Self::new(StatusCode::UNAUTHORIZED, code, "Unauthorized").with_detail(detail)
+            ServiceError::MissingCredentials => {
+                Self::new(Code::MissingCredentials, "Missing credentials")
+                    .with_detail("send Authorization: Bearer <key>")
             }
-            ServiceError::Forbidden { code, detail } => {
-                Self::new(StatusCode::FORBIDDEN, code, "Forbidden").with_detail(detail)
-            }
+            ServiceError::InvalidApiKey => Self::new(Code::InvalidApiKey, "Invalid API key")
+                .with_detail("the API key is malformed, unknown or revoked"),
+            ServiceError::Unauthorized { code, detail } => Self::coded(code, 401, detail),
+            ServiceError::Forbidden { code, detail } => Self::coded(code, 403, detail),
             ServiceError::NotFound(what) => {
-                Self::new(StatusCode::NOT_FOUND, Code::NotFound, "Not found")
-                    .with_detail(format!("{what} not found"))
+                Self::new(Code::NotFound, "Not found").with_detail(format!("{what} not found"))
             }
-            ServiceError::Conflict { code, detail } => {
-                Self::new(StatusCode::CONFLICT, code, "Conflict").with_detail(detail)
-            }
-            ServiceError::Invalid { code, detail } => {
-                Self::new(StatusCode::BAD_REQUEST, code, "Invalid request").with_detail(detail)
-            }
-            ServiceError::Gone { code, detail } => {
-                Self::new(StatusCode::GONE, code, "Gone").with_detail(detail)
-            }
-            ServiceError::PaymentRequired { code, detail } => {
-                Self::new(StatusCode::PAYMENT_REQUIRED, code, "Payment required")
-                    .with_detail(detail)
-            }
+            ServiceError::Conflict { code, detail } => Self::coded(code, 409, detail),
+            ServiceError::Invalid { code, detail } => Self::coded(code, 400, detail),
+            ServiceError::Gone { code, detail } => Self::coded(code, 410, detail),
+            ServiceError::PaymentRequired { code, detail } => Self::coded(code, 402, detail),
             ServiceError::RateLimited {
                 code,
                 detail,
@@ -221,8 +200,7 @@ impl From<ServiceError> for ApiError {
                 window_secs,
                 retry_after_ms,
             } => {
-                let mut err = Self::new(StatusCode::TOO_MANY_REQUESTS, code, "Too many requests")
-                    .with_detail(detail);
+                let mut err = Self::new(code, "Too many requests").with_detail(detail);
                 let reset = retry_after_secs(retry_after_ms);
                 err.retry_after_ms = Some(retry_after_ms.max(0));
                 // draft-ietf-httpapi-ratelimit-headers: the policy, and what is left of it.
@@ -233,18 +211,16 @@ impl From<ServiceError> for ApiError {
                 err
             }
             ServiceError::Unavailable { code, detail } => {
-                let status = if code.as_str().ends_with("not_configured") {
-                    StatusCode::SERVICE_UNAVAILABLE
-                } else {
-                    StatusCode::BAD_GATEWAY
-                };
-                Self::new(status, code, "Upstream unavailable").with_detail(detail)
+                debug_assert!(
+                    matches!(code.status(), 502 | 503),
+                    "{code} is not an outage"
+                );
+                Self::new(code, "Upstream unavailable").with_detail(detail)
             }
             ServiceError::StaleEpoch(epoch) => {
-                let mut err = Self::new(StatusCode::CONFLICT, Code::StaleEpoch, "Stale epoch")
-                    .with_detail(format!(
-                        "the conversation is at epoch {epoch}; process pending commits and retry"
-                    ));
+                let mut err = Self::new(Code::StaleEpoch, "Stale epoch").with_detail(format!(
+                    "the conversation is at epoch {epoch}; process pending commits and retry"
+                ));
                 err.current_epoch = u64::try_from(epoch).ok();
                 err
             }

@@ -1,8 +1,8 @@
 //! Stripe: Checkout Sessions for credit packs, and Stripe's webhook.
 
+use crate::http::documented::problems;
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use cloak_proto::Code;
-use cloak_proto::Problem;
 use cloak_proto::billing::{CheckoutRequest, CheckoutSession};
 use secrecy::ExposeSecret as _;
 
@@ -20,6 +20,8 @@ fn not_configured(what: &str) -> ServiceError {
     }
 }
 
+problems!(CreateCheckoutSessionProblems: NotFound, StripeError, StripeNotConfigured);
+
 /// Creates a Stripe Checkout Session that buys a credit pack for a wallet; send the buyer
 /// to `url`. The wallet is credited when Stripe reports the payment (webhook).
 #[utoipa::path(
@@ -27,10 +29,8 @@ fn not_configured(what: &str) -> ServiceError {
     security(("api_key" = [])),
     request_body = CheckoutRequest,
     responses(
+        CreateCheckoutSessionProblems,
         (status = 201, description = "Created", body = CheckoutSession),
-        (status = 404, description = "No such wallet or pack", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "`stripe_error`: Stripe refused or failed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`stripe_not_configured`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/billing/checkout-sessions")]
@@ -55,6 +55,8 @@ pub async fn create_checkout_session(
     Ok(HttpResponse::Created().json(session))
 }
 
+problems!(StripeWebhookProblems: InvalidSignature, StaleSignature, ReplayedEvent, InvalidEvent, StripeNotConfigured);
+
 /// Stripe's webhook: the `Stripe-Signature` header must verify against the raw body
 /// (HMAC-SHA256, several `v1` allowed, 5-minute tolerance). Each event applies once; a
 /// delivery Stripe repeats answers 200 without effect; a forged, stale or replayed one
@@ -64,9 +66,8 @@ pub async fn create_checkout_session(
     request_body(content = String, content_type = "application/json", description = "A Stripe event"),
     params(("Stripe-Signature" = String, Header, description = "Stripe's signature header")),
     responses(
+        StripeWebhookProblems,
         (status = 200, description = "Received"),
-        (status = 400, description = "`invalid_signature`, `stale_signature`, `replayed_event` or `invalid_event`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`stripe_not_configured`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/stripe/webhook")]

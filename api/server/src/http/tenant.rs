@@ -1,7 +1,7 @@
 //! `/v1/tenant`: the calling tenant's own settings.
 
+use crate::http::documented::problems;
 use actix_web::{get, patch, web};
-use cloak_proto::Problem;
 use cloak_proto::tenants::{TenantSettings, UpdateTenantRequest};
 
 use super::auth::TenantAuth;
@@ -27,7 +27,6 @@ fn view(t: Tenant) -> TenantSettings {
     security(("api_key" = [])),
     responses(
         (status = 200, description = "Settings", body = TenantSettings),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/tenant")]
@@ -38,6 +37,8 @@ pub async fn get_tenant(
     let tenant = tenants::get(state.store.as_ref(), auth.0.tenant_id).await?;
     Ok(web::Json(view(tenant)))
 }
+
+problems!(UpdateTenantProblems: InvalidTemplate, ValidationFailed, MemoryMailboxUnavailable);
 
 /// Changes the tenant's settings: the invite landing page's "Open in app" link template,
 /// the retention of undelivered messages, and where they wait (`mailbox_storage`).
@@ -50,10 +51,8 @@ pub async fn get_tenant(
     security(("api_key" = [])),
     request_body = UpdateTenantRequest,
     responses(
+        UpdateTenantProblems,
         (status = 200, description = "Settings after the change", body = TenantSettings),
-        (status = 400, description = "`invalid_template` or `validation_failed`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`memory_mailbox_unavailable`: this server has no Redis for memory-only mailboxes", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[patch("/v1/tenant")]

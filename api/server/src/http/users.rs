@@ -1,7 +1,7 @@
 //! `/v1/users`: the tenant's backend manages its end users and mints their tokens.
 
+use crate::http::documented::problems;
 use actix_web::{HttpResponse, delete, get, patch, post, web};
-use cloak_proto::Problem;
 use cloak_proto::users::{
     CreateContactRequest, CreateUserRequest, UpdateUserRequest, User, UserList, UserQuery,
     UserToken,
@@ -30,16 +30,16 @@ pub fn user_view(u: &UserRecord) -> User {
     }
 }
 
+problems!(CreateUserProblems: ExternalIdTaken);
+
 /// Creates an end user.
 #[utoipa::path(
     tag = "users",
     security(("api_key" = [])),
     request_body = CreateUserRequest,
     responses(
+        CreateUserProblems,
         (status = 201, description = "Created", body = User),
-        (status = 400, description = "Invalid body", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`external_id_taken`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/users")]
@@ -60,6 +60,8 @@ pub async fn create_user(
     Ok(HttpResponse::Created().json(user_view(&user)))
 }
 
+problems!(FindUsersProblems: ValidationFailed, InvalidCursor);
+
 /// Lists the tenant's users, oldest first, in cursor pages (`next_cursor`), filtered by
 /// trust level and suspension; with `external_id`, finds that one user (zero or one).
 #[utoipa::path(
@@ -67,9 +69,8 @@ pub async fn create_user(
     security(("api_key" = [])),
     params(UserQuery),
     responses(
+        FindUsersProblems,
         (status = 200, description = "A page of users", body = UserList),
-        (status = 400, description = "Invalid query (`validation_failed`, `invalid_cursor`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/users")]
@@ -86,15 +87,16 @@ pub async fn find_users(
     }))
 }
 
+problems!(GetUserProblems: NotFound);
+
 /// Reads a user.
 #[utoipa::path(
     tag = "users",
     security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "User id")),
     responses(
+        GetUserProblems,
         (status = 200, description = "The user", body = User),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user in this tenant", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/users/{id}")]
@@ -107,6 +109,8 @@ pub async fn get_user(
     Ok(web::Json(user_view(&user)))
 }
 
+problems!(UpdateUserProblems: UnknownTrustLevel, NotFound);
+
 /// Changes a user's display name, trust level or suspension. Suspending stops the user's
 /// tokens and devices at once.
 #[utoipa::path(
@@ -115,10 +119,8 @@ pub async fn get_user(
     params(("id" = Uuid, Path, description = "User id")),
     request_body = UpdateUserRequest,
     responses(
+        UpdateUserProblems,
         (status = 200, description = "The updated user", body = User),
-        (status = 400, description = "Invalid body or `unknown_trust_level`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user in this tenant", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[patch("/v1/users/{id}")]
@@ -140,15 +142,16 @@ pub async fn update_user(
     Ok(web::Json(user_view(&user)))
 }
 
+problems!(DeleteUserProblems: NotFound);
+
 /// Deletes a user with their devices, key packages and queued messages.
 #[utoipa::path(
     tag = "users",
     security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "User id")),
     responses(
+        DeleteUserProblems,
         (status = 204, description = "Deleted"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user in this tenant", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[delete("/v1/users/{id}")]
@@ -164,6 +167,8 @@ pub async fn delete_user(
     Ok(HttpResponse::NoContent().finish())
 }
 
+problems!(CreateUserTokenProblems: NotFound, SuspendedUser);
+
 /// Mints a short-lived user token (15 minutes) for the tenant's app to register and log in
 /// the user's devices.
 #[utoipa::path(
@@ -171,10 +176,8 @@ pub async fn delete_user(
     security(("api_key" = [])),
     params(("id" = Uuid, Path, description = "User id")),
     responses(
+        CreateUserTokenProblems,
         (status = 201, description = "A new token", body = UserToken),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such user in this tenant", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`user_suspended`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/users/{id}/tokens")]
@@ -197,16 +200,16 @@ pub async fn create_user_token(
     }))
 }
 
+problems!(CreateContactProblems: SelfContact, NotFound);
+
 /// Makes two users contacts of each other (idempotent).
 #[utoipa::path(
     tag = "users",
     security(("api_key" = [])),
     request_body = CreateContactRequest,
     responses(
+        CreateContactProblems,
         (status = 204, description = "They are contacts"),
-        (status = 400, description = "Invalid body or `self_contact`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or invalid API key", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "A user does not exist in this tenant", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/contacts")]

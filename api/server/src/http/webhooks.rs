@@ -1,7 +1,7 @@
 //! `/v1/webhooks`: where a tenant receives signed events, and the delivery log.
 
+use crate::http::documented::problems;
 use actix_web::{get, put, web};
-use cloak_proto::Problem;
 use cloak_proto::billing::{
     WebhookConfig, WebhookConfigRequest, WebhookDeliveryInfo, WebhookDeliveryList,
 };
@@ -13,14 +13,16 @@ use crate::clock::to_datetime;
 use crate::services::{ServiceError, webhooks};
 use crate::state::AppState;
 
+problems!(PutWebhookProblems: InvalidWebhookUrl, WebhookTargetNotAllowed);
+
 /// Sets the webhook endpoint and returns a new signing secret (shown once).
 #[utoipa::path(
     tag = "webhooks",
     security(("api_key" = [])),
     request_body = WebhookConfigRequest,
     responses(
+        PutWebhookProblems,
         (status = 200, description = "The endpoint with its new secret", body = WebhookConfig),
-        (status = 400, description = "`invalid_webhook_url`, or `webhook_target_not_allowed`: the URL names or resolves to a loopback, private, link-local or metadata address (allowed only with `CLOAK_WEBHOOK_ALLOW_PRIVATE=true`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[put("/v1/webhooks")]
@@ -44,13 +46,15 @@ pub async fn put_webhook(
     }))
 }
 
+problems!(GetWebhookProblems: NotFound);
+
 /// The webhook endpoint (without its secret).
 #[utoipa::path(
     tag = "webhooks",
     security(("api_key" = [])),
     responses(
+        GetWebhookProblems,
         (status = 200, description = "The endpoint", body = WebhookConfig),
-        (status = 404, description = "None set", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/webhooks")]

@@ -1,15 +1,17 @@
 //! `GET /v1/ws`: the real-time channel. The handler authenticates (header token) and
 //! upgrades; [`super::ws_session`] runs the connection.
 
+use crate::http::documented::problems;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use cloak_proto::Code;
-use cloak_proto::Problem;
 
 use super::auth::{bearer_token, tenant_rate};
 use super::problem::ApiError;
 use super::ws_session::{self, MAX_FRAME_BYTES};
 use crate::services::devices;
 use crate::state::AppState;
+
+problems!(WebsocketProblems: WebsocketUpgradeRequired, DevicePending, RateLimited);
 
 /// Opens the WebSocket. Authenticate with `Authorization: Bearer <device token>` or, where
 /// headers cannot be set, with an `auth` frame within 10 seconds. Then send `resume` with
@@ -23,13 +25,10 @@ use crate::state::AppState;
 /// socket until the rate allows it), so frames are never refused and keep their order.
 #[utoipa::path(
     tag = "realtime",
-    security(("device_token" = [])),
+    security(("device_token" = []), ()),
     responses(
+        WebsocketProblems,
         (status = 101, description = "Switching to the WebSocket protocol"),
-        (status = 400, description = "Not a WebSocket upgrade request", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Invalid device token in the header", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`device_pending`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`: the tenant's request rate (`CLOAK_TENANT_REQUESTS_PER_SEC`) is reached", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/v1/ws")]
@@ -58,12 +57,8 @@ pub async fn websocket(
         None => None,
     };
     let (response, session, stream) = actix_ws::handle(&req, body).map_err(|e| {
-        ApiError::new(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            Code::WebsocketUpgradeRequired,
-            "WebSocket upgrade required",
-        )
-        .with_detail(e.to_string())
+        ApiError::new(Code::WebsocketUpgradeRequired, "WebSocket upgrade required")
+            .with_detail(e.to_string())
     })?;
     let stream = stream
         .max_frame_size(MAX_FRAME_BYTES)

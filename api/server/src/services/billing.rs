@@ -27,6 +27,25 @@ pub enum Billable {
     CallMinutes(u32),
 }
 
+/// Every `kind` a ledger entry can have: what [`price_of`] charges (`control` is always
+/// free, so never an entry), grants and adjustments (API and console), and Stripe's
+/// purchases, refunds and disputes. The OpenAPI document lists them as the field's enum.
+pub const LEDGER_KINDS: &[&str] = &[
+    "message",
+    "edit",
+    "delete",
+    "attachment",
+    "call",
+    "invite_redemption",
+    "commit",
+    "message_view",
+    "grant",
+    "adjustment",
+    "purchase",
+    "refund",
+    "dispute",
+];
+
 /// The price of an action under a price table.
 pub fn price_of(prices: &Prices, what: Billable) -> (i64, &'static str) {
     match what {
@@ -280,7 +299,7 @@ pub async fn put_settings(
 ) -> Result<BillingSettings, ServiceError> {
     if s.postpaid && (s.stripe_customer_id.is_none() || s.meter_event_name.is_none()) {
         return Err(ServiceError::invalid(
-            Code::BillingNotConfigured,
+            Code::InvalidBillingSettings,
             "postpaid needs stripe_customer_id and meter_event_name",
         ));
     }
@@ -385,6 +404,38 @@ mod tests {
         assert_eq!(parse_cursor(None).ok(), Some(0));
         for bad in ["42", "le_-1", "le_x", "zz"] {
             assert!(parse_cursor(Some(bad)).is_err(), "{bad}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod ledger_kind_tests {
+    use super::*;
+
+    #[test]
+    fn every_charged_kind_is_a_documented_ledger_kind() {
+        let prices = Prices::default();
+        let classes = [
+            MessageClass::Text,
+            MessageClass::Edit,
+            MessageClass::Delete,
+            MessageClass::AttachmentSmall,
+            MessageClass::AttachmentMedium,
+            MessageClass::AttachmentLarge,
+            MessageClass::CallMinute,
+        ];
+        let charged = classes.into_iter().map(Billable::Message).chain([
+            Billable::InviteRedemption,
+            Billable::Commit,
+            Billable::MessageView,
+            Billable::CallMinutes(1),
+        ]);
+        for what in charged {
+            let (_, kind) = price_of(&prices, what);
+            assert!(
+                LEDGER_KINDS.contains(&kind),
+                "{kind} is not in LEDGER_KINDS"
+            );
         }
     }
 }

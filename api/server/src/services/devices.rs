@@ -235,7 +235,7 @@ pub async fn login(
     let message = login_message(auth.tenant_id, auth.id, &nonce);
     if !verify(&auth.identity_key, &message, signature) {
         return Err(ServiceError::unauthorized(
-            Code::InvalidSignature,
+            Code::InvalidLogin,
             "the signature does not verify with the device's identity key",
         ));
     }

@@ -154,7 +154,7 @@ pub async fn issue_token(
     let user = get(store, tenant_id, user_id).await?;
     if user.suspended {
         return Err(ServiceError::conflict(
-            Code::UserSuspended,
+            Code::SuspendedUser,
             "the user is suspended",
         ));
     }

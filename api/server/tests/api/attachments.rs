@@ -297,6 +297,14 @@ async fn malformed_tus_requests_are_refused_with_problems(backend: Backend) {
     ])
     .await
     .unwrap();
+    assert_problem(r, 400, "invalid_upload").await;
+    let r = post(vec![
+        ("Tus-Resumable", "0.2.2".into()),
+        ("Upload-Length", "10".into()),
+        ("Upload-Metadata", meta.clone()),
+    ])
+    .await
+    .unwrap();
     assert_problem(r, 412, "tus_version_unsupported").await;
     let r = post(vec![
         ("Tus-Resumable", "1.0.0".into()),

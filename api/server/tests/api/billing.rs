@@ -58,7 +58,7 @@ async fn prices_and_settings_round_trip_and_validate(backend: Backend) {
             &json!({"postpaid": true}),
         )
         .await;
-    assert_problem(postpaid_without_ids, 400, "billing_not_configured").await;
+    assert_problem(postpaid_without_ids, 400, "invalid_billing_settings").await;
     let dup = app
         .put_json(
             "/v1/billing/settings",

@@ -184,7 +184,7 @@ async fn challenges_are_single_use_and_expire(backend: Backend) {
     assert_problem(
         app.login_with(phone.id, &nonce, &sig).await,
         401,
-        "invalid_signature",
+        "invalid_login",
     )
     .await;
     // The failed attempt used the challenge up.

@@ -209,6 +209,23 @@ pub struct TestApp {
     pub db: TestDb,
 }
 
+/// Every answer the server gave this test is in the OpenAPI document (debug servers check
+/// each against it: `cloak_api::http::conformance`).
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let port = self
+            .address
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        let violations = cloak_api::http::conformance::violations(port);
+        if !violations.is_empty() && !std::thread::panicking() {
+            panic!("answers the OpenAPI document does not describe: {violations:#?}");
+        }
+    }
+}
+
 /// Starts the application on a fresh database with one tenant.
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, &[]).await

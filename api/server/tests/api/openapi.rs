@@ -273,3 +273,142 @@ fn validation_rules_are_in_the_schema() {
         (Some(1), Some(500))
     );
 }
+
+/// Every problem response lists its codes (`x-codes`), each of them answers exactly that
+/// status (`Code::status`), and the description names them: the statuses follow from the
+/// codes, never the other way round.
+#[test]
+fn problem_responses_are_derived_from_their_codes() {
+    let spec: serde_json::Value = serde_json::from_str(&cloak_api::http::openapi_json()).unwrap();
+    let mut checked = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Some(responses) = op["responses"].as_object() else {
+                continue;
+            };
+            for (status, response) in responses {
+                if response
+                    .pointer("/content/application~1problem+json")
+                    .is_none()
+                {
+                    continue;
+                }
+                let codes = response["x-codes"]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{method} {path} {status}: no x-codes"));
+                assert!(!codes.is_empty(), "{method} {path} {status}: empty x-codes");
+                for code in codes {
+                    let name = code.as_str().unwrap();
+                    let parsed: cloak_proto::Code = serde_json::from_value(code.clone()).unwrap();
+                    assert_ne!(parsed, cloak_proto::Code::Unknown, "{name} is no code");
+                    assert_eq!(
+                        parsed.status().to_string(),
+                        *status,
+                        "{method} {path}: `{name}` is documented under {status}"
+                    );
+                    assert!(
+                        response["description"]
+                            .as_str()
+                            .unwrap()
+                            .contains(&format!("`{name}`")),
+                        "{method} {path} {status}: the description omits `{name}`"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 300, "only {checked} documented codes");
+}
+
+/// Every request body carries an example.
+#[test]
+fn every_request_body_has_an_example() {
+    let spec: serde_json::Value = serde_json::from_str(&cloak_api::http::openapi_json()).unwrap();
+    let schemas = &spec["components"]["schemas"];
+    let mut missing = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Some(content) = op
+                .pointer("/requestBody/content")
+                .and_then(|c| c.as_object())
+            else {
+                continue;
+            };
+            for (media, body) in content {
+                let schema = &body["schema"];
+                let named = schema["$ref"]
+                    .as_str()
+                    .and_then(|r| r.rsplit('/').next())
+                    .map(|n| &schemas[n]);
+                let has = |v: &serde_json::Value| {
+                    v.get("example").is_some() || v.get("examples").is_some()
+                };
+                let binary = schema["format"] == "binary";
+                if !(has(body) || has(schema) || named.is_some_and(has) || binary) {
+                    missing.push(format!("{method} {path} ({media})"));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "request bodies without an example: {missing:#?}"
+    );
+}
+
+/// Each JSON request body's example is a body the wire type takes: it deserializes and
+/// passes the same `validate()` the handlers run.
+#[test]
+fn request_examples_are_bodies_the_server_takes() {
+    use cloak_proto::{
+        abuse::*, api_keys::*, billing::*, console::*, delivery::*, devices::*, invites::*,
+        key_packages::*, tenants::*, users::*,
+    };
+    use validator::Validate;
+
+    let spec: serde_json::Value = serde_json::from_str(&cloak_api::http::openapi_json()).unwrap();
+    fn accepts<T: serde::de::DeserializeOwned + Validate + utoipa::ToSchema>(
+        spec: &serde_json::Value,
+    ) {
+        let name = T::name();
+        let schema = &spec["components"]["schemas"][name.as_ref()];
+        let example = schema
+            .get("example")
+            .cloned()
+            .or_else(|| schema["examples"].get(0).cloned())
+            .unwrap_or_else(|| panic!("{name}: no example"));
+        let body: T = serde_json::from_value(example)
+            .unwrap_or_else(|e| panic!("{name}: the example does not deserialize: {e}"));
+        if let Err(e) = body.validate() {
+            panic!("{name}: the example fails validation: {e}");
+        }
+    }
+    accepts::<CreateApiKeyRequest>(&spec);
+    accepts::<RegisterDeviceRequest>(&spec);
+    accepts::<ApproveDeviceRequest>(&spec);
+    accepts::<ChallengeRequest>(&spec);
+    accepts::<LoginRequest>(&spec);
+    accepts::<PushRegistration>(&spec);
+    accepts::<PriceTable>(&spec);
+    accepts::<BillingSettings>(&spec);
+    accepts::<GrantRequest>(&spec);
+    accepts::<AdjustmentRequest>(&spec);
+    accepts::<CheckoutRequest>(&spec);
+    accepts::<WebhookConfigRequest>(&spec);
+    accepts::<TrustLevels>(&spec);
+    accepts::<BlockRequest>(&spec);
+    accepts::<ReportRequest>(&spec);
+    accepts::<ModerationSettings>(&spec);
+    accepts::<CreateConsoleAccountRequest>(&spec);
+    accepts::<CreateUserRequest>(&spec);
+    accepts::<UpdateUserRequest>(&spec);
+    accepts::<CreateContactRequest>(&spec);
+    accepts::<CreateConversationRequest>(&spec);
+    accepts::<SendMessageRequest>(&spec);
+    accepts::<CommitRequest>(&spec);
+    accepts::<AckRequest>(&spec);
+    accepts::<CreateInviteRequest>(&spec);
+    accepts::<UploadKeyPackagesRequest>(&spec);
+    accepts::<UpdateTenantRequest>(&spec);
+}

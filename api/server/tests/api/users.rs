@@ -168,7 +168,7 @@ async fn user_tokens_expire_and_die_with_suspension_or_deletion(backend: Backend
         .send()
         .await
         .unwrap();
-    assert_problem(mint, 409, "user_suspended").await;
+    assert_problem(mint, 409, "suspended_user").await;
     assert_eq!(suspend(false).await.unwrap().status(), 200);
     assert_eq!(register(token.clone()).await.status(), 201);
 
