@@ -49,7 +49,7 @@ pub struct TrustLevel {
     /// Automatic promotion to the next level once the account is this old (seconds) and
     /// has no upheld reports. Absent: only the tenant promotes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[validate(range(min = 1))]
+    #[validate(range(min = 1, max = 9_223_372_036_854_775_807_u64))]
     pub promote_after_secs: Option<u64>,
 }
 

@@ -14,18 +14,7 @@ const MAX_PRICE: i64 = 1_000_000;
     Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, Validate,
 )]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({
-    "text_message": 1,
-    "attachment_small": 2,
-    "attachment_medium": 5,
-    "attachment_large": 10,
-    "edit": 1,
-    "delete": 0,
-    "call_minute": 3,
-    "invite_redemption": 0,
-    "group_commit": 0,
-    "message_view": 0
-}))]
+#[schema(example = PriceTable::example)]
 pub struct PriceTable {
     /// A text message.
     #[validate(range(min = 0, max = MAX_PRICE))]
@@ -62,6 +51,24 @@ pub struct PriceTable {
     #[serde(default)]
     #[validate(range(min = 0, max = MAX_PRICE))]
     pub message_view: i64,
+}
+
+impl PriceTable {
+    /// The document's example price table (also the console's prices form example).
+    pub fn example() -> serde_json::Value {
+        serde_json::json!({
+            "text_message": 1,
+            "attachment_small": 2,
+            "attachment_medium": 5,
+            "attachment_large": 10,
+            "edit": 1,
+            "delete": 0,
+            "call_minute": 3,
+            "invite_redemption": 0,
+            "group_commit": 0,
+            "message_view": 0
+        })
+    }
 }
 
 /// A credit pack sold through Stripe Checkout.

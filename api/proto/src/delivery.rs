@@ -87,6 +87,7 @@ pub struct SendMessageRequest {
     /// The sender's id for this message; a retry with the same id is not stored twice.
     pub client_msg_id: Uuid,
     /// The epoch the message was encrypted in; must be the conversation's current epoch.
+    #[validate(range(max = 9_223_372_036_854_775_807_u64))]
     pub epoch: u64,
     /// The MLS message (base64).
     #[serde(with = "crate::bytes")]
@@ -153,6 +154,7 @@ pub struct CommitRequest {
     /// The sender's id for this commit; a retry with the same id is not applied twice.
     pub client_msg_id: Uuid,
     /// The epoch the commit was created in.
+    #[validate(range(max = 9_223_372_036_854_775_807_u64))]
     pub epoch: u64,
     /// The MLS commit (base64): an `MLSMessage` holding a commit for this conversation's
     /// group at `epoch`. The server also caps it (`CLOAK_MAX_COMMIT_BYTES`, 256 KiB by

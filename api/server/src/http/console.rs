@@ -622,19 +622,7 @@ pub async fn prices_page(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-#[schema(example = json!({
-    "csrf": "fOErqHgqMvdDV877ge24wg6k11URXstAYzSLjMnUHzQ",
-    "text_message": 1,
-    "attachment_small": 2,
-    "attachment_medium": 5,
-    "attachment_large": 10,
-    "edit": 1,
-    "delete": 0,
-    "call_minute": 3,
-    "invite_redemption": 0,
-    "group_commit": 0,
-    "message_view": 0
-}))]
+#[schema(example = PricesForm::example)]
 pub struct PricesForm {
     csrf: String,
     text_message: i64,
@@ -650,6 +638,15 @@ pub struct PricesForm {
     group_commit: i64,
     #[serde(default)]
     message_view: i64,
+}
+
+impl PricesForm {
+    /// The API's example price table with the form's CSRF token.
+    fn example() -> serde_json::Value {
+        let mut example = PriceTable::example();
+        example["csrf"] = serde_json::json!("fOErqHgqMvdDV877ge24wg6k11URXstAYzSLjMnUHzQ");
+        example
+    }
 }
 
 /// Saves the price table (owner).

@@ -226,6 +226,10 @@ fn closed_sets(doc: &mut Value) {
             p["enum"] = json!(values);
         }
     }
+    // An adjustment of 0 credits is refused (`zero_delta`, services::billing).
+    if let Some(p) = doc.pointer_mut("/components/schemas/AdjustmentRequest/properties/delta") {
+        p["not"] = json!({"const": 0});
+    }
 }
 
 /// Completes the document (see the module documentation).
@@ -320,6 +324,18 @@ fn complete_operation(path: &str, method: &str, op: &mut Map<String, Value>) {
                 (Some("header"), Some("Upload-Length" | "Upload-Offset")) => {
                     p["schema"]["minimum"] = json!(0);
                     p["schema"]["maximum"] = json!(999_999_999_999_999_999_i64);
+                }
+                // `services::billing::check_idempotency_key`.
+                (Some("header"), Some("Idempotency-Key")) => {
+                    p["schema"]["minLength"] = json!(1);
+                    p["schema"]["maxLength"] = json!(200);
+                    p["schema"]["pattern"] = json!("^[!-~]{1,200}$");
+                }
+                // A tus metadata list naming the conversation
+                // (`cloak_proto::attachments::metadata_conversation`).
+                (Some("header"), Some("Upload-Metadata")) => {
+                    p["schema"]["pattern"] =
+                        json!("^(.*,)? *conversation_id +[A-Za-z0-9+/]+={0,2} *(,.*)?$");
                 }
                 (Some("path"), Some("wallet")) => {
                     p["schema"]["pattern"] = json!(
