@@ -20,12 +20,25 @@ pub enum AttachmentSize {
     Large,
 }
 
+/// A level name: lowercase letters, digits, `_` and `-` (the schema's pattern).
+fn level_name(name: &str) -> Result<(), validator::ValidationError> {
+    if name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        Ok(())
+    } else {
+        Err(validator::ValidationError::new("level_name")
+            .with_message("lowercase letters, digits, _ and - only".into()))
+    }
+}
+
 /// One trust level and what it allows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct TrustLevel {
     /// Its name (lowercase letters, digits, `_`, `-`).
-    #[validate(length(min = 1, max = 32))]
+    #[validate(length(min = 1, max = 32), custom(function = "level_name"))]
     #[schema(pattern = r"^[a-z0-9_-]+$")]
     pub name: String,
     /// Messages allowed per window, across all recipients.

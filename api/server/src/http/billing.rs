@@ -397,7 +397,7 @@ const CSV_PAGE: i64 = 1000;
 
 /// Ledger entries as CSV. Text fields that a spreadsheet would run as a formula are
 /// prefixed with `'`.
-fn to_csv(entries: &[LedgerEntry], header: bool) -> Result<Vec<u8>, csv::Error> {
+pub(crate) fn to_csv(entries: &[LedgerEntry], header: bool) -> Result<Vec<u8>, csv::Error> {
     fn cell(text: &str) -> String {
         if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
             format!("'{text}")

@@ -4,7 +4,6 @@
 use crate::http::documented::problems;
 use actix_web::{HttpResponse, delete, get, post, web};
 use cloak_proto::console::{ConsoleAccountInfo, ConsoleAccountList, CreateConsoleAccountRequest};
-use secrecy::ExposeSecret as _;
 use uuid::Uuid;
 
 use super::auth::TenantAuth;
@@ -56,11 +55,7 @@ pub async fn create_account(
         &mut rand::rngs::OsRng,
     )
     .await?;
-    let url = format!(
-        "{}/console/setup?token={}",
-        state.settings.public_url,
-        token.expose_secret()
-    );
+    let url = console::setup_url(&state.settings.public_url, &token);
     Ok(HttpResponse::Created().json(info(&account, Some(url))))
 }
 

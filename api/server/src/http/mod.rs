@@ -11,7 +11,6 @@ pub mod calls;
 pub mod conformance;
 pub mod console;
 pub mod console_accounts;
-pub mod console_html;
 pub mod contract;
 pub mod conversations;
 pub mod devices;
@@ -191,17 +190,28 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(console_accounts::create_account)
         .service(console_accounts::list_accounts)
         .service(console_accounts::delete_account)
-        .service(console::login_page)
-        .service(console::login)
-        .service(console::setup_page)
-        .service(console::setup)
-        .service(console::dashboard)
-        .service(console::grant)
-        .service(console::buy)
-        .service(console::ledger)
-        .service(console::prices_page)
-        .service(console::save_prices)
-        .service(console::logout)
+        .service(console::sign_in::login_page)
+        .service(console::sign_in::login)
+        .service(console::sign_in::setup_page)
+        .service(console::sign_in::setup)
+        .service(console::sign_in::logout)
+        .service(console::dashboard::dashboard)
+        .service(console::credits::grant)
+        .service(console::credits::buy)
+        .service(console::wallets::wallets)
+        .service(console::wallets::wallet_csv)
+        .service(console::wallets::wallet)
+        .service(console::wallets::ledger)
+        .service(console::prices::prices_page)
+        .service(console::prices::save_prices)
+        .service(console::trust_levels::trust_levels_page)
+        .service(console::trust_levels::save_trust_levels)
+        .service(console::billing_settings::settings_page)
+        .service(console::billing_settings::save_settings)
+        .service(console::accounts::accounts_page)
+        .service(console::accounts::invite)
+        .service(console::accounts::change_role)
+        .service(console::accounts::remove)
         .service(abuse::get_trust_levels)
         .service(abuse::put_trust_levels)
         .service(abuse::block)

@@ -69,6 +69,17 @@ pub fn price_of(prices: &Prices, what: Billable) -> (i64, &'static str) {
     }
 }
 
+/// The price row of an attachment tier, kept as its ledger entry's reason so spend can be
+/// told apart by tier.
+fn tier_of(what: Billable) -> Option<&'static str> {
+    match what {
+        Billable::Message(MessageClass::AttachmentSmall) => Some("attachment_small"),
+        Billable::Message(MessageClass::AttachmentMedium) => Some("attachment_medium"),
+        Billable::Message(MessageClass::AttachmentLarge) => Some("attachment_large"),
+        _ => None,
+    }
+}
+
 /// How `user_id`'s action is paid under the tenant's plan: `None` when it is free.
 pub fn charge_for(
     plan: &BillingPlan,
@@ -100,7 +111,9 @@ pub fn charge_for(
         wallet_id: if plan.users_pay { user_id } else { tenant_id },
         amount,
         kind,
+        tier: tier_of(what),
         actor,
+        user_id,
         low_balance_threshold: plan.low_balance_threshold,
     }))
 }
@@ -194,6 +207,7 @@ pub async fn change_balance(
         actor: change.actor,
         idempotency_key: format!("api:{}", change.idempotency_key),
         reference: None,
+        user_id: None,
         now_ms: change.now_ms,
         clamp: false,
     };

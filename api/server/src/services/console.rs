@@ -165,6 +165,11 @@ pub async fn create_account(
     Ok((account, token))
 }
 
+/// The one-time link that sets up a new account.
+pub fn setup_url(public_url: &str, token: &SecretString) -> String {
+    format!("{public_url}/console/setup?token={}", token.expose_secret())
+}
+
 /// Checks a new password: 12 to 128 characters.
 pub fn check_password(password: &str) -> Result<(), ServiceError> {
     let n = password.chars().count();

@@ -17,6 +17,7 @@ pub mod error;
 pub mod external_sender;
 pub mod hot;
 pub mod ids;
+pub mod insights;
 pub mod invites;
 pub mod key_packages;
 pub mod limits;

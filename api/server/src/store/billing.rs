@@ -88,6 +88,9 @@ pub struct NewLedgerEntry {
     pub idempotency_key: String,
     /// What it is about (a message id, a Stripe event).
     pub reference: Option<String>,
+    /// The user the entry is for (a charge's user, whoever pays); `None` takes the wallet's
+    /// user, or none for the tenant's wallet.
+    pub user_id: Option<Uuid>,
     pub now_ms: i64,
     /// A debit larger than the balance takes what is there instead of being refused
     /// (refunds and disputes: the money is gone either way).
@@ -128,7 +131,11 @@ pub enum Charge {
         wallet_id: Uuid,
         amount: i64,
         kind: &'static str,
+        /// The attachment tier's price row (`attachment_small`…), kept as the entry's reason.
+        tier: Option<&'static str>,
         actor: String,
+        /// The user the action is for, whoever pays (the console's spend per user).
+        user_id: Uuid,
         low_balance_threshold: Option<i64>,
     },
     /// Record a meter event in the send's transaction, reported to Stripe later.

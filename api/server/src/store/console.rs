@@ -46,6 +46,13 @@ pub trait ConsoleStore: Send + Sync {
         tenant_id: Uuid,
     ) -> Result<Vec<ConsoleAccount>, StoreError>;
     async fn delete_console_account(&self, tenant_id: Uuid, id: Uuid) -> Result<bool, StoreError>;
+    /// Changes an account's role; false when the tenant has no such account.
+    async fn set_console_role(
+        &self,
+        tenant_id: Uuid,
+        id: Uuid,
+        role: &str,
+    ) -> Result<bool, StoreError>;
     /// The accounts with this e-mail address, one per tenant at most, oldest first.
     async fn console_accounts_by_email(
         &self,

@@ -144,7 +144,10 @@ pub(crate) struct DebitRow {
     pub delta: i64,
     pub balance_after: i64,
     pub kind: &'static str,
+    /// Kept as the entry's reason (an attachment's tier).
+    pub tier: Option<&'static str>,
     pub actor: String,
+    pub user_id: Uuid,
     /// The balance crossed the tenant's low-balance threshold with this debit.
     pub crossed_threshold: Option<i64>,
 }
@@ -191,7 +194,9 @@ pub(crate) fn allocate(
                 wallet_id,
                 amount,
                 kind,
+                tier,
                 actor,
+                user_id,
                 low_balance_threshold,
             }) => {
                 let balance = balances.get(wallet_id).copied().unwrap_or(0);
@@ -208,7 +213,9 @@ pub(crate) fn allocate(
                     delta: -amount,
                     balance_after: after,
                     kind,
+                    tier: *tier,
                     actor: actor.clone(),
+                    user_id: *user_id,
                     crossed_threshold: crossed,
                 });
             }
@@ -364,7 +371,9 @@ mod tests {
             wallet_id: wallet,
             amount,
             kind: "text",
+            tier: None,
             actor: "device".into(),
+            user_id: wallet,
             low_balance_threshold: Some(5),
         })
     }

@@ -13,6 +13,7 @@ mod delivery;
 mod delivery_batch;
 mod error;
 mod identity;
+mod insights;
 mod invites;
 mod memory_mailbox;
 pub mod postgres;
@@ -28,6 +29,7 @@ mod sql_console;
 mod sql_delivery;
 mod sql_delivery_batch;
 mod sql_devices;
+mod sql_insights;
 mod sql_invites;
 mod sql_key_packages;
 mod sql_push;
@@ -60,6 +62,9 @@ pub use identity::{
     Approval, ClaimedPackage, DeviceAuthRecord, DeviceRecord, DeviceStore, KeyPackageStore,
     NewDevice, NewKeyPackage, NewUser, RegisterOutcome, TokenKeyStore, UserFilter, UserPatch,
     UserRecord, UserStore,
+};
+pub use insights::{
+    DAY_MS, DayTotal, InsightStore, LedgerFilter, Spender, WalletQuery, WalletRow, WalletSort,
 };
 pub use invites::{InviteRecord, InviteStore, NewInvite, RedeemOutcome};
 pub use memory_mailbox::{EntryParts, MemoryMailbox, Queued};
@@ -144,6 +149,7 @@ pub trait Store:
     + InviteStore
     + BillingStore
     + ConsoleStore
+    + InsightStore
     + AbuseStore
     + RemovalStore
     + PushStore

@@ -91,8 +91,8 @@ macro_rules! impl_billing_store {
             // ordered by the wallet lock: the insert waits for it and, if it committed,
             // inserts nothing, and this answers as the replay it is.
             let row = sqlx::query(
-                "INSERT INTO ledger_entries (tenant_id, wallet_id, delta, balance_after, kind, reason, actor, idempotency_key, reference, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id",
+                "INSERT INTO ledger_entries (tenant_id, wallet_id, delta, balance_after, kind, reason, actor, idempotency_key, reference, created_at, user_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING id",
             )
             .bind(e.tenant_id)
             .bind(e.wallet_id)
@@ -104,6 +104,7 @@ macro_rules! impl_billing_store {
             .bind(&e.idempotency_key)
             .bind(&e.reference)
             .bind(e.now_ms)
+            .bind(e.user_id.or((e.wallet_id != e.tenant_id).then_some(e.wallet_id)))
             .fetch_optional(&mut **tx)
             .await?;
             let Some(row) = row else {
@@ -172,16 +173,17 @@ macro_rules! impl_billing_store {
         ) -> Result<Result<(), i64>, $crate::store::StoreError> {
             use $crate::store::{Charge, LedgerOutcome, NewLedgerEntry};
             match charge {
-                Charge::Prepaid { wallet_id, amount, kind, actor, low_balance_threshold } => {
+                Charge::Prepaid { wallet_id, amount, kind, tier, actor, user_id, low_balance_threshold } => {
                     let entry = NewLedgerEntry {
                         tenant_id,
                         wallet_id: *wallet_id,
                         delta: -*amount,
                         kind: (*kind).to_owned(),
-                        reason: None,
+                        reason: tier.map(str::to_owned),
                         actor: actor.clone(),
                         idempotency_key: key,
                         reference,
+                        user_id: Some(*user_id),
                         now_ms,
                         clamp: false,
                     };
@@ -562,6 +564,7 @@ macro_rules! impl_billing_store {
                     actor: "stripe".into(),
                     idempotency_key: format!("checkout:{session_id}"),
                     reference: Some(event.id.clone()),
+                    user_id: None,
                     now_ms: event.now_ms,
                     clamp: false,
                 };
@@ -623,6 +626,7 @@ macro_rules! impl_billing_store {
                     actor: "stripe".into(),
                     idempotency_key: format!("{kind}:{}", event.id),
                     reference: Some(event.id.clone()),
+                    user_id: None,
                     now_ms: event.now_ms,
                     clamp: true,
                 };

@@ -67,6 +67,16 @@ macro_rules! impl_console_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            async fn set_console_role(&self, tenant_id: uuid::Uuid, id: uuid::Uuid, role: &str) -> Result<bool, $crate::store::StoreError> {
+                let done = sqlx::query("UPDATE console_accounts SET role = $3 WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant_id)
+                    .bind(id)
+                    .bind(role)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn console_accounts_by_email(&self, email: &str) -> Result<Vec<$crate::store::ConsoleAccount>, $crate::store::StoreError> {
                 use sqlx::Row as _;
                 let sql = sqlx::AssertSqlSafe(format!(

@@ -15,7 +15,7 @@
 //! batch a tuple write per conversation on PostgreSQL.)
 
 /// Most rows per multi-row statement: well under SQLite's 32,766 and PostgreSQL's 65,535
-/// bind parameters with the widest row (12 columns).
+/// bind parameters with the widest row (14 columns).
 pub(crate) const ROWS_PER_STATEMENT: usize = 512;
 
 /// A run of rows for one statement, padded to a power-of-two length.
@@ -449,8 +449,8 @@ macro_rules! impl_delivery_batch {
             if !alloc.debits.is_empty() {
                 for chunk in $crate::store::sql_delivery_batch::padded_chunks(&alloc.debits) {
                     let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
-                        "INSERT INTO ledger_entries (tenant_id, wallet_id, delta, balance_after, kind, reason, actor, idempotency_key, reference, created_at) \
-                         SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9, column10 FROM (",
+                        "INSERT INTO ledger_entries (tenant_id, wallet_id, delta, balance_after, kind, reason, actor, idempotency_key, reference, created_at, user_id) \
+                         SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9, column10, column11 FROM (",
                     );
                     qb.push_values(chunk.flagged(), |mut row, (d, real)| {
                         let send = &sends[d.send];
@@ -459,14 +459,15 @@ macro_rules! impl_delivery_batch {
                             .push_bind(d.delta)
                             .push_bind(d.balance_after)
                             .push_bind(d.kind)
-                            .push_bind(None::<String>)
+                            .push_bind(d.tier)
                             .push_bind(d.actor.clone())
                             .push_bind(format!("msg:{}:{}", send.sender.device_id, send.client_msg_id))
                             .push_bind(send.client_msg_id.to_string())
                             .push_bind(send.now_ms)
+                            .push_bind(d.user_id)
                             .push_bind($crate::store::sql_delivery_batch::flag(real));
                     });
-                    qb.push(") AS v WHERE column11 = 1");
+                    qb.push(") AS v WHERE column12 = 1");
                     qb.build().execute(&mut *tx).await?;
                 }
                 for chunk in $crate::store::sql_delivery_batch::padded_chunks(&alloc.balances) {

@@ -422,7 +422,9 @@ async fn charges_are_part_of_the_send(backend: Backend, storage: MailboxStorage)
         wallet_id: w.tenant,
         amount: 1,
         kind: "message",
+        tier: None,
         actor: "test".into(),
+        user_id: w.devices[0].user_id,
         low_balance_threshold: None,
     };
     let mut s = send(&w, 0, conv, 1, b"paid");

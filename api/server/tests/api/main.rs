@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod billing_helpers;
+mod console_helpers;
 mod delivery_helpers;
 mod helpers;
 mod identity_conformance;
@@ -16,12 +17,14 @@ mod billing;
 mod blob_conformance;
 mod broker_conformance;
 mod calls;
+mod console;
 mod delivery;
 mod delivery_conformance;
 mod devices;
 mod errors;
 mod hardening;
 mod health;
+mod insights_conformance;
 mod invites;
 mod isolation;
 mod key_packages;
