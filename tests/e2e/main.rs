@@ -6,6 +6,7 @@ mod attachments;
 mod billing;
 mod calls;
 mod chat_cli;
+mod console;
 mod delivery;
 mod foundation;
 mod identity;

@@ -15,6 +15,17 @@ pub mod lying_proxy;
 pub mod tls;
 pub mod webdriver;
 
+/// Where tests keep what a person may want to look at after a run (the console's
+/// screenshots): `$CLOAK_TEST_ARTIFACTS`, or `target/test-artifacts` in the workspace.
+pub fn artifacts_dir() -> PathBuf {
+    let dir = std::env::var_os("CLOAK_TEST_ARTIFACTS").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts"),
+        PathBuf::from,
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// The `cloak-api` binary built next to this test executable.
 pub fn server_binary() -> PathBuf {
     binary("cloak-api")

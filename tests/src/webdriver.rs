@@ -102,13 +102,14 @@ impl Browser {
             .to_owned()
     }
 
-    /// Waits (up to 10 s) until the current URL satisfies `ok`: a click that submits a form
-    /// returns before the navigation it starts has finished.
+    /// Waits (up to 10 s) until the current URL satisfies `ok` and its page has loaded: a
+    /// click that submits a form returns before the navigation it starts has finished.
     pub async fn wait_url(&self, ok: impl Fn(&str) -> bool) -> String {
         let mut url = String::new();
         for _ in 0..100 {
             url = self.url().await;
-            if ok(&url) {
+            // The URL changes when a navigation commits, before the new page has loaded.
+            if ok(&url) && self.script("return document.readyState;").await == "complete" {
                 return url;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -199,6 +200,36 @@ impl Browser {
 
     pub async fn delete_cookies(&self) {
         self.call(reqwest::Method::DELETE, "/cookie", None).await;
+    }
+
+    /// Runs a script in the page (WebDriver's own channel: the page's CSP, which allows no
+    /// scripts, does not apply) and returns its value.
+    pub async fn script(&self, js: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": js, "args": []})),
+        )
+        .await
+    }
+
+    /// Resizes the window (CSS pixels).
+    pub async fn set_size(&self, width: u32, height: u32) {
+        self.call(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
+    }
+
+    /// Saves a screenshot as `name.png` among the run's test artifacts; returns its path.
+    pub async fn save_screenshot(&self, name: &str) -> std::path::PathBuf {
+        let shot = self.screenshot().await;
+        assert!(shot.starts_with(b"\x89PNG"), "a PNG");
+        let path = crate::artifacts_dir().join(format!("{name}.png"));
+        std::fs::write(&path, shot).unwrap();
+        path
     }
 
     /// A PNG screenshot of the viewport.
