@@ -8,7 +8,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::html::{self, esc};
-use super::session::{Notice, Signed, authorize_form, new_key, respond, see_other, signed_in};
+use super::session::{Notice, Signed, authorize_form, respond, see_other, signed_in};
 use crate::http::problem::ApiError;
 use crate::services::ServiceError;
 use crate::services::console::{self, Role};
@@ -42,7 +42,7 @@ fn render(signed: &Signed, accounts: &[ConsoleAccount], top: &str) -> String {
             "invited"
         };
         let manage = if owner && a.id != signed.account.id {
-            let guard = html::form_guard(&signed.session.csrf_token, &new_key());
+            let guard = html::csrf_field(&signed.session.csrf_token);
             format!(
                 "<form class=\"inline\" method=\"post\" action=\"/console/accounts/{id}/role\">{guard}\
                  <label for=\"role-{id}\">Role of {email}</label> {select} <button type=\"submit\">Change role</button></form> \
@@ -76,7 +76,7 @@ fn render(signed: &Signed, accounts: &[ConsoleAccount], top: &str) -> String {
             "<h2>Invite someone</h2><form method=\"post\" action=\"/console/accounts\" id=\"invite-form\">{}\
              <p>{} <label for=\"invite-role\">Role</label> {}</p>\
              <p><button type=\"submit\" id=\"invite\">Create a set-up link</button></p></form>",
-            html::form_guard(&signed.session.csrf_token, &new_key()),
+            html::csrf_field(&signed.session.csrf_token),
             html::input(
                 "E-mail",
                 "email",
@@ -119,7 +119,6 @@ pub async fn accounts_page(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({
     "csrf": "fOErqHgqMvdDV877ge24wg6k11URXstAYzSLjMnUHzQ",
-    "idempotency_key": "7adab921d7f81971d93c3c3e936c67e5",
     "email": "bob@example.com",
     "role": "billing_admin"
 }))]
@@ -186,7 +185,6 @@ pub async fn invite(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({
     "csrf": "fOErqHgqMvdDV877ge24wg6k11URXstAYzSLjMnUHzQ",
-    "idempotency_key": "7adab921d7f81971d93c3c3e936c67e5",
     "role": "viewer"
 }))]
 pub struct RoleForm {

@@ -114,11 +114,21 @@ pub fn setup_form(token: &str, error: Option<&str>) -> String {
     )
 }
 
-/// Hidden fields every state-changing form carries.
+/// The hidden CSRF field every state-changing form carries. Alone, it guards the forms
+/// whose repeat is harmless (a role change, a removal) or refused (an address invited
+/// twice); [`form_guard`] adds an idempotency key for the rest.
+pub fn csrf_field(csrf: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        esc(csrf)
+    )
+}
+
+/// The CSRF field and an idempotency key (a repeated submission acts once).
 pub fn form_guard(csrf: &str, idempotency_key: &str) -> String {
     format!(
-        "<input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"idempotency_key\" value=\"{}\">",
-        esc(csrf),
+        "{}<input type=\"hidden\" name=\"idempotency_key\" value=\"{}\">",
+        csrf_field(csrf),
         esc(idempotency_key)
     )
 }

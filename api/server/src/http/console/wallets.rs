@@ -56,7 +56,9 @@ pub struct WalletsQuery {
     /// Part of a user's external id or display name (`tenant` finds the tenant's wallet).
     #[serde(default)]
     q: Option<String>,
+    /// The order: by balance, highest or lowest first, or newest wallet first.
     #[serde(default)]
+    #[param(inline)]
     sort: Sort,
     /// Page number, from 1.
     #[serde(default)]
