@@ -17,11 +17,13 @@ pub mod devices;
 pub mod events;
 pub mod health;
 pub mod invites;
+pub mod json_body;
 pub mod key_packages;
 pub mod mls_frame;
 pub mod paging;
 pub mod problem;
 pub mod signing;
+pub mod stripe_webhook;
 pub mod tenants;
 pub mod users;
 

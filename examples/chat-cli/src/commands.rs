@@ -14,7 +14,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::profile::Profile;
-use crate::qr;
+use cloak_chat::qr;
 
 /// How long `recv` keeps taking messages after the first, before it prints and exits.
 const DRAIN: Duration = Duration::from_millis(500);

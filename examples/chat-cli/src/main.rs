@@ -13,7 +13,6 @@ mod calls;
 mod commands;
 mod files;
 mod profile;
-mod qr;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -28,10 +28,15 @@ pub const MAX_DECODE_BYTES: usize = 64 * 1024 * 1024;
 pub fn decode_png(path: &Path) -> Result<String> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    decode_png_from(std::io::BufReader::new(file), path)
+    decode_png_from(std::io::BufReader::new(file), &path.display().to_string())
 }
 
-fn decode_png_from(input: impl std::io::BufRead + std::io::Seek, path: &Path) -> Result<String> {
+/// [`decode_png`] of an image in memory (the fuzz target `qr_png` feeds it any bytes).
+pub fn decode_png_bytes(png: &[u8]) -> Result<String> {
+    decode_png_from(std::io::Cursor::new(png), "the image")
+}
+
+fn decode_png_from(input: impl std::io::BufRead + std::io::Seek, name: &str) -> Result<String> {
     let mut decoder = png::Decoder::new_with_limits(
         input,
         png::Limits {
@@ -72,7 +77,7 @@ fn decode_png_from(input: impl std::io::BufRead + std::io::Seek, path: &Path) ->
     let mut image = rqrr::PreparedImage::prepare_from_greyscale(w, h, luma);
     let grids = image.detect_grids();
     let Some(grid) = grids.first() else {
-        bail!("no QR code found in {}", path.display());
+        bail!("no QR code found in {name}");
     };
     let (_, text) = grid.decode().context("the QR code could not be read")?;
     Ok(text)
@@ -98,7 +103,7 @@ mod tests {
     fn a_crafted_huge_image_is_refused_before_any_pixel_buffer() {
         // 100,000 × 100,000 RGBA16: 80 GB of pixels if the header were believed.
         let png = header_only(100_000, 100_000);
-        let err = decode_png_from(std::io::Cursor::new(png), Path::new("bomb.png")).unwrap_err();
+        let err = decode_png_bytes(&png).unwrap_err();
         assert!(err.to_string().contains("at most 4096"), "{err}");
     }
 
@@ -129,7 +134,7 @@ mod tests {
             let mut writer = encoder.write_header().unwrap();
             writer.write_image_data(&pixels).unwrap();
         }
-        let text = decode_png_from(std::io::Cursor::new(out), Path::new("qr.png")).unwrap();
+        let text = decode_png_bytes(&out).unwrap();
         assert_eq!(text, "https://chat.example/i/abc#fp=00");
     }
 }

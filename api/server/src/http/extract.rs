@@ -5,6 +5,7 @@ use actix_web::dev::Payload;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{FromRequest, HttpRequest, web};
 use cloak_proto::Code;
+use cloak_proto::json_body::{BodyError, from_body};
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 use validator::Validate;
@@ -19,69 +20,26 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for ValidatedJson<T> 
     type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        // Read as raw JSON first: serde would also take a struct from an array
-        // (`[null, null]`), and every body here is an object.
+        // Read as raw JSON first (actix checks the content type and size), then as the
+        // body's type (`cloak_proto::json_body`: an object, integral floats as integers).
         let json = web::Json::<Box<serde_json::value::RawValue>>::from_request(req, payload);
         Box::pin(async move {
             let web::Json(raw) = json.await?;
-            if !raw.get().trim_start().starts_with('{') {
-                return Err(ApiError::new(Code::InvalidJson, "Invalid JSON body")
-                    .with_detail("the body must be a JSON object")
-                    .into());
-            }
-            let value: T = deserialize(raw.get()).map_err(|e| {
-                let code = if e.is_data() {
-                    Code::InvalidJson
-                } else {
-                    Code::MalformedJson
-                };
-                ApiError::new(code, "Invalid JSON body").with_detail(e.to_string())
+            let value: T = from_body(raw.get()).map_err(|e| match e {
+                BodyError::NotAnObject => ApiError::new(Code::InvalidJson, "Invalid JSON body")
+                    .with_detail("the body must be a JSON object"),
+                BodyError::Json(e) => {
+                    let code = if e.is_data() {
+                        Code::InvalidJson
+                    } else {
+                        Code::MalformedJson
+                    };
+                    ApiError::new(code, "Invalid JSON body").with_detail(e.to_string())
+                }
             })?;
             value.validate().map_err(|e| ApiError::validation(&e))?;
             Ok(ValidatedJson(value))
         })
-    }
-}
-
-/// Deserializes a JSON object. JSON has one number type and JSON Schema counts `468.0`
-/// as an integer, but serde refuses it for an integer field: when a body does not
-/// deserialize, its integral floats are read as integers and it is tried once more (only
-/// on that error path, so a well-formed body is parsed once).
-fn deserialize<T: DeserializeOwned>(raw: &str) -> Result<T, serde_json::Error> {
-    serde_json::from_str(raw).or_else(|first| {
-        let Ok(mut value) = serde_json::from_str::<serde_json::Value>(raw) else {
-            return Err(first);
-        };
-        if integral_floats_as_integers(&mut value) {
-            serde_json::from_value(value).map_err(|_| first)
-        } else {
-            Err(first)
-        }
-    })
-}
-
-/// Rewrites every float that is exactly an integer (within ±2^53, where a float holds
-/// every integer) as that integer; true when it changed any.
-fn integral_floats_as_integers(value: &mut serde_json::Value) -> bool {
-    use serde_json::Value;
-    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
-    match value {
-        Value::Number(n) if n.is_f64() => match n.as_f64() {
-            Some(f) if f.fract() == 0.0 && f.abs() <= EXACT => {
-                // In range and integral, so the cast is exact.
-                let i = f as i64;
-                *value = Value::from(i);
-                true
-            }
-            _ => false,
-        },
-        Value::Array(items) => items
-            .iter_mut()
-            .fold(false, |changed, v| integral_floats_as_integers(v) | changed),
-        Value::Object(fields) => fields
-            .values_mut()
-            .fold(false, |changed, v| integral_floats_as_integers(v) | changed),
-        _ => false,
     }
 }
 
@@ -159,37 +117,4 @@ pub fn path_config() -> web::PathConfig {
 /// Query extractor settings.
 pub fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(query_error)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::deserialize;
-
-    #[derive(serde::Deserialize, Debug, PartialEq)]
-    struct Body {
-        n: u32,
-        list: Vec<i64>,
-    }
-
-    #[test]
-    fn integral_floats_are_integers() {
-        let body: Body = deserialize(r#"{"n": 480.0, "list": [1, -2.0, 3e2]}"#).unwrap();
-        assert_eq!(
-            body,
-            Body {
-                n: 480,
-                list: vec![1, -2, 300]
-            }
-        );
-    }
-
-    #[test]
-    fn fractions_and_inexact_floats_are_refused_with_the_first_error() {
-        let err = deserialize::<Body>(r#"{"n": 480.5, "list": []}"#).unwrap_err();
-        assert!(err.to_string().contains("480.5"), "{err}");
-        assert!(deserialize::<Body>(r#"{"n": 1, "list": [1e300]}"#).is_err());
-        assert!(deserialize::<Body>(r#"{"n": 1, "list": [9007199254740994.0]}"#).is_err());
-        // Out of the field's range stays an error.
-        assert!(deserialize::<Body>(r#"{"n": -1.0, "list": []}"#).is_err());
-    }
 }

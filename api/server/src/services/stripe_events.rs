@@ -4,24 +4,11 @@
 //! the credits back (never below zero). Other types are acknowledged and ignored.
 
 use cloak_proto::Code;
-use serde::Deserialize;
+use cloak_proto::stripe_webhook::Event;
 
 use super::ServiceError;
 use super::stripe_signature;
 use crate::store::{Store, StripeEventMeta, StripeOutcome};
-
-#[derive(Deserialize)]
-struct Event {
-    id: String,
-    #[serde(rename = "type")]
-    event_type: String,
-    data: EventData,
-}
-
-#[derive(Deserialize)]
-struct EventData {
-    object: serde_json::Value,
-}
 
 /// What the webhook did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,14 +17,6 @@ pub enum Handled {
     Applied,
     /// Stripe delivered it again; it was applied before.
     Duplicate,
-}
-
-fn str_field<'a>(object: &'a serde_json::Value, name: &str) -> Option<&'a str> {
-    object.get(name).and_then(serde_json::Value::as_str)
-}
-
-fn int_field(object: &serde_json::Value, name: &str) -> Option<i64> {
-    object.get(name).and_then(serde_json::Value::as_i64)
 }
 
 /// Verifies and applies one webhook delivery.
@@ -49,7 +28,7 @@ pub async fn handle(
     now_ms: i64,
 ) -> Result<Handled, ServiceError> {
     let signed_at = stripe_signature::verify(secret, signature, payload, now_ms / 1000)?;
-    let event: Event = serde_json::from_slice(payload)
+    let event = Event::parse(payload)
         .map_err(|_| ServiceError::invalid(Code::InvalidEvent, "not a Stripe event"))?;
     let meta = StripeEventMeta {
         id: event.id.clone(),
@@ -57,28 +36,27 @@ pub async fn handle(
         signed_at_s: signed_at,
         now_ms,
     };
-    let object = &event.data.object;
     let outcome = match event.event_type.as_str() {
         "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
-            let Some(session) = str_field(object, "id") else {
+            let Some(session) = event.str_field("id") else {
                 return Err(ServiceError::invalid(
                     Code::InvalidEvent,
                     "the session has no id",
                 ));
             };
-            if str_field(object, "payment_status") != Some("paid") {
+            if event.str_field("payment_status") != Some("paid") {
                 // Paid later: `checkout.session.async_payment_succeeded` credits then.
                 return Ok(Handled::Applied);
             }
             store
-                .stripe_checkout_completed(&meta, session, str_field(object, "payment_intent"))
+                .stripe_checkout_completed(&meta, session, event.str_field("payment_intent"))
                 .await?
         }
         "charge.refunded" => {
             let (Some(intent), Some(amount), Some(refunded)) = (
-                str_field(object, "payment_intent"),
-                int_field(object, "amount"),
-                int_field(object, "amount_refunded"),
+                event.str_field("payment_intent"),
+                event.int_field("amount"),
+                event.int_field("amount_refunded"),
             ) else {
                 return Ok(Handled::Applied);
             };
@@ -90,10 +68,9 @@ pub async fn handle(
             store.stripe_take_back(&meta, intent, ppm, "refund").await?
         }
         "charge.dispute.closed" => {
-            let (Some(intent), Some("lost")) = (
-                str_field(object, "payment_intent"),
-                str_field(object, "status"),
-            ) else {
+            let (Some(intent), Some("lost")) =
+                (event.str_field("payment_intent"), event.str_field("status"))
+            else {
                 return Ok(Handled::Applied);
             };
             store

@@ -1,10 +1,10 @@
 //! Stripe webhook signatures, checked exactly as Stripe signs: the `Stripe-Signature`
-//! header is `t={unix seconds},v1={hex},v1={hex},…` (several `v1` while a secret is being
-//! rolled; other schemes such as `v0` are ignored), each `v1` an HMAC-SHA256 under the
-//! endpoint secret of `"{t}.{raw body}"`. One matching `v1` (compared in constant time) and
+//! header (read by `cloak_proto::stripe_webhook`) carries a timestamp `t` and one or more
+//! `v1` signatures, each an HMAC-SHA256 under the endpoint secret of `"{t}.{raw body}"`. One matching `v1` (compared in constant time) and
 //! a timestamp within 5 minutes of now are required. The time is a parameter.
 
 use cloak_proto::Code;
+use cloak_proto::stripe_webhook::parse_signature_header;
 use subtle::ConstantTimeEq as _;
 
 use super::ServiceError;
@@ -15,50 +15,25 @@ pub const TOLERANCE_S: i64 = 300;
 
 /// A verified signature's timestamp (Unix seconds).
 pub fn verify(secret: &str, header: &str, payload: &[u8], now_s: i64) -> Result<i64, ServiceError> {
-    let bad = |detail: &str| ServiceError::invalid(Code::InvalidSignature, detail);
-    let mut t: Option<i64> = None;
-    let mut candidates: Vec<Vec<u8>> = Vec::new();
-    for part in header.split(',') {
-        let Some((key, value)) = part.trim().split_once('=') else {
-            continue;
-        };
-        match key {
-            "t" => {
-                if t.is_some() {
-                    return Err(bad("the signature header has two timestamps"));
-                }
-                t = Some(
-                    value
-                        .parse()
-                        .map_err(|_| bad("the signature timestamp is not a number"))?,
-                );
-            }
-            "v1" => {
-                if let Ok(bytes) = hex::decode(value) {
-                    candidates.push(bytes);
-                }
-            }
-            _ => {}
-        }
-    }
-    let t = t.ok_or_else(|| bad("the signature header has no timestamp"))?;
-    if candidates.is_empty() {
-        return Err(bad("the signature header has no v1 signature"));
-    }
-    let expected = mac(secret, t, payload);
-    let matched = candidates.iter().fold(false, |any, c| {
+    let header = parse_signature_header(header)
+        .map_err(|e| ServiceError::invalid(Code::InvalidSignature, e.0))?;
+    let expected = mac(secret, header.timestamp, payload);
+    let matched = header.v1.iter().fold(false, |any, c| {
         any | bool::from(c.as_slice().ct_eq(&expected))
     });
     if !matched {
-        return Err(bad("no signature matches the payload"));
+        return Err(ServiceError::invalid(
+            Code::InvalidSignature,
+            "no signature matches the payload",
+        ));
     }
-    if (now_s - t).abs() > TOLERANCE_S {
+    if (now_s - header.timestamp).abs() > TOLERANCE_S {
         return Err(ServiceError::invalid(
             Code::StaleSignature,
             "the signature's timestamp is more than 5 minutes from now",
         ));
     }
-    Ok(t)
+    Ok(header.timestamp)
 }
 
 #[cfg(test)]

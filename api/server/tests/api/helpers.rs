@@ -426,6 +426,43 @@ macro_rules! storage_tests {
     };
 }
 
+/// A new tenant straight in the store (with one API key), for store-level tests.
+pub async fn store_tenant(store: &dyn Store) -> Uuid {
+    let id = Uuid::new_v4();
+    let tenant = cloak_api::store::NewTenant {
+        id,
+        name: "T".into(),
+        created_at_ms: 1,
+    };
+    let key = cloak_api::services::api_keys::generate(id, "initial", 1, &mut rand::rngs::OsRng);
+    store.create_tenant(&tenant, &key.record).await.unwrap();
+    id
+}
+
+/// Property tests (plain `#[test]`s that run their own runtime, so proptest can shrink a
+/// failing case) on both storage backends.
+#[macro_export]
+macro_rules! property_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite)
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name($crate::helpers::Backend::Postgres)
+                }
+            )*
+        }
+    };
+}
+
 /// Runs each listed `async fn(Backend)` as two tests: `sqlite::name` and `postgres::name`.
 #[macro_export]
 macro_rules! backend_tests {
