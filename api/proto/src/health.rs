@@ -10,8 +10,23 @@ use utoipa::ToSchema;
 pub enum CheckStatus {
     /// Reachable (for the process itself: answering).
     Ok,
+    /// Serving with less: the database answers but the broker does not, so this node
+    /// delivers to its own sockets and to mailboxes, and keeps rate limits per node, until
+    /// the broker is back. Only ever the overall `status` of `GET /readyz`.
+    Degraded,
     /// Not reachable.
     Unavailable,
+}
+
+impl CheckStatus {
+    /// The wire string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Degraded => "degraded",
+            Self::Unavailable => "unavailable",
+        }
+    }
 }
 
 /// Body of `GET /healthz`.
@@ -37,7 +52,9 @@ pub struct DependencyStatus {
 /// Body of `GET /readyz`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Readiness {
-    /// `ok` when every dependency is reachable, else `unavailable`.
+    /// `ok` when every dependency is reachable; `degraded` (still 200) when only the broker
+    /// is not, so a load balancer keeps the node while it serves from the database;
+    /// `unavailable` (503) when the database is not.
     #[schema(value_type = CheckStatus)]
     pub status: String,
     /// The database.

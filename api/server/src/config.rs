@@ -46,6 +46,9 @@ pub struct Settings {
     pub redis_url: Option<SecretString>,
     /// Maximum database connections (`CLOAK_DB_MAX_CONNECTIONS`).
     pub db_max_connections: u32,
+    /// How long a request waits for a database connection before answering 503
+    /// (`CLOAK_DB_ACQUIRE_TIMEOUT_MS`): also how fast sends fail while the database is down.
+    pub db_acquire_timeout_ms: u64,
     /// Largest accepted request body in bytes (`CLOAK_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
     /// HTTP worker threads (`CLOAK_WORKERS`); 0 means one per core.
@@ -133,6 +136,7 @@ struct FileSettings {
     database_url: Option<String>,
     redis_url: Option<String>,
     db_max_connections: Option<u32>,
+    db_acquire_timeout_ms: Option<u64>,
     max_body_bytes: Option<usize>,
     workers: Option<usize>,
     shutdown_timeout_secs: Option<u64>,
@@ -257,6 +261,12 @@ impl Settings {
                 "CLOAK_DB_MAX_CONNECTIONS",
                 file_settings.db_max_connections,
                 10,
+            )?,
+            db_acquire_timeout_ms: number(
+                &env,
+                "CLOAK_DB_ACQUIRE_TIMEOUT_MS",
+                file_settings.db_acquire_timeout_ms,
+                2_000,
             )?,
             max_body_bytes: number(
                 &env,

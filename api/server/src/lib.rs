@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod redis_pool;
 pub mod services;
 pub mod startup;
 pub mod state;

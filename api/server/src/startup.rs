@@ -68,7 +68,9 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let pool = PoolOptions {
             max_connections: settings.db_max_connections,
-            ..PoolOptions::default()
+            acquire_timeout: std::time::Duration::from_millis(
+                settings.db_acquire_timeout_ms.max(1),
+            ),
         };
         // With Redis, memory-only tenants' mailboxes live there.
         let memory: Option<Arc<dyn store::MemoryMailbox>> = match settings.redis_url.as_ref() {

@@ -49,6 +49,16 @@ impl Fanout {
         }
     }
 
+    /// Sends an empty payload to every local subscriber: "something may have been missed,
+    /// re-read what you follow" (after a broker reconnect).
+    pub fn wake_all(&self) {
+        let topics = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let empty: Arc<[u8]> = Arc::from(&[][..]);
+        for sender in topics.senders.values() {
+            let _ = sender.send(empty.clone());
+        }
+    }
+
     /// Topics that currently have local subscribers.
     pub fn topics(&self) -> Vec<String> {
         let topics = self.inner.lock().unwrap_or_else(PoisonError::into_inner);

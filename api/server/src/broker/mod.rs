@@ -59,7 +59,8 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Subscribes this node to `topic`. Every notification published after this returns is
     /// delivered (in publication order per publisher); one published shortly before may be
-    /// delivered too. Dropping the subscription unsubscribes.
+    /// delivered too. An empty payload means some may have been missed (the backend
+    /// reconnected): re-read the durable state. Dropping the subscription unsubscribes.
     async fn subscribe(&self, topic: &str) -> Result<Subscription, BrokerError>;
 
     /// Counts one event against the limit `rate` under `key`, atomically across every node

@@ -3,31 +3,50 @@
 //! Commands (PUBLISH, PING) go through a deadpool-redis pool. One dedicated pub/sub
 //! connection per node carries every subscription; a background task reads it, hands
 //! messages to the node-local [`Fanout`], and reconnects (re-subscribing) when it drops.
+//!
+//! Redis going away degrades a node, it does not stop it. Local subscribers still get
+//! this node's publications (they are delivered before Redis is asked), subscriptions are
+//! taken locally and joined on Redis at the reconnect, rate limits fall back to this
+//! node's own GCRA state (per node instead of shared, until Redis answers again), and
+//! after a reconnect every local subscriber is woken with an empty payload, because
+//! other nodes' publications of the outage were lost.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use deadpool_redis::Pool;
 use deadpool_redis::redis::{self, AsyncCommands, aio::PubSubSink};
-use deadpool_redis::{Config, Pool, Runtime};
 use futures_util::StreamExt;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::RwLock;
 
 use super::fanout::Fanout;
 use super::gcra::{self, Rate, RateDecision};
+use super::memory::MemoryBroker;
 use super::{Broker, BrokerError, Subscription, check_topic};
 
 const CHANNEL_PREFIX: &str = "cloak:";
+/// Every node listens here, outside the topic namespace: a node whose Redis connection came
+/// back says so (with its id), and the others wake their subscribers too, because that
+/// node's publications of the outage never reached them.
+const WAKE_CHANNEL: &str = "cloak-wake";
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const JANITOR_PERIOD: Duration = Duration::from_secs(10);
 const NODE_ID_LEN: usize = 16;
+/// Longest wait for Redis to confirm a subscription before it is left to the reconnect.
+const SUBSCRIBE_TIMEOUT: Duration = crate::redis_pool::TIMEOUT;
 
 /// A broker backed by Redis pub/sub.
 pub struct RedisBroker {
     pool: Pool,
     shared: Arc<Shared>,
+    /// Rate-limit state used while Redis does not answer (this node's share only).
+    fallback: MemoryBroker,
+    /// Set while rate limits are decided by `fallback`, so the switch is logged once.
+    limits_local: AtomicBool,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -49,9 +68,7 @@ fn unavailable(e: impl std::fmt::Display) -> BrokerError {
 impl RedisBroker {
     /// Connects the command pool and the pub/sub connection; fails when Redis is unreachable.
     pub async fn connect(url: &SecretString) -> Result<Self, BrokerError> {
-        let pool = Config::from_url(url.expose_secret())
-            .create_pool(Some(Runtime::Tokio1))
-            .map_err(unavailable)?;
+        let pool = crate::redis_pool::open(url.expose_secret()).map_err(unavailable)?;
         let client = redis::Client::open(url.expose_secret()).map_err(unavailable)?;
         let shared = Arc::new(Shared {
             node: *uuid::Uuid::new_v4().as_bytes(),
@@ -67,6 +84,8 @@ impl RedisBroker {
         let broker = Self {
             pool,
             shared,
+            fallback: MemoryBroker::new(),
+            limits_local: AtomicBool::new(false),
             tasks: vec![reader, janitor],
         };
         broker.ping().await?;
@@ -89,9 +108,9 @@ impl Shared {
         let (mut sink, stream) = pubsub.split();
         let topics = self.fanout.topics();
         let channels: Vec<String> = topics.iter().map(|t| channel(t)).collect();
-        if !channels.is_empty() {
-            sink.subscribe(&channels).await.map_err(unavailable)?;
-        }
+        let mut all = channels.clone();
+        all.push(WAKE_CHANNEL.to_owned());
+        sink.subscribe(&all).await.map_err(unavailable)?;
         *self
             .subscribed
             .lock()
@@ -104,6 +123,12 @@ impl Shared {
         let mut backoff = Duration::from_millis(100);
         loop {
             while let Some(msg) = stream.next().await {
+                if msg.get_channel_name() == WAKE_CHANNEL {
+                    if msg.get_payload_bytes() != shared.node {
+                        shared.fanout.wake_all();
+                    }
+                    continue;
+                }
                 let Some(topic) = msg.get_channel_name().strip_prefix(CHANNEL_PREFIX) else {
                     continue;
                 };
@@ -125,6 +150,10 @@ impl Shared {
                         tracing::info!("redis pub/sub connection restored");
                         stream = s;
                         backoff = Duration::from_millis(100);
+                        // Publications of the outage are gone, both ways: every local
+                        // subscriber re-reads what it follows, and so do the other nodes'.
+                        shared.fanout.wake_all();
+                        shared.announce_return().await;
                         break;
                     }
                     Err(e) => {
@@ -169,11 +198,50 @@ impl Shared {
 }
 
 impl Shared {
+    /// Tells the other nodes that this one's Redis connection is back.
+    async fn announce_return(&self) {
+        let published = async {
+            let mut conn = self.client.get_multiplexed_async_connection().await?;
+            conn.publish::<_, _, i64>(WAKE_CHANNEL, &self.node[..])
+                .await
+        };
+        match tokio::time::timeout(crate::redis_pool::TIMEOUT, published).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "redis wake announcement failed"),
+            Err(_) => tracing::warn!("redis wake announcement timed out"),
+        }
+    }
+
     fn tagged(&self, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(NODE_ID_LEN + payload.len());
         out.extend_from_slice(&self.node);
         out.extend_from_slice(payload);
         out
+    }
+}
+
+impl RedisBroker {
+    /// GCRA on Redis, shared by every node.
+    async fn shared_rate_limit(
+        &self,
+        key: &str,
+        now_ms: i64,
+        rate: Rate,
+    ) -> Result<RateDecision, BrokerError> {
+        let mut conn = self.pool.get().await.map_err(unavailable)?;
+        let (allowed, value): (i64, i64) = GCRA_SCRIPT
+            .key(format!("cloak:rl:{key}"))
+            .arg(now_ms.saturating_mul(1000))
+            .arg(rate.emission_us())
+            .arg(rate.tolerance_us())
+            .invoke_async(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(if allowed == 1 {
+            gcra::allowed(value, now_ms, rate)
+        } else {
+            gcra::refused(value, now_ms, rate)
+        })
     }
 }
 
@@ -264,12 +332,22 @@ impl Broker for RedisBroker {
             let mut guard = self.shared.sink.write().await;
             // Without a connection the reader re-subscribes every local topic on reconnect.
             if let Some(sink) = guard.as_mut() {
-                sink.subscribe(&channel).await.map_err(unavailable)?;
-                self.shared
-                    .subscribed
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(channel);
+                match tokio::time::timeout(SUBSCRIBE_TIMEOUT, sink.subscribe(&channel)).await {
+                    Ok(Ok(())) => {
+                        self.shared
+                            .subscribed
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .insert(channel);
+                    }
+                    // The connection is failing: the reader will notice, reconnect and
+                    // subscribe every local topic, this one included. Meanwhile this node's
+                    // own publications still reach the subscriber.
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "redis subscribe failed; left to the reconnect")
+                    }
+                    Err(_) => tracing::warn!("redis subscribe timed out; left to the reconnect"),
+                }
             }
         }
         Ok(subscription)
@@ -281,20 +359,21 @@ impl Broker for RedisBroker {
         now_ms: i64,
         rate: Rate,
     ) -> Result<RateDecision, BrokerError> {
-        let mut conn = self.pool.get().await.map_err(unavailable)?;
-        let (allowed, value): (i64, i64) = GCRA_SCRIPT
-            .key(format!("cloak:rl:{key}"))
-            .arg(now_ms.saturating_mul(1000))
-            .arg(rate.emission_us())
-            .arg(rate.tolerance_us())
-            .invoke_async(&mut *conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(if allowed == 1 {
-            gcra::allowed(value, now_ms, rate)
-        } else {
-            gcra::refused(value, now_ms, rate)
-        })
+        match self.shared_rate_limit(key, now_ms, rate).await {
+            Ok(decision) => {
+                if self.limits_local.swap(false, Ordering::Relaxed) {
+                    tracing::info!("redis answers again: rate limits are shared across nodes");
+                }
+                Ok(decision)
+            }
+            Err(e) => {
+                if !self.limits_local.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "redis unavailable: rate limits are kept per node until it answers");
+                }
+                metrics::counter!("broker_rate_limit_fallbacks_total").increment(1);
+                self.fallback.rate_limit(key, now_ms, rate).await
+            }
+        }
     }
 
     async fn ping(&self) -> Result<(), BrokerError> {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use actix_web::{HttpResponse, get, web};
-use cloak_proto::health::{DependencyStatus, Health, Readiness};
+use cloak_proto::health::{CheckStatus, DependencyStatus, Health, Readiness};
 
 use crate::state::AppState;
 
@@ -20,18 +20,28 @@ pub async fn healthz() -> web::Json<Health> {
 }
 
 fn status(ok: bool, backend: &str) -> DependencyStatus {
+    let status = if ok {
+        CheckStatus::Ok
+    } else {
+        CheckStatus::Unavailable
+    };
     DependencyStatus {
-        status: if ok { "ok" } else { "unavailable" }.to_owned(),
+        status: status.as_str().to_owned(),
         backend: backend.to_owned(),
     }
 }
 
-/// The database and the broker are reachable.
+/// Whether the node can serve: it needs the database, and serves degraded without the broker.
+///
+/// `ok` when the database and the broker answer. `degraded` (200) when only the broker does
+/// not: the node still stores, delivers to its own sockets and serves mailboxes, with rate
+/// limits kept per node, so a load balancer should keep it. `unavailable` (503) when the
+/// database does not answer.
 #[utoipa::path(
     tag = "operations",
     responses(
-        (status = 200, description = "Ready to serve", body = Readiness),
-        (status = 503, description = "A dependency is unreachable", body = Readiness),
+        (status = 200, description = "Ready to serve: `ok`, or `degraded` while the broker is unreachable", body = Readiness),
+        (status = 503, description = "The database is unreachable", body = Readiness),
     )
 )]
 #[get("/readyz")]
@@ -42,17 +52,17 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     );
     let db_ok = matches!(db, Ok(Ok(())));
     let broker_ok = matches!(broker, Ok(Ok(())));
+    let overall = match (db_ok, broker_ok) {
+        (true, true) => CheckStatus::Ok,
+        (true, false) => CheckStatus::Degraded,
+        (false, _) => CheckStatus::Unavailable,
+    };
     let body = Readiness {
-        status: if db_ok && broker_ok {
-            "ok"
-        } else {
-            "unavailable"
-        }
-        .to_owned(),
+        status: overall.as_str().to_owned(),
         database: status(db_ok, state.store.backend()),
         broker: status(broker_ok, state.broker.backend()),
     };
-    if db_ok && broker_ok {
+    if db_ok {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)

@@ -26,7 +26,7 @@ use crate::broker::Broker;
 use crate::config::Guards;
 use crate::store::{
     Ack, CommitChanges, ConversationRecord, MailboxEntry, Member, NewSend, SendOutcome, Store,
-    StoredSend, ViewKey,
+    StoreError, StoredSend, ViewKey,
 };
 
 /// What the send path needs of the node.
@@ -144,6 +144,9 @@ fn outcome(result: SendOutcome) -> Result<StoredSend, ServiceError> {
             Code::UserSuspended,
             "the user is suspended",
         )),
+        SendOutcome::StorageUnavailable => Err(ServiceError::Store(StoreError::Unavailable(
+            "the tenant's memory-only mailboxes do not answer; try again shortly".into(),
+        ))),
     }
 }
 

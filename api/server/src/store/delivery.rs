@@ -91,6 +91,9 @@ pub enum SendOutcome {
     SenderRevoked,
     /// The sender's user was suspended when the send was stored.
     SenderSuspended,
+    /// The tenant keeps its mailboxes in memory only and that storage (Redis) does not
+    /// answer: nothing was stored; the sender may retry.
+    StorageUnavailable,
 }
 
 /// An acknowledgement to apply: delete the device's entries up to and including `up_to`.

@@ -222,6 +222,31 @@ pub(crate) fn merge_pages(
     bounded(all, limit, max_bytes)
 }
 
+/// A page read from the database alone while the memory mailbox (Redis) does not answer,
+/// with `error` what it said. A memory-only tenant gets that error: its entries are not in
+/// the database. A durable tenant gets its entries up to the first hole in their sequence:
+/// a hole is an entry kept in memory before the tenant switched modes, and a device must
+/// never be handed the entries after one it has not seen.
+pub(crate) fn without_memory(
+    entries: Vec<MailboxEntry>,
+    storage: &str,
+    error: StoreError,
+) -> Result<Vec<MailboxEntry>, StoreError> {
+    match storage_from(storage)? {
+        MailboxStorage::Memory => Err(error),
+        MailboxStorage::Durable => {
+            let mut out: Vec<MailboxEntry> = Vec::with_capacity(entries.len());
+            for e in entries {
+                if out.last().is_some_and(|last| e.seq != last.seq + 1) {
+                    break;
+                }
+                out.push(e);
+            }
+            Ok(out)
+        }
+    }
+}
+
 /// The first entries of `entries` that fit `limit` and the byte rule.
 pub(crate) fn bounded(entries: Vec<MailboxEntry>, limit: i64, max_bytes: i64) -> Vec<MailboxEntry> {
     let limit = usize::try_from(limit).unwrap_or(0);
@@ -269,6 +294,31 @@ mod tests {
         assert!(e.viewable);
         assert!(decode(b"\xff\x00garbage").is_err());
         assert!(decode(&[]).is_err());
+    }
+
+    #[test]
+    fn without_redis_a_durable_page_stops_at_a_hole_and_a_memory_one_fails() {
+        let entry = |seq: i64| decode(&encode(&parts(seq, b"x"))).unwrap().2;
+        let seqs = |v: Vec<MailboxEntry>| v.iter().map(|e| e.seq).collect::<Vec<_>>();
+        let down = || StoreError::Unavailable("redis".into());
+        let page = vec![entry(5), entry(6), entry(8), entry(9)];
+        assert_eq!(
+            seqs(without_memory(page, "durable", down()).unwrap()),
+            vec![5, 6]
+        );
+        assert_eq!(
+            seqs(without_memory(vec![entry(3)], "durable", down()).unwrap()),
+            vec![3]
+        );
+        assert!(
+            without_memory(Vec::new(), "durable", down())
+                .unwrap()
+                .is_empty()
+        );
+        assert!(matches!(
+            without_memory(vec![entry(1)], "memory", down()),
+            Err(StoreError::Unavailable(_))
+        ));
     }
 
     #[test]

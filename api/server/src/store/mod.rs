@@ -183,7 +183,7 @@ impl Default for PoolOptions {
     fn default() -> Self {
         Self {
             max_connections: 10,
-            acquire_timeout: std::time::Duration::from_secs(5),
+            acquire_timeout: std::time::Duration::from_secs(2),
         }
     }
 }

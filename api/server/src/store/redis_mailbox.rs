@@ -3,8 +3,8 @@
 //! its newest entry.
 
 use async_trait::async_trait;
+use deadpool_redis::Pool;
 use deadpool_redis::redis::{self, AsyncCommands};
-use deadpool_redis::{Config, Pool, Runtime};
 use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 
@@ -30,9 +30,7 @@ const SCAN: i64 = 256;
 impl RedisMailbox {
     /// A pool on `url`; checks that Redis answers.
     pub async fn connect(url: &SecretString) -> Result<Self, StoreError> {
-        let pool = Config::from_url(url.expose_secret())
-            .create_pool(Some(Runtime::Tokio1))
-            .map_err(unavailable)?;
+        let pool = crate::redis_pool::open(url.expose_secret()).map_err(unavailable)?;
         let mailbox = Self { pool };
         let mut conn = mailbox.conn().await?;
         let _: String = redis::cmd("PING")

@@ -553,10 +553,17 @@ macro_rules! impl_delivery_store {
                 // Memory-only entries, in the same sequence (a tenant may have switched
                 // modes with entries waiting in either place).
                 match self.memory.as_deref() {
-                    Some(memory) => {
-                        let held = memory.page(tenant_id, device_id, after, limit, max_bytes, now_ms).await?;
-                        Ok($crate::store::memory_mailbox::merge_pages(out, held, limit, max_bytes))
-                    }
+                    Some(memory) => match memory.page(tenant_id, device_id, after, limit, max_bytes, now_ms).await {
+                        Ok(held) => Ok($crate::store::memory_mailbox::merge_pages(out, held, limit, max_bytes)),
+                        // Redis does not answer: a durable tenant is served from the database.
+                        Err(e) => {
+                            let storage: String = sqlx::query_scalar("SELECT mailbox_storage FROM tenants WHERE id = $1")
+                                .bind(tenant_id)
+                                .fetch_one(&self.pool)
+                                .await?;
+                            $crate::store::memory_mailbox::without_memory(out, &storage, e)
+                        }
+                    },
                     None => Ok(out),
                 }
             }

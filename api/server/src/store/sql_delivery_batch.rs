@@ -14,6 +14,13 @@
 //! (A share lock on the conversation rows would order them strictly, but costs every
 //! batch a tuple write per conversation on PostgreSQL.)
 
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use super::delivery_batch::Routed;
+use super::{MemoryMailbox, NewSend, SendOutcome, StoreError};
+
 /// Most rows per multi-row statement: well under SQLite's 32,766 and PostgreSQL's 65,535
 /// bind parameters with the widest row (14 columns).
 pub(crate) const ROWS_PER_STATEMENT: usize = 512;
@@ -323,7 +330,8 @@ macro_rules! impl_delivery_batch {
             } else {
                 load_batch(&mut tx, sends).await?
             };
-            let routed = plan::route(sends, &loaded);
+            let mut routed = plan::route(sends, &loaded);
+            let memory_depths = $crate::store::sql_delivery_batch::memory_depths(store.memory.as_deref(), sends, &mut routed).await;
             let go: Vec<(usize, &plan::Route)> = routed
                 .iter()
                 .enumerate()
@@ -351,8 +359,16 @@ macro_rules! impl_delivery_batch {
                 && !highest.is_empty()
             {
                 let list: Vec<(uuid::Uuid, uuid::Uuid, i64)> = highest.iter().map(|(d, (t, up_to))| (*t, *d, *up_to)).collect();
-                for ((_, device, _), n) in list.iter().zip(memory.ack(&list).await?) {
-                    *deleted.entry(*device).or_insert(0) += i64::try_from(n).unwrap_or(i64::MAX);
+                match memory.ack(&list).await {
+                    Ok(counts) => {
+                        for ((_, device, _), n) in list.iter().zip(counts) {
+                            *deleted.entry(*device).or_insert(0) += i64::try_from(n).unwrap_or(i64::MAX);
+                        }
+                    }
+                    // Redis does not answer: the database's part of each acknowledgement
+                    // still holds. What Redis keeps expires with its TTL, and a device skips
+                    // entries at or below its cursor, so a late copy is never shown twice.
+                    Err(e) => tracing::warn!(error = %e, "memory mailbox acknowledgement skipped"),
                 }
             }
             let devices = sorted_unique(
@@ -369,14 +385,13 @@ macro_rules! impl_delivery_batch {
             let memory = if in_memory.is_empty() {
                 None
             } else {
+                // Routed to memory only where Redis answered (`memory_depths`).
                 let memory = store.memory.as_deref().ok_or_else(|| {
                     $crate::store::StoreError::Unavailable("the tenant's mailboxes are memory-only and this node has no Redis".into())
                 })?;
-                let list: Vec<(uuid::Uuid, uuid::Uuid)> =
-                    devices.iter().filter_map(|d| in_memory.get(d).map(|t| (*t, *d))).collect();
-                for ((_, device), depth) in list.iter().zip(memory.depths(&list).await?) {
-                    if let Some(c) = counters.get_mut(device) {
-                        c.depth = c.depth.saturating_add(depth);
+                for (device, c) in counters.iter_mut() {
+                    if let Some(depth) = memory_depths.get(device) {
+                        c.depth = c.depth.saturating_add(*depth);
                     }
                 }
                 Some(memory)
@@ -588,6 +603,49 @@ macro_rules! impl_delivery_batch {
 }
 
 pub(crate) use impl_delivery_batch;
+
+/// The depths of the memory-only recipients' mailboxes, read from Redis before anything is
+/// claimed. Where Redis does not answer (or this node has none), the messages to memory-only
+/// tenants are refused one by one with [`SendOutcome::StorageUnavailable`], never the whole
+/// batch: the others go to the database as usual.
+pub(crate) async fn memory_depths(
+    memory: Option<&dyn MemoryMailbox>,
+    sends: &[NewSend],
+    routed: &mut [Routed],
+) -> HashMap<Uuid, i64> {
+    let mut list: Vec<(Uuid, Uuid)> = sends
+        .iter()
+        .zip(routed.iter())
+        .filter_map(|(s, r)| match r {
+            Routed::Go(route) if route.memory => Some((s.tenant_id, route)),
+            _ => None,
+        })
+        .flat_map(|(tenant, route)| route.recipients.iter().map(move |d| (tenant, *d)))
+        .collect();
+    if list.is_empty() {
+        return HashMap::new();
+    }
+    list.sort_unstable();
+    list.dedup();
+    let depths = match memory {
+        Some(memory) => memory.depths(&list).await,
+        None => Err(StoreError::Unavailable(
+            "the tenant's mailboxes are memory-only and this node has no Redis".into(),
+        )),
+    };
+    match depths {
+        Ok(depths) => list.iter().map(|(_, d)| *d).zip(depths).collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "memory mailboxes unreachable: their messages are refused");
+            for r in routed.iter_mut() {
+                if matches!(r, Routed::Go(route) if route.memory) {
+                    *r = Routed::Refused(SendOutcome::StorageUnavailable);
+                }
+            }
+            HashMap::new()
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

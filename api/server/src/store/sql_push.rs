@@ -113,9 +113,16 @@ macro_rules! impl_push_store {
                     // sequence numbers alone: the database cannot see those entries).
                     if let Some(memory) = self.memory.as_deref() {
                         let tenant_id: uuid::Uuid = row.try_get("tenant_id")?;
-                        let (held, held_stale) = memory.waiting(tenant_id, id, armed, now_ms).await?;
-                        waiting += held;
-                        stale |= held_stale;
+                        // Without Redis only the database's entries count: the other
+                        // devices are still announced, and a memory tenant's device gets its
+                        // next window from its next entry.
+                        match memory.waiting(tenant_id, id, armed, now_ms).await {
+                            Ok((held, held_stale)) => {
+                                waiting += held;
+                                stale |= held_stale;
+                            }
+                            Err(e) => tracing::warn!(error = %e, "memory mailbox not counted for push"),
+                        }
                     }
                     // Taken (the device is online): entries after the window's start open
                     // the next one. Announced: everything waiting now is covered.

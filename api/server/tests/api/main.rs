@@ -5,6 +5,7 @@
 
 mod billing_helpers;
 mod console_helpers;
+mod cut_proxy;
 mod delivery_helpers;
 mod helpers;
 mod identity_conformance;
@@ -33,6 +34,7 @@ mod limits;
 mod mailbox_properties;
 mod memory_mailbox;
 mod openapi;
+mod outages;
 mod pipeline;
 mod push;
 mod removal_conformance;
