@@ -247,3 +247,63 @@ async fn without_postgres_sends_fail_fast_sockets_stay_and_resume_after() {
     assert_eq!(resp.status(), 201);
     assert_eq!(body_of(&next_of(&mut wb, "envelope").await), b"rest again");
 }
+
+#[tokio::test]
+async fn without_redis_only_memory_only_tenants_messages_are_refused() {
+    let redis = CutProxy::start(&upstream_of(&redis_url())).await;
+    let redis_via_proxy = through(&redis_url(), &redis);
+    let db = fresh_database(Backend::Postgres).await;
+    let app = node(db, &[("CLOAK_REDIS_URL", redis_via_proxy.as_str())]).await;
+    let (a, _b, conv) = app.pair().await;
+    // A second tenant keeps its mailboxes in Redis only.
+    let (memo, memo_key) = create_tenant(app.store.as_ref(), "Memo").await;
+    unlimited(app.store.as_ref(), memo).await;
+    let resp = app
+        .client
+        .patch(app.url("/v1/tenant"))
+        .bearer_auth(&memo_key)
+        .json(&json!({"mailbox_storage": "memory"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let m1 = app.tenant_device(&memo_key, "m1").await;
+    let m2 = app.tenant_device(&memo_key, "m2").await;
+    let resp = app
+        .post_json(
+            "/v1/contacts",
+            &memo_key,
+            &json!({"user_id": m1.user_id, "contact_user_id": m2.user_id}),
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
+    let memo_conv = app.conversation(&m1, &[&m2]).await;
+
+    redis.cut();
+    wait_ready(&app, "degraded").await;
+    // Sent together, so they share batches: the memory tenant's refusals stay its own.
+    let bodies: Vec<String> = (0..10).map(|i| format!("message {i}")).collect();
+    let durable = bodies
+        .iter()
+        .map(|b| app.send(&a, conv, 1, Uuid::new_v4(), b.as_bytes()));
+    let memory = bodies
+        .iter()
+        .map(|b| app.send(&m1, memo_conv, 1, Uuid::new_v4(), b.as_bytes()));
+    let (durable, memory) = tokio::join!(
+        futures_util::future::join_all(durable),
+        futures_util::future::join_all(memory)
+    );
+    for resp in durable {
+        assert_eq!(resp.status(), 201);
+    }
+    for resp in memory {
+        assert_problem(resp, 503, "database_unavailable").await;
+    }
+
+    redis.restore();
+    wait_ready(&app, "ok").await;
+    let resp = app.send(&m1, memo_conv, 1, Uuid::new_v4(), b"back").await;
+    assert_eq!(resp.status(), 201);
+    let held = app.mailbox(&m2, 0).await;
+    assert!(held.iter().any(|e| body_of(e) == b"back"), "{held:?}");
+}
