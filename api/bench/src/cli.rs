@@ -146,6 +146,48 @@ pub enum Workload {
         #[arg(long, default_value_t = 5)]
         abuser_limit: u32,
     },
+    /// Delivery under faults injected from outside (scripts/chaos kills nodes and restarts
+    /// PostgreSQL and Redis): connects to nodes already running, sends one message at a
+    /// time per sender with retries, then checks from the receivers' side that every
+    /// acknowledged message reached the app exactly once, in order, and was charged once.
+    Chaos {
+        #[command(flatten)]
+        chaos: ChaosArgs,
+    },
+}
+
+/// The options of `chaos`.
+#[derive(Debug, Args, Clone)]
+pub struct ChaosArgs {
+    /// A running node's base URL, `http://host:port` (repeatable; pairs spread over them).
+    #[arg(long = "node", required = true)]
+    pub nodes: Vec<String>,
+    /// The tenant, as `cloak-api tenant create --json` printed it.
+    #[arg(long)]
+    pub tenant_file: PathBuf,
+    /// Control directory: the bench writes `ready` there after set-up and stops when
+    /// `stop` appears; stalls are logged to `events.log`.
+    #[arg(long)]
+    pub control_dir: PathBuf,
+    /// Sender/receiver pairs.
+    #[arg(long, default_value_t = 50)]
+    pub pairs: usize,
+    /// Total offered rate, messages per second (each sender has one message in flight).
+    #[arg(short = 'r', long, default_value_t = 300.0)]
+    pub rate: f64,
+    /// Label of the result line (`phase=`).
+    #[arg(long, default_value = "chaos")]
+    pub phase: String,
+    /// Seconds to wait for a send's `sent` or `error` before reconnecting and resending.
+    #[arg(long, default_value_t = 15.0)]
+    pub send_timeout: f64,
+    /// Seconds a receiver may lag behind an acknowledged message before it resumes again.
+    #[arg(long, default_value_t = 3.0)]
+    pub stall_after: f64,
+    /// Seconds after `stop` for senders to settle their last message and receivers to
+    /// drain.
+    #[arg(long, default_value_t = 60.0)]
+    pub finish_timeout: f64,
 }
 
 /// The rate steps of `knee`.

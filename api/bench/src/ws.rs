@@ -121,6 +121,15 @@ pub async fn open(target: &Target) -> Result<Socket> {
 
 /// [`open`] with a WebSocket configuration (`None`: tungstenite's defaults).
 pub async fn open_with(target: &Target, config: Option<WebSocketConfig>) -> Result<Socket> {
+    open_after(target, config, 0).await
+}
+
+/// [`open_with`], resuming delivery after sequence number `after` (for Cloak).
+pub async fn open_after(
+    target: &Target,
+    config: Option<WebSocketConfig>,
+    after: u64,
+) -> Result<Socket> {
     let request = match target {
         Target::Cloak { base, token } => {
             let mut request = format!("{base}/v1/ws").into_client_request()?;
@@ -154,7 +163,7 @@ pub async fn open_with(target: &Target, config: Option<WebSocketConfig>) -> Resu
             ServerFrame::Ready { .. } => {}
             other => bail!("expected a ready frame, got {other:?}"),
         }
-        let resume = serde_json::to_string(&ClientFrame::Resume { after: 0 })?;
+        let resume = serde_json::to_string(&ClientFrame::Resume { after })?;
         ws.send(Message::text(resume)).await?;
     }
     Ok(ws)

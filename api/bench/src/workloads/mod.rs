@@ -2,6 +2,7 @@
 //! pairs' sockets.
 
 mod attachments;
+mod chaos;
 mod idle;
 mod knee;
 mod naive;
@@ -218,6 +219,7 @@ pub async fn run(env: Env, workload: Workload) -> Result<()> {
             });
             attachments::run(&env, size_mb, s3).await
         }
+        Workload::Chaos { chaos } => chaos::run(&env, &chaos).await,
         Workload::NoisyNeighbour { load, abuser_limit } => {
             fdlimit::ensure(load.connections);
             noisy::run(&env, &load, abuser_limit).await
