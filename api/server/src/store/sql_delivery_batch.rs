@@ -331,7 +331,7 @@ macro_rules! impl_delivery_batch {
                 load_batch(&mut tx, sends).await?
             };
             let mut routed = plan::route(sends, &loaded);
-            let memory_depths = $crate::store::sql_delivery_batch::memory_depths(store.memory.as_deref(), sends, &mut routed).await;
+            let mut memory_depths = $crate::store::sql_delivery_batch::memory_depths(store.memory.as_deref(), sends, &mut routed).await;
             let go: Vec<(usize, &plan::Route)> = routed
                 .iter()
                 .enumerate()
@@ -362,7 +362,12 @@ macro_rules! impl_delivery_batch {
                 match memory.ack(&list).await {
                     Ok(counts) => {
                         for ((_, device, _), n) in list.iter().zip(counts) {
-                            *deleted.entry(*device).or_insert(0) += i64::try_from(n).unwrap_or(i64::MAX);
+                            let n = i64::try_from(n).unwrap_or(i64::MAX);
+                            *deleted.entry(*device).or_insert(0) += n;
+                            // The depths were read before: the room freed here counts too.
+                            if let Some(depth) = memory_depths.get_mut(device) {
+                                *depth = depth.saturating_sub(n).max(0);
+                            }
                         }
                     }
                     // Redis does not answer: the database's part of each acknowledgement
