@@ -8,8 +8,9 @@
 //! this node's publications (they are delivered before Redis is asked), subscriptions are
 //! taken locally and joined on Redis at the reconnect, rate limits fall back to this
 //! node's own GCRA state (per node instead of shared, until Redis answers again), and
-//! after a reconnect every local subscriber is woken with an empty payload, because
-//! other nodes' publications of the outage were lost.
+//! after a reconnect every subscriber, on this node and (through [`WAKE_CHANNEL`]) on the
+//! others, is woken with an empty payload, because publications of the outage were lost
+//! both ways.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
