@@ -59,7 +59,8 @@ pub fn percentiles(h: &Histogram<u64>) -> String {
     )
 }
 
-fn errors(e: &BTreeMap<String, u64>) -> String {
+/// Counts by name as `name: n, …`, or `none`.
+pub fn counts(e: &BTreeMap<String, u64>) -> String {
     if e.is_empty() {
         return "none".into();
     }
@@ -185,7 +186,7 @@ pub fn load_table(title: &str, o: &LoadOutcome, completed: &str) -> Table {
         t.row("acks sent", o.acks.to_string());
     }
     t.row("broken connections", o.broken.to_string());
-    t.row("errors", errors(&o.errors));
+    t.row("errors", counts(&o.errors));
     t
 }
 
@@ -379,7 +380,7 @@ pub fn drain_table(title: &str, d: &DrainOutcome) -> Table {
             100.0 * d.cpu.client_seconds / d.cpu.wall_seconds.max(1e-9)
         ),
     );
-    t.row("errors", errors(&d.errors));
+    t.row("errors", counts(&d.errors));
     t
 }
 

@@ -233,8 +233,11 @@ impl Verdict {
             "receipts marked duplicate (retries of stored sends)",
             self.duplicate_receipts.to_string(),
         );
-        t.row("resends by cause", map(&self.retries));
-        t.row("receiver error frames", map(&self.receiver_errors));
+        t.row("resends by cause", crate::report::counts(&self.retries));
+        t.row(
+            "receiver error frames",
+            crate::report::counts(&self.receiver_errors),
+        );
         t.row(
             format!("receiver stalls (resumed after lagging {stall_after} s behind a receipt)"),
             self.stalls.to_string(),
@@ -272,14 +275,4 @@ impl Verdict {
             ("failures", self.failures().len().to_string()),
         ])
     }
-}
-
-fn map(m: &BTreeMap<String, u64>) -> String {
-    if m.is_empty() {
-        return "none".into();
-    }
-    m.iter()
-        .map(|(k, v)| format!("{k}: {v}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
