@@ -557,6 +557,7 @@ impl<C: Clock> Messenger<C> {
         }
         let mut events = Vec::new();
         let mut deadline = tokio::time::Instant::now() + wait;
+        let acked = self.cursor;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let Some(channel) = self.channel.as_mut() else {
@@ -592,18 +593,25 @@ impl<C: Clock> Messenger<C> {
             }
             self.cursor = seq;
             self.persist().await?;
-            if let Some(channel) = self.channel.as_mut()
-                && channel
-                    .send(&ClientFrame::Ack { up_to: seq })
-                    .await
-                    .is_err()
-            {
-                self.channel = None;
-            }
             if !events.is_empty() {
                 // Something to hand over: take what else is already arriving, then return.
                 deadline = deadline.min(tokio::time::Instant::now() + DRAIN_WINDOW);
             }
+        }
+        // One acknowledgement for everything this call stored: the server deletes up to it.
+        // Unacknowledged entries only come again on the next resume, and the cursor skips
+        // them.
+        if self.cursor > acked
+            && let Some(channel) = self.channel.as_mut()
+            && channel
+                .send(&ClientFrame::Ack {
+                    up_to: self.cursor,
+                    quiet: true,
+                })
+                .await
+                .is_err()
+        {
+            self.channel = None;
         }
         Ok(events)
     }

@@ -42,7 +42,7 @@ pub struct Common {
     #[arg(long, default_value_t = 2.0, global = true)]
     pub warmup: f64,
     /// When receivers acknowledge.
-    #[arg(long, value_enum, default_value_t = AckMode::Burst, global = true)]
+    #[arg(long, value_enum, default_value_t = AckMode::Sdk, global = true)]
     pub ack: AckMode,
     /// Seconds to wait for in-flight messages after the last send.
     #[arg(long, default_value_t = 10.0, global = true)]

@@ -31,7 +31,15 @@ pub enum AckMode {
     Each,
     /// Once per burst: after reading every frame already buffered, ack the highest.
     Burst,
+    /// As the SDK's real-time task does: the highest, one second after the first
+    /// unacknowledged envelope, or at once when 64 are unacknowledged.
+    Sdk,
 }
+
+/// [`AckMode::Sdk`]: how long an envelope may wait for its acknowledgement.
+const SDK_ACK_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+/// [`AckMode::Sdk`]: how many waiting envelopes make the acknowledgement go at once.
+const SDK_ACK_EVERY: u32 = 64;
 
 /// Everything a task needs besides its socket.
 #[derive(Clone)]
@@ -205,7 +213,7 @@ fn on_receiver_frame(text: &str, cx: &TaskContext) -> Seen {
 }
 
 async fn ack(ws: &mut Socket, up_to: u64, cx: &TaskContext) -> bool {
-    let Ok(text) = serde_json::to_string(&ClientFrame::Ack { up_to }) else {
+    let Ok(text) = serde_json::to_string(&ClientFrame::Ack { up_to, quiet: true }) else {
         return false;
     };
     if ws.send(Message::text(text)).await.is_err() {
@@ -223,10 +231,32 @@ pub async fn receiver(mut ws: Socket, ack_mode: AckMode, mut cx: TaskContext) ->
     let mut acked = 0u64;
     let acks = cx.protocol == Protocol::Cloak;
     let mut intact = true;
+    // AckMode::Sdk: when the first unacknowledged envelope came, and how many wait.
+    let mut waiting: Option<(tokio::time::Instant, u32)> = None;
     'outer: loop {
-        let mut next = tokio::select! {
-            m = ws.next() => m,
+        let due = waiting.map(|(first, count)| {
+            if count >= SDK_ACK_EVERY {
+                first
+            } else {
+                first + SDK_ACK_DELAY
+            }
+        });
+        let next = tokio::select! {
+            m = ws.next() => Some(m),
             _ = cx.stop.wait_for(|s| *s) => break,
+            () = sleep_until(due) => None,
+        };
+        let Some(mut next) = next else {
+            // The batched acknowledgement is due.
+            waiting = None;
+            if highest > acked {
+                if !ack(&mut ws, highest, &cx).await {
+                    intact = false;
+                    break;
+                }
+                acked = highest;
+            }
+            continue;
         };
         // Handle this frame and every one already buffered, then ack once.
         loop {
@@ -234,6 +264,11 @@ pub async fn receiver(mut ws: Socket, ack_mode: AckMode, mut cx: TaskContext) ->
                 Some(Ok(Message::Text(text))) => {
                     if let Seen::Entry(seq) = on_receiver_frame(&text, &cx) {
                         highest = highest.max(seq);
+                        if ack_mode == AckMode::Sdk {
+                            let (first, count) =
+                                waiting.unwrap_or((tokio::time::Instant::now(), 0));
+                            waiting = Some((first, count.saturating_add(1)));
+                        }
                         if acks && ack_mode == AckMode::Each {
                             if !ack(&mut ws, seq, &cx).await {
                                 intact = false;
@@ -255,7 +290,7 @@ pub async fn receiver(mut ws: Socket, ack_mode: AckMode, mut cx: TaskContext) ->
                 None => break,
             }
         }
-        if acks && highest > acked {
+        if acks && ack_mode != AckMode::Sdk && highest > acked {
             if !ack(&mut ws, highest, &cx).await {
                 intact = false;
                 break;
@@ -268,6 +303,14 @@ pub async fn receiver(mut ws: Socket, ack_mode: AckMode, mut cx: TaskContext) ->
     }
     let _ = ws.close(None).await;
     None
+}
+
+/// Sleeps until `due`, or forever without one.
+async fn sleep_until(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Keeps an idle connection open (answering pings) until the run stops.

@@ -349,10 +349,15 @@ pub enum ClientFrame {
         /// Last sequence number the device has stored.
         after: u64,
     },
-    /// Acknowledge and delete entries up to and including `up_to`.
+    /// Acknowledge and delete entries up to and including `up_to`. Answered by an `acked`
+    /// frame unless `quiet`; a failure is always answered by an `error` frame.
     Ack {
         /// Sequence number.
         up_to: u64,
+        /// Skip the `acked` answer (default false). A client that does not read `acked`
+        /// frames (the SDK) saves the server a frame per acknowledgement.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        quiet: bool,
     },
     /// Send an application message (answered by a `sent` or `error` frame).
     Send {

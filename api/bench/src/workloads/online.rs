@@ -80,5 +80,6 @@ pub fn ack_label(env: &Env) -> &'static str {
     match env.common.ack {
         crate::tasks::AckMode::Each => "ack every message",
         crate::tasks::AckMode::Burst => "ack per burst",
+        crate::tasks::AckMode::Sdk => "acks batched as the SDK does",
     }
 }

@@ -10,6 +10,8 @@
 //! the mailbox from its cursor instead, so nothing is skipped. Memory per connection is
 //! bounded: each frame to the client waits on actix-ws's bounded channel, and a reader
 //! that stalls for [`SEND_TIMEOUT`] is disconnected (its entries stay in the mailbox).
+//! The work a frame or a note starts is boxed while it runs, so an idle connection's task
+//! holds only its waiting state, not the largest of those futures.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,8 +56,9 @@ const MAX_THROTTLE: Duration = Duration::from_secs(30);
 /// How long a closing connection waits for its outstanding answers.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// An answer still being worked out, in frame order.
-type Answer = BoxFuture<'static, ServerFrame>;
+/// An answer still being worked out, in frame order (`None`: nothing to say, as for a
+/// quiet ack that succeeded).
+type Answer = BoxFuture<'static, Option<ServerFrame>>;
 
 struct Connection {
     state: Arc<AppState>,
@@ -106,7 +109,7 @@ pub async fn run(
         unpaid: false,
     };
     let mut open = match device {
-        Some(d) => conn.authenticated(d).await,
+        Some(d) => Box::pin(conn.authenticated(d)).await,
         None => true,
     };
     let mut heartbeat = tokio::time::interval(HEARTBEAT);
@@ -126,12 +129,14 @@ pub async fn run(
                 open = false;
             }
             Some(answer) = conn.answers.next(), if !conn.answers.is_empty() => {
-                open = conn.send(&answer).await;
+                if let Some(frame) = answer {
+                    open = Box::pin(conn.send(&frame)).await;
+                }
             }
             message = stream.recv(), if conn.answers.len() < WINDOW => match message {
                 Some(Ok(message)) => {
                     conn.last_heard = Instant::now();
-                    open = conn.on_message(message).await;
+                    open = Box::pin(conn.on_message(message)).await;
                 }
                 Some(Err(e)) => {
                     close_reason = Some(CloseReason { code: CloseCode::Protocol, description: Some(e.to_string()) });
@@ -142,19 +147,19 @@ pub async fn run(
             note = next_note(&mut conn.wakeups) => {
                 open = match note {
                     Some(Notification::Message(payload)) => match push::decode(&payload) {
-                        Note::Envelope { seq, frame } => conn.pushed(seq, frame).await,
-                        Note::Wake => conn.pump().await,
+                        Note::Envelope { seq, frame } => Box::pin(conn.pushed(seq, frame)).await,
+                        Note::Wake => Box::pin(conn.pump()).await,
                         Note::Close => {
                             close_reason = Some(no_longer_authorised());
                             false
                         }
                     },
-                    Some(Notification::Lagged(_)) => conn.pump().await,
+                    Some(Notification::Lagged(_)) => Box::pin(conn.pump()).await,
                     None => false,
                 };
             }
             _ = heartbeat.tick() => {
-                open = conn.heartbeat().await;
+                open = Box::pin(conn.heartbeat()).await;
                 if !open {
                     close_reason = Some(CloseReason { code: CloseCode::Policy, description: Some("idle".into()) });
                 }
@@ -165,7 +170,7 @@ pub async fn run(
             }
         }
     }
-    conn.drain_answers().await;
+    Box::pin(conn.drain_answers()).await;
     let _ = conn.session.close(close_reason).await;
     metrics::gauge!("ws_connected_devices").decrement(1.0);
 }
@@ -197,7 +202,7 @@ fn error_frame(e: ApiError, client_msg_id: Option<Uuid>) -> ServerFrame {
 }
 
 fn ready(frame: ServerFrame) -> Answer {
-    Box::pin(std::future::ready(frame))
+    Box::pin(std::future::ready(Some(frame)))
 }
 
 impl Connection {
@@ -231,11 +236,12 @@ impl Connection {
         let deadline = tokio::time::Instant::now() + DRAIN_TIMEOUT;
         while !self.answers.is_empty() {
             match tokio::time::timeout_at(deadline, self.answers.next()).await {
-                Ok(Some(frame)) => {
+                Ok(Some(Some(frame))) => {
                     if !self.send(&frame).await {
                         return;
                     }
                 }
+                Ok(Some(None)) => {}
                 _ => return,
             }
         }
@@ -391,13 +397,14 @@ impl Connection {
                 self.cursor = Some(after);
                 self.pump().await
             }
-            ClientFrame::Ack { up_to } => {
+            ClientFrame::Ack { up_to, quiet } => {
                 let answer: Answer = match delivery::ack(&self.state.pipeline, &device, up_to).await
                 {
                     Ok(pending) => Box::pin(async move {
                         match settle(pending).await {
-                            Ok(deleted) => ServerFrame::Acked { up_to, deleted },
-                            Err(e) => error_frame(e.into(), None),
+                            Ok(_) if quiet => None,
+                            Ok(deleted) => Some(ServerFrame::Acked { up_to, deleted }),
+                            Err(e) => Some(error_frame(e.into(), None)),
                         }
                     }),
                     Err(e) => ready(error_frame(e.into(), None)),
@@ -437,10 +444,10 @@ impl Connection {
         };
         match queued {
             Ok(queued) => Box::pin(async move {
-                match queued.wait().await {
+                Some(match queued.wait().await {
                     Ok(stored) => ServerFrame::Sent(receipt(id, conversation_id, &stored)),
                     Err(e) => error_frame(e.into(), Some(id)),
-                }
+                })
             }),
             Err(e) => ready(error_frame(e.into(), Some(id))),
         }

@@ -291,7 +291,23 @@ async fn websocket_pushes_at_once_and_resumes_after_reconnect(backend: Backend) 
         .socket(&app.address, &b, live["seq"].as_u64().unwrap())
         .await;
     assert_eq!(body_of(&next_frame(&mut ws).await), b"offline 1");
-    assert_eq!(body_of(&next_frame(&mut ws).await), b"offline 2");
+    let second = next_frame(&mut ws).await;
+    assert_eq!(body_of(&second), b"offline 2");
+
+    // A quiet ack deletes without an answer: the loud one after it is answered first,
+    // and finds nothing left to delete.
+    for quiet in [true, false] {
+        ws.send(Message::text(
+            json!({"type": "ack", "up_to": second["seq"], "quiet": quiet}).to_string(),
+        ))
+        .await
+        .unwrap();
+    }
+    let acked = next_frame(&mut ws).await;
+    assert_eq!(
+        (acked["type"].as_str(), acked["deleted"].as_u64()),
+        (Some("acked"), Some(0))
+    );
 
     // Sending over the socket answers with a receipt.
     let mut wa = app.socket(&app.address, &a, 0).await;

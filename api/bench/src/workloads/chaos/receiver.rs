@@ -108,7 +108,10 @@ impl Receiver {
                         stuck_since = None;
                     }
                     if out.inbox.cursor > acked {
-                        if !send(ws, &ClientFrame::Ack { up_to: out.inbox.cursor }).await {
+                        if !send(ws, &ClientFrame::Ack {
+                                up_to: out.inbox.cursor,
+                                quiet: false,
+                            }).await {
                             socket = None;
                             continue;
                         }
