@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use cloak_proto::ack_batch::AckBatch;
 use cloak_proto::delivery::{ClientFrame, EnvelopeKind, SendMessageRequest, ServerFrame};
 use futures_util::stream::SplitStream;
 use futures_util::{FutureExt as _, SinkExt as _, StreamExt as _};
@@ -31,15 +32,11 @@ pub enum AckMode {
     Each,
     /// Once per burst: after reading every frame already buffered, ack the highest.
     Burst,
-    /// As the SDK's real-time task does: the highest, one second after the first
-    /// unacknowledged envelope, or at once when 64 are unacknowledged.
+    /// As the SDK's real-time task does (`cloak_proto::ack_batch`, the same code): the
+    /// highest, one second after the first unacknowledged envelope, or at once when 64 are
+    /// unacknowledged.
     Sdk,
 }
-
-/// [`AckMode::Sdk`]: how long an envelope may wait for its acknowledgement.
-const SDK_ACK_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
-/// [`AckMode::Sdk`]: how many waiting envelopes make the acknowledgement go at once.
-const SDK_ACK_EVERY: u32 = 64;
 
 /// Everything a task needs besides its socket.
 #[derive(Clone)]
@@ -231,30 +228,22 @@ pub async fn receiver(mut ws: Socket, ack_mode: AckMode, mut cx: TaskContext) ->
     let mut acked = 0u64;
     let acks = cx.protocol == Protocol::Cloak;
     let mut intact = true;
-    // AckMode::Sdk: when the first unacknowledged envelope came, and how many wait.
-    let mut waiting: Option<(tokio::time::Instant, u32)> = None;
+    // AckMode::Sdk: what waits for its acknowledgement.
+    let mut batch: AckBatch<tokio::time::Instant> = AckBatch::new();
     'outer: loop {
-        let due = waiting.map(|(first, count)| {
-            if count >= SDK_ACK_EVERY {
-                first
-            } else {
-                first + SDK_ACK_DELAY
-            }
-        });
         let next = tokio::select! {
             m = ws.next() => Some(m),
             _ = cx.stop.wait_for(|s| *s) => break,
-            () = sleep_until(due) => None,
+            () = sleep_until(batch.due()) => None,
         };
         let Some(mut next) = next else {
             // The batched acknowledgement is due.
-            waiting = None;
-            if highest > acked {
-                if !ack(&mut ws, highest, &cx).await {
+            if let Some(up_to) = batch.take_if_due(tokio::time::Instant::now()) {
+                if !ack(&mut ws, up_to, &cx).await {
                     intact = false;
                     break;
                 }
-                acked = highest;
+                acked = up_to;
             }
             continue;
         };
@@ -265,9 +254,7 @@ pub async fn receiver(mut ws: Socket, ack_mode: AckMode, mut cx: TaskContext) ->
                     if let Seen::Entry(seq) = on_receiver_frame(&text, &cx) {
                         highest = highest.max(seq);
                         if ack_mode == AckMode::Sdk {
-                            let (first, count) =
-                                waiting.unwrap_or((tokio::time::Instant::now(), 0));
-                            waiting = Some((first, count.saturating_add(1)));
+                            batch.stored(highest, tokio::time::Instant::now());
                         }
                         if acks && ack_mode == AckMode::Each {
                             if !ack(&mut ws, seq, &cx).await {

@@ -5,6 +5,7 @@
 //! types, the server and the SDK cannot drift apart.
 
 pub mod abuse;
+pub mod ack_batch;
 pub mod api_keys;
 pub mod attachments;
 pub mod billing;

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use cloak_proto::ack_batch::AckBatch;
 use cloak_proto::delivery::ClientFrame;
 use secrecy::ExposeSecret as _;
 use tokio::sync::watch;
@@ -116,14 +117,10 @@ async fn open(shared: &Shared) -> Result<Channel, Error> {
         .map_err(|_| Error::Transport("the socket did not open in time".into()))?
 }
 
-/// Processes pushed envelopes until the socket fails. Acknowledgements are batched, as a
-/// log consumer commits offsets: the stored cursor is acknowledged [`ACK_DELAY`] after the
-/// first unacknowledged envelope, or at once when [`ACK_EVERY`] are waiting, so a device
-/// that receives a steady stream costs the server one `ack` frame (and one deletion) per
-/// batch, not per message. Until then the entries stay in the mailbox: after a crash they
-/// come again on resume, and the cursor skips them.
+/// Processes pushed envelopes until the socket fails, acknowledging in batches
+/// ([`AckBatch`]: a second after the first unacknowledged envelope, or per 64).
 async fn listen(shared: &Shared, channel: &mut Channel) -> Result<(), Error> {
-    let mut unacked = Unacked::default();
+    let mut unacked: AckBatch<Instant> = AckBatch::new();
     loop {
         let wait = unacked
             .due()
@@ -144,80 +141,5 @@ async fn listen(shared: &Shared, channel: &mut Channel) -> Result<(), Error> {
                 .send(&ClientFrame::Ack { up_to, quiet: true })
                 .await?;
         }
-    }
-}
-
-/// How long a stored envelope may wait for its acknowledgement.
-const ACK_DELAY: Duration = Duration::from_secs(1);
-/// How many stored envelopes make an acknowledgement go at once.
-const ACK_EVERY: u32 = 64;
-
-/// Envelopes stored but not yet acknowledged (sans-IO: the caller passes the time).
-#[derive(Debug, Default)]
-struct Unacked {
-    /// The cursor to acknowledge, when the first waiting envelope was stored, how many wait.
-    waiting: Option<(u64, Instant, u32)>,
-    /// The last cursor acknowledged.
-    acked: u64,
-}
-
-impl Unacked {
-    fn stored(&mut self, cursor: u64, now: Instant) {
-        if cursor <= self.acked {
-            return;
-        }
-        let (first, count) = self.waiting.map_or((now, 0), |(_, f, c)| (f, c));
-        self.waiting = Some((cursor, first, count.saturating_add(1)));
-    }
-
-    /// When the waiting acknowledgement is due, if one waits.
-    fn due(&self) -> Option<Instant> {
-        self.waiting.map(|(_, first, count)| {
-            if count >= ACK_EVERY {
-                first
-            } else {
-                first + ACK_DELAY
-            }
-        })
-    }
-
-    /// The cursor to acknowledge now, if it is due.
-    fn take_if_due(&mut self, now: Instant) -> Option<u64> {
-        let due = self.due()?;
-        if now < due {
-            return None;
-        }
-        let (cursor, _, _) = self.waiting.take()?;
-        self.acked = cursor;
-        Some(cursor)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_ack_per_delay_or_per_batch() {
-        let t0 = Instant::now();
-        let mut u = Unacked::default();
-        assert_eq!(u.due(), None);
-        assert_eq!(u.take_if_due(t0), None);
-        u.stored(1, t0);
-        u.stored(2, t0 + Duration::from_millis(300));
-        // Not due before the delay from the first one, due after it, with the latest cursor.
-        assert_eq!(u.take_if_due(t0 + Duration::from_millis(999)), None);
-        assert_eq!(u.take_if_due(t0 + ACK_DELAY), Some(2));
-        assert_eq!(u.take_if_due(t0 + ACK_DELAY * 2), None);
-        // A cursor already acknowledged waits for nothing.
-        u.stored(2, t0 + ACK_DELAY * 2);
-        assert_eq!(u.due(), None);
-        // A full batch is due at once.
-        let t1 = t0 + ACK_DELAY * 3;
-        for seq in 3..3 + u64::from(ACK_EVERY) {
-            assert_eq!(u.take_if_due(t1), None, "early at {seq}");
-            u.stored(seq, t1);
-        }
-        assert_eq!(u.take_if_due(t1), Some(2 + u64::from(ACK_EVERY)));
     }
 }
