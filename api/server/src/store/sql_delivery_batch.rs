@@ -58,6 +58,15 @@ pub(crate) fn padded_chunks<T>(items: &[T]) -> impl Iterator<Item = Padded<'_, T
     })
 }
 
+/// `rows` (at most `size` of them) padded to exactly `size`: several lists that go into
+/// one statement share one length, so the statement keeps one shape per power of two.
+pub(crate) fn padded_to<T>(rows: &[T], size: usize) -> Padded<'_, T> {
+    Padded {
+        rows,
+        pad: size.saturating_sub(rows.len()),
+    }
+}
+
 /// `1` for a real row, `0` for padding.
 pub(crate) fn flag(real: bool) -> i64 {
     i64::from(real)
@@ -84,77 +93,106 @@ macro_rules! impl_delivery_batch {
             ids
         }
 
-        /// Reads conversations, members, senders and blocks for a batch.
+        /// A column of the batch's read that its kind of row always fills.
+        fn need<'r, T>(row: &'r <BatchDb as sqlx::Database>::Row, column: &str) -> Result<T, $crate::store::StoreError>
+        where
+            T: sqlx::Decode<'r, BatchDb> + sqlx::Type<BatchDb>,
+        {
+            use sqlx::Row as _;
+            row.try_get::<Option<T>, _>(column)?
+                .ok_or_else(|| $crate::store::StoreError::Corrupt(format!("batch read: {column} is empty")))
+        }
+
+        /// Reads conversations, members, senders and blocks for a batch in one statement:
+        /// four `SELECT`s joined by `UNION ALL` into one row shape (kind `k`, four ids, two
+        /// numbers, a text and a flag), one round trip instead of four. The id lists share
+        /// one padded length, so the statement has one shape per power of two.
         async fn load_batch(
             tx: &mut BatchTx<'_>,
             sends: &[$crate::store::NewSend],
         ) -> Result<$crate::store::delivery_batch::Loaded, $crate::store::StoreError> {
             use sqlx::Row as _;
             use $crate::store::delivery_batch::{ConversationRow, Loaded, SenderRow};
+            use $crate::store::sql_delivery_batch::{padded_to, ROWS_PER_STATEMENT};
+            // Every branch names its columns: a compound statement takes its names from the
+            // first, and a later round may leave some branches out.
+            const CONVERSATIONS: &str = "SELECT CAST(0 AS BIGINT) AS k, c.id AS u1, c.tenant_id AS u2, CAST(NULL AS uuid) AS u3, CAST(NULL AS uuid) AS u4, \
+                c.epoch AS n1, t.retention_ms AS n2, t.mailbox_storage AS s, CAST(NULL AS BOOLEAN) AS f \
+                FROM conversations c JOIN tenants t ON t.id = c.tenant_id WHERE c.id IN ";
+            const MEMBERS: &str = "SELECT CAST(1 AS BIGINT) AS k, conversation_id AS u1, tenant_id AS u2, device_id AS u3, user_id AS u4, \
+                CAST(NULL AS BIGINT) AS n1, CAST(NULL AS BIGINT) AS n2, CAST(NULL AS TEXT) AS s, CAST(NULL AS BOOLEAN) AS f \
+                FROM conversation_members WHERE conversation_id IN ";
+            const SENDERS: &str = "SELECT CAST(2 AS BIGINT) AS k, d.id AS u1, CAST(NULL AS uuid) AS u2, CAST(NULL AS uuid) AS u3, CAST(NULL AS uuid) AS u4, \
+                CAST(NULL AS BIGINT) AS n1, CAST(NULL AS BIGINT) AS n2, d.status AS s, u.suspended AS f \
+                FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id IN ";
+            const BLOCKS: &str = "SELECT CAST(3 AS BIGINT) AS k, tenant_id AS u1, blocker_user_id AS u2, blocked_user_id AS u3, CAST(NULL AS uuid) AS u4, \
+                CAST(NULL AS BIGINT) AS n1, CAST(NULL AS BIGINT) AS n2, CAST(NULL AS TEXT) AS s, CAST(NULL AS BOOLEAN) AS f \
+                FROM blocks WHERE blocked_user_id IN ";
             let mut loaded = Loaded::default();
             let conversations = sorted_unique(sends.iter().map(|s| s.conversation_id).collect());
-            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&conversations) {
-                let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
-                    "SELECT c.id, c.tenant_id, c.epoch, t.retention_ms, t.mailbox_storage FROM conversations c JOIN tenants t ON t.id = c.tenant_id WHERE c.id IN ",
-                );
-                push_ids(&mut qb, &chunk);
-                qb.push(" ORDER BY c.id");
-                for row in qb.build().fetch_all(&mut **tx).await? {
-                    loaded.conversations.insert(
-                        (row.try_get("tenant_id")?, row.try_get("id")?),
-                        ConversationRow {
-                            tenant_id: row.try_get("tenant_id")?,
-                            epoch: row.try_get("epoch")?,
-                            retention_ms: row.try_get("retention_ms")?,
-                            memory: $crate::store::memory_mailbox::storage_from(&row.try_get::<String, _>("mailbox_storage")?)?
-                                == cloak_proto::tenants::MailboxStorage::Memory,
-                        },
-                    );
-                }
-                let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
-                    "SELECT tenant_id, conversation_id, device_id, user_id FROM conversation_members WHERE conversation_id IN ",
-                );
-                push_ids(&mut qb, &chunk);
-                qb.push(" ORDER BY conversation_id, device_id");
-                for row in qb.build().fetch_all(&mut **tx).await? {
-                    let conversation: uuid::Uuid = row.try_get("conversation_id")?;
-                    let tenant: uuid::Uuid = row.try_get("tenant_id")?;
-                    loaded.members.entry((tenant, conversation)).or_default().push($crate::store::Member {
-                        device_id: row.try_get("device_id")?,
-                        user_id: row.try_get("user_id")?,
-                    });
-                }
-            }
             let senders = sorted_unique(sends.iter().map(|s| s.sender.device_id).collect());
-            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&senders) {
-                let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
-                    "SELECT d.id, d.status, u.suspended FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id IN ",
-                );
-                push_ids(&mut qb, &chunk);
+            let blocked = sorted_unique(sends.iter().map(|s| s.sender.user_id).collect());
+            let longest = conversations.len().max(senders.len()).max(blocked.len());
+            // Each list holds at most one id per message: one round, unless a batch may
+            // hold more messages than a statement rows.
+            for round in 0..longest.div_ceil(ROWS_PER_STATEMENT) {
+                fn part(ids: &[uuid::Uuid], round: usize) -> &[uuid::Uuid] {
+                    ids.chunks(ROWS_PER_STATEMENT).nth(round).unwrap_or(&[])
+                }
+                let branches = [
+                    (CONVERSATIONS, part(&conversations, round)),
+                    (MEMBERS, part(&conversations, round)),
+                    (SENDERS, part(&senders, round)),
+                    (BLOCKS, part(&blocked, round)),
+                ];
+                let size = branches.iter().map(|(_, ids)| ids.len()).max().unwrap_or(0).next_power_of_two();
+                let mut qb = sqlx::QueryBuilder::<BatchDb>::new("");
+                for (n, (select, ids)) in branches.iter().filter(|(_, ids)| !ids.is_empty()).enumerate() {
+                    if n > 0 {
+                        qb.push(" UNION ALL ");
+                    }
+                    qb.push(*select);
+                    push_ids(&mut qb, &padded_to(ids, size));
+                }
                 for row in qb.build().fetch_all(&mut **tx).await? {
-                    let status: String = row.try_get("status")?;
-                    loaded.senders.insert(
-                        row.try_get("id")?,
-                        SenderRow {
-                            approved: status == "approved",
-                            suspended: row.try_get("suspended")?,
-                        },
-                    );
+                    match row.try_get::<i64, _>("k")? {
+                        0 => {
+                            let tenant_id: uuid::Uuid = need(&row, "u2")?;
+                            loaded.conversations.insert(
+                                (tenant_id, need(&row, "u1")?),
+                                ConversationRow {
+                                    tenant_id,
+                                    epoch: need(&row, "n1")?,
+                                    retention_ms: need(&row, "n2")?,
+                                    memory: $crate::store::memory_mailbox::storage_from(&need::<String>(&row, "s")?)?
+                                        == cloak_proto::tenants::MailboxStorage::Memory,
+                                },
+                            );
+                        }
+                        1 => {
+                            loaded.members.entry((need(&row, "u2")?, need(&row, "u1")?)).or_default().push($crate::store::Member {
+                                device_id: need(&row, "u3")?,
+                                user_id: need(&row, "u4")?,
+                            });
+                        }
+                        2 => {
+                            loaded.senders.insert(
+                                need(&row, "u1")?,
+                                SenderRow {
+                                    approved: need::<String>(&row, "s")? == "approved",
+                                    suspended: need(&row, "f")?,
+                                },
+                            );
+                        }
+                        _ => {
+                            loaded.blocks.insert((need(&row, "u1")?, need(&row, "u2")?, need(&row, "u3")?));
+                        }
+                    }
                 }
             }
-            let blocked = sorted_unique(sends.iter().map(|s| s.sender.user_id).collect());
-            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&blocked) {
-                let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
-                    "SELECT tenant_id, blocker_user_id, blocked_user_id FROM blocks WHERE blocked_user_id IN ",
-                );
-                push_ids(&mut qb, &chunk);
-                for row in qb.build().fetch_all(&mut **tx).await? {
-                    loaded.blocks.insert((
-                        row.try_get("tenant_id")?,
-                        row.try_get("blocker_user_id")?,
-                        row.try_get("blocked_user_id")?,
-                    ));
-                }
+            // Members in device-id order, as the fan-out expects.
+            for members in loaded.members.values_mut() {
+                members.sort_unstable_by_key(|m| m.device_id);
             }
             Ok(loaded)
         }
