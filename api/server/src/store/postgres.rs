@@ -86,6 +86,7 @@ impl Backend for PgStore {
     const LOCK_ROWS: &'static str = " FOR NO KEY UPDATE";
     const LOCK_DEVICES: &'static str = " FOR NO KEY UPDATE OF d";
     const DELETE_USING: bool = true;
+    const WITH_WRITES: bool = true;
 }
 
 impl_tenant_and_key_stores!(PgStore);

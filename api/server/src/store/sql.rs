@@ -251,4 +251,7 @@ pub(crate) trait Backend {
     /// Whether `DELETE … USING (VALUES …)` is available (PostgreSQL); SQLite deletes
     /// acknowledged entries with an `OR` of index ranges instead.
     const DELETE_USING: bool;
+    /// Whether a batch's writes go in one statement as data-modifying `WITH` parts
+    /// (PostgreSQL); SQLite runs them one by one (see `sql_batch_writes.rs`).
+    const WITH_WRITES: bool;
 }

@@ -32,6 +32,11 @@ pub(crate) struct Padded<'a, T> {
 }
 
 impl<'a, T> Padded<'a, T> {
+    /// Rows in the statement, padding included.
+    pub(crate) fn len(&self) -> usize {
+        self.rows.len() + self.pad
+    }
+
     /// The rows, then `pad` copies of the last one marked `false`: a statement's padding
     /// rows repeat a real row, so `IN` lists and `UPDATE … FROM (VALUES …)` are unchanged
     /// by them, and inserts leave them out with `WHERE` on the flag.
@@ -74,6 +79,8 @@ pub(crate) fn flag(real: bool) -> i64 {
 
 macro_rules! impl_delivery_batch {
     ($store:ty) => {
+        $crate::store::sql_batch_writes::impl_batch_writes!($store);
+
         type BatchDb = <$store as $crate::store::sql::Backend>::Db;
         type BatchTx<'t> = sqlx::Transaction<'t, BatchDb>;
 
@@ -267,25 +274,6 @@ macro_rules! impl_delivery_batch {
             Ok(out)
         }
 
-        /// Sets each device's next sequence number and adds the entries it got to its depth:
-        /// (device, new sequence number, entries added).
-        async fn write_counters(
-            tx: &mut BatchTx<'_>,
-            counters: &[(uuid::Uuid, i64, i64)],
-        ) -> Result<(), $crate::store::StoreError> {
-            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&counters) {
-                let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
-                    "UPDATE devices SET mailbox_seq = v.column2, mailbox_depth = mailbox_depth + v.column3 FROM (",
-                );
-                qb.push_values(chunk.flagged(), |mut row, ((id, seq, added), _)| {
-                    row.push_bind(*id).push_bind(*seq).push_bind(*added);
-                });
-                qb.push(") AS v WHERE devices.id = v.column1");
-                qb.build().execute(&mut **tx).await?;
-            }
-            Ok(())
-        }
-
         /// The highest acknowledged sequence number per device (its tenant beside it).
         fn highest_acks(acks: &[$crate::store::Ack]) -> std::collections::BTreeMap<uuid::Uuid, (uuid::Uuid, i64)> {
             let mut highest: std::collections::BTreeMap<uuid::Uuid, (uuid::Uuid, i64)> = std::collections::BTreeMap::new();
@@ -476,98 +464,26 @@ macro_rules! impl_delivery_batch {
                     (*d, c.seq, added)
                 })
                 .collect();
-            write_counters(&mut tx, &moved).await?;
             let (queued, durable): (Vec<_>, Vec<_>) = alloc.entries.iter().copied().partition(|e| in_memory.contains_key(&e.device_id));
-            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&durable) {
-                let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
-                    "INSERT INTO mailbox (device_id, seq, tenant_id, conversation_id, sender_device_id, kind, epoch, body, sent_at, expires_at, franking_tag, franking_stamp, viewable) \
-                     SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9, column10, column11, column12, column13 FROM (",
-                );
-                qb.push_values(chunk.flagged(), |mut row, (e, real)| {
-                    let send = &sends[e.send];
-                    let route = claimed_routes[e.send];
-                    row.push_bind(e.device_id)
-                        .push_bind(e.seq)
-                        .push_bind(send.tenant_id)
-                        .push_bind(send.conversation_id)
-                        .push_bind(send.sender.device_id)
-                        .push_bind(cloak_proto::delivery::EnvelopeKind::Application.as_str())
-                        .push_bind(route.map_or(send.epoch, |r| r.epoch))
-                        .push_bind(send.body.clone())
-                        .push_bind(send.now_ms)
-                        .push_bind(route.map_or(send.now_ms, |r| r.expires_at))
-                        .push_bind(send.franking.as_ref().map(|f| f.0.clone()))
-                        .push_bind(send.franking.as_ref().map(|f| f.1.clone()))
-                        .push_bind(send.viewable)
-                        .push_bind($crate::store::sql_delivery_batch::flag(real));
+            let mut writes = Vec::new();
+            counter_parts(&mut writes, &moved);
+            entry_parts(&mut writes, sends, &claimed_routes, &durable);
+            debit_parts(&mut writes, sends, &alloc.debits, &alloc.balances);
+            meter_parts(&mut writes, sends, &alloc.meters);
+            run_writes(&mut tx, writes).await?;
+            for d in alloc.debits.iter().filter(|d| d.crossed_threshold.is_some()) {
+                let send = &sends[d.send];
+                let wallet = if d.wallet_id == send.tenant_id { "tenant".to_owned() } else { d.wallet_id.to_string() };
+                let payload = cloak_proto::events::body(&cloak_proto::events::WalletLowBalanceEvent {
+                    kind: Default::default(),
+                    created_at_ms: send.now_ms,
+                    data: cloak_proto::events::WalletLowBalance {
+                        wallet,
+                        balance: d.balance_after,
+                        threshold: d.crossed_threshold.unwrap_or_default(),
+                    },
                 });
-                qb.push(") AS v WHERE column14 = 1");
-                qb.build().execute(&mut *tx).await?;
-            }
-            if !alloc.debits.is_empty() {
-                for chunk in $crate::store::sql_delivery_batch::padded_chunks(&alloc.debits) {
-                    let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
-                        "INSERT INTO ledger_entries (tenant_id, wallet_id, delta, balance_after, kind, reason, actor, idempotency_key, reference, created_at, user_id) \
-                         SELECT column1, column2, column3, column4, column5, column6, column7, column8, column9, column10, column11 FROM (",
-                    );
-                    qb.push_values(chunk.flagged(), |mut row, (d, real)| {
-                        let send = &sends[d.send];
-                        row.push_bind(send.tenant_id)
-                            .push_bind(d.wallet_id)
-                            .push_bind(d.delta)
-                            .push_bind(d.balance_after)
-                            .push_bind(d.kind)
-                            .push_bind(d.tier)
-                            .push_bind(d.actor.clone())
-                            .push_bind(format!("msg:{}:{}", send.sender.device_id, send.client_msg_id))
-                            .push_bind(send.client_msg_id.to_string())
-                            .push_bind(send.now_ms)
-                            .push_bind(d.user_id)
-                            .push_bind($crate::store::sql_delivery_batch::flag(real));
-                    });
-                    qb.push(") AS v WHERE column12 = 1");
-                    qb.build().execute(&mut *tx).await?;
-                }
-                for chunk in $crate::store::sql_delivery_batch::padded_chunks(&alloc.balances) {
-                    let mut qb = sqlx::QueryBuilder::<BatchDb>::new("UPDATE wallets SET balance = v.column2 FROM (");
-                    qb.push_values(chunk.flagged(), |mut row, ((id, balance), _)| {
-                        row.push_bind(*id).push_bind(*balance);
-                    });
-                    qb.push(") AS v WHERE wallets.id = v.column1");
-                    qb.build().execute(&mut *tx).await?;
-                }
-                for d in alloc.debits.iter().filter(|d| d.crossed_threshold.is_some()) {
-                    let send = &sends[d.send];
-                    let wallet = if d.wallet_id == send.tenant_id { "tenant".to_owned() } else { d.wallet_id.to_string() };
-                    let payload = cloak_proto::events::body(&cloak_proto::events::WalletLowBalanceEvent {
-                        kind: Default::default(),
-                        created_at_ms: send.now_ms,
-                        data: cloak_proto::events::WalletLowBalance {
-                            wallet,
-                            balance: d.balance_after,
-                            threshold: d.crossed_threshold.unwrap_or_default(),
-                        },
-                    });
-                    enqueue_webhook_tx(&mut tx, send.tenant_id, "wallet.low_balance", &payload, send.now_ms).await?;
-                }
-            }
-            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&alloc.meters) {
-                let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
-                    "INSERT INTO meter_outbox (tenant_id, customer_id, event_name, value, occurred_at, next_attempt_at) \
-                     SELECT column1, column2, column3, column4, column5, column6 FROM (",
-                );
-                qb.push_values(chunk.flagged(), |mut row, ((i, customer, event, value), real)| {
-                    let send = &sends[*i];
-                    row.push_bind(send.tenant_id)
-                        .push_bind(customer.clone())
-                        .push_bind(event.clone())
-                        .push_bind(*value)
-                        .push_bind(send.now_ms)
-                        .push_bind(send.now_ms)
-                        .push_bind($crate::store::sql_delivery_batch::flag(real));
-                });
-                qb.push(") AS v WHERE column7 = 1");
-                qb.build().execute(&mut *tx).await?;
+                enqueue_webhook_tx(&mut tx, send.tenant_id, "wallet.low_balance", &payload, send.now_ms).await?;
             }
             // Memory entries last, just before the commit: a Redis failure rolls it back.
             if let Some(memory) = memory {

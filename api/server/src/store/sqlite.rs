@@ -107,6 +107,7 @@ impl Backend for SqliteStore {
     const LOCK_ROWS: &'static str = "";
     const LOCK_DEVICES: &'static str = "";
     const DELETE_USING: bool = false;
+    const WITH_WRITES: bool = false;
 }
 
 impl_tenant_and_key_stores!(SqliteStore);

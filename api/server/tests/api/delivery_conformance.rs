@@ -290,6 +290,68 @@ async fn a_batch_applies_its_acks_before_its_sends(backend: Backend, storage: Ma
     );
 }
 
+/// A batch larger than one statement's rows: 520 conversations (two rounds of the batch's
+/// read) and 13,800 mailbox entries (27 multi-row runs, packed into several statements on
+/// PostgreSQL). Every message is stored, and every recipient's sequence numbers run on
+/// without a gap in the batch's order.
+async fn a_batch_larger_than_a_statement_is_written_whole(
+    backend: Backend,
+    storage: MailboxStorage,
+) {
+    let (store, _db) = fresh_store_with(backend, storage).await;
+    let w = world_in(store, 24, storage).await;
+    let conv = group(&w).await;
+    let mut sends = Vec::new();
+    for _ in 0..520 {
+        let solo = Uuid::new_v4();
+        assert!(
+            w.store
+                .create_conversation(w.tenant, solo, w.devices[0], 1)
+                .await
+                .unwrap()
+        );
+        sends.push(send(&w, 0, solo, 0, b"to myself"));
+    }
+    for i in 0..600 {
+        sends.push(send(&w, i % 24, conv, 1, format!("g{i}").as_bytes()));
+    }
+    let (outcomes, _) = w.store.store_batch(&sends, &[]).await.unwrap();
+    assert_eq!(outcomes.len(), sends.len());
+    let mut next: std::collections::HashMap<Uuid, i64> = std::collections::HashMap::new();
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        let s = stored(outcome);
+        if i < 520 {
+            assert!(
+                s.recipients.is_empty(),
+                "a conversation of one has no recipient"
+            );
+            continue;
+        }
+        assert_eq!(s.recipients.len(), 23, "everyone but the sender");
+        for (device, seq) in s.recipients.iter().zip(&s.seqs) {
+            // The Welcome took 1 on every device but the creator's.
+            let expected = next
+                .entry(*device)
+                .or_insert(if *device == w.devices[0].device_id {
+                    1
+                } else {
+                    2
+                });
+            assert_eq!(*seq, *expected, "gapless, in batch order");
+            *expected += 1;
+        }
+    }
+    for member in &w.devices {
+        let entries = w
+            .store
+            .fetch_mailbox(w.tenant, member.device_id, 0, 1_000, 1_000)
+            .await
+            .unwrap();
+        let from_batch = entries.iter().filter(|e| e.body.starts_with(b"g")).count();
+        assert_eq!(from_batch, 575, "600 less the 25 this device sent");
+    }
+}
+
 async fn commits_compare_and_swap_and_change_members(backend: Backend, storage: MailboxStorage) {
     let (store, _db) = fresh_store_with(backend, storage).await;
     let w = world_in(store, 3, storage).await;
@@ -476,6 +538,7 @@ storage_tests!(
     concurrent_sends_give_each_mailbox_gapless_increasing_sequences,
     duplicates_quota_and_acks,
     a_batch_applies_its_acks_before_its_sends,
+    a_batch_larger_than_a_statement_is_written_whole,
     commits_compare_and_swap_and_change_members,
     expired_entries_are_hidden_then_purged,
 );
