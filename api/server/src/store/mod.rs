@@ -24,6 +24,7 @@ mod removals;
 mod sql;
 mod sql_abuse;
 mod sql_attachments;
+mod sql_batch_claim;
 mod sql_batch_writes;
 mod sql_billing;
 mod sql_console;

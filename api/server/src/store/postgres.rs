@@ -85,8 +85,7 @@ impl Backend for PgStore {
     type Db = sqlx::Postgres;
     const LOCK_ROWS: &'static str = " FOR NO KEY UPDATE";
     const LOCK_DEVICES: &'static str = " FOR NO KEY UPDATE OF d";
-    const DELETE_USING: bool = true;
-    const WITH_WRITES: bool = true;
+    const MODIFYING_WITH: bool = true;
 }
 
 impl_tenant_and_key_stores!(PgStore);

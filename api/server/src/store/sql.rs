@@ -248,10 +248,10 @@ pub(crate) trait Backend {
     const LOCK_ROWS: &'static str;
     /// The same for the batch's read of device counters, which joins (alias `d`).
     const LOCK_DEVICES: &'static str;
-    /// Whether `DELETE … USING (VALUES …)` is available (PostgreSQL); SQLite deletes
-    /// acknowledged entries with an `OR` of index ranges instead.
-    const DELETE_USING: bool;
-    /// Whether a batch's writes go in one statement as data-modifying `WITH` parts
-    /// (PostgreSQL); SQLite runs them one by one (see `sql_batch_writes.rs`).
-    const WITH_WRITES: bool;
+    /// Whether statements may hold data-modifying `WITH` parts (PostgreSQL): a batch then
+    /// packs its claim with its locking read, and its writes, into one statement each
+    /// (see `sql_batch_claim.rs`, `sql_batch_writes.rs`), and deletes acknowledged entries
+    /// with `DELETE … USING (VALUES …)`. SQLite runs them one by one and deletes with an `OR`
+    /// of index ranges.
+    const MODIFYING_WITH: bool;
 }

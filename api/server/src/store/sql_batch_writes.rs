@@ -28,7 +28,7 @@ macro_rules! impl_batch_writes {
             tx: &mut BatchTx<'_>,
             parts: Vec<WritePart<'q>>,
         ) -> Result<(), $crate::store::StoreError> {
-            if !<$store as $crate::store::sql::Backend>::WITH_WRITES {
+            if !<$store as $crate::store::sql::Backend>::MODIFYING_WITH {
                 for (_, push) in parts {
                     let mut qb = sqlx::QueryBuilder::<BatchDb>::new("");
                     push(&mut qb);

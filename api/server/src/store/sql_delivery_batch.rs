@@ -1,12 +1,15 @@
 //! Group commit: a batch of application messages and a batch of acknowledgements, each in
 //! one transaction, written once for both backends (see `sql.rs`).
 //!
-//! A batch reads in a handful of statements whatever its messages need (conversations
-//! with their epochs, members, the senders' standing, blocks), claims its send records
-//! with one `INSERT … ON CONFLICT DO NOTHING RETURNING` (a record that already exists
-//! marks a retry, answered as a replay), locks the recipients' mailbox counters and the
-//! payers' wallets in id order, lets [`super::delivery_batch`] decide every message in
-//! order, and writes the result with multi-row statements. Lock order everywhere is
+//! A batch reads in one statement whatever its messages need (conversations with their
+//! epochs, members, the senders' standing, blocks), applies its acknowledgements, claims
+//! its send records and locks the recipients' mailbox counters in id order
+//! (`sql_batch_claim.rs`), locks the payers' wallets, lets [`super::delivery_batch`]
+//! decide every message in order, and writes the result with multi-row statements
+//! (`sql_batch_writes.rs`). On PostgreSQL that is five round trips without acks or
+//! charges: `BEGIN`, the read, the claim with its locks, the writes, `COMMIT`; SQLite runs
+//! the claim, the locking read and each write as statements of their own, each a call on
+//! its connection's thread. Lock order everywhere is send records, then
 //! devices, then wallets, each by id in one run, so batches and commits on several nodes
 //! cannot deadlock one another. The epoch is read without a lock, as a single send always
 //! read it: a message checked against epoch e may land behind a commit to e + 1 that was
@@ -79,6 +82,7 @@ pub(crate) fn flag(real: bool) -> i64 {
 
 macro_rules! impl_delivery_batch {
     ($store:ty) => {
+        $crate::store::sql_batch_claim::impl_batch_claim!($store);
         $crate::store::sql_batch_writes::impl_batch_writes!($store);
 
         type BatchDb = <$store as $crate::store::sql::Backend>::Db;
@@ -204,76 +208,6 @@ macro_rules! impl_delivery_batch {
             Ok(loaded)
         }
 
-        /// Inserts the send records of `go` (index, route); returns the indexes this batch
-        /// claimed. One that already existed belongs to an earlier (or concurrent) send.
-        async fn claim_sends(
-            tx: &mut BatchTx<'_>,
-            sends: &[$crate::store::NewSend],
-            go: &[(usize, &$crate::store::delivery_batch::Route)],
-        ) -> Result<std::collections::HashSet<usize>, $crate::store::StoreError> {
-            use sqlx::Row as _;
-            let mut by_key = std::collections::HashMap::with_capacity(go.len());
-            for (i, _) in go {
-                by_key.insert((sends[*i].sender.device_id, sends[*i].client_msg_id), *i);
-            }
-            let mut claimed = std::collections::HashSet::with_capacity(go.len());
-            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&go) {
-                let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
-                    "INSERT INTO sends (sender_device_id, client_msg_id, tenant_id, conversation_id, epoch, recipients, sent_at) \
-                     SELECT column1, column2, column3, column4, column5, column6, column7 FROM (",
-                );
-                qb.push_values(chunk.flagged(), |mut row, ((i, route), real)| {
-                    let send = &sends[*i];
-                    row.push_bind(send.sender.device_id)
-                        .push_bind(send.client_msg_id)
-                        .push_bind(send.tenant_id)
-                        .push_bind(send.conversation_id)
-                        .push_bind(route.epoch)
-                        .push_bind(i64::try_from(route.recipients.len()).unwrap_or(i64::MAX))
-                        .push_bind(send.now_ms)
-                        .push_bind($crate::store::sql_delivery_batch::flag(real));
-                });
-                qb.push(") AS v WHERE column8 = 1");
-                qb.push(" ON CONFLICT (sender_device_id, client_msg_id) DO NOTHING RETURNING sender_device_id, client_msg_id");
-                for row in qb.build().fetch_all(&mut **tx).await? {
-                    let key: (uuid::Uuid, uuid::Uuid) = (row.try_get("sender_device_id")?, row.try_get("client_msg_id")?);
-                    if let Some(i) = by_key.get(&key) {
-                        claimed.insert(*i);
-                    }
-                }
-            }
-            Ok(claimed)
-        }
-
-        /// Locks and reads the mailbox counters of `devices` (sorted, unique).
-        async fn lock_counters(
-            tx: &mut BatchTx<'_>,
-            devices: &[uuid::Uuid],
-        ) -> Result<std::collections::HashMap<uuid::Uuid, $crate::store::delivery_batch::MailboxCounter>, $crate::store::StoreError> {
-            use sqlx::Row as _;
-            let mut out = std::collections::HashMap::with_capacity(devices.len());
-            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&devices) {
-                // Depth net of acknowledgements, which are counted apart (never locked here).
-                let mut qb = sqlx::QueryBuilder::<BatchDb>::new(
-                    "SELECT d.id, d.mailbox_seq, d.mailbox_depth - COALESCE(a.deleted, 0) AS mailbox_depth \
-                     FROM devices d LEFT JOIN mailbox_acks a ON a.device_id = d.id WHERE d.id IN ",
-                );
-                push_ids(&mut qb, &chunk);
-                qb.push(" ORDER BY d.id");
-                qb.push(<$store as $crate::store::sql::Backend>::LOCK_DEVICES);
-                for row in qb.build().fetch_all(&mut **tx).await? {
-                    out.insert(
-                        row.try_get("id")?,
-                        $crate::store::delivery_batch::MailboxCounter {
-                            seq: row.try_get("mailbox_seq")?,
-                            depth: row.try_get("mailbox_depth")?,
-                        },
-                    );
-                }
-            }
-            Ok(out)
-        }
-
         /// The highest acknowledged sequence number per device (its tenant beside it).
         fn highest_acks(acks: &[$crate::store::Ack]) -> std::collections::BTreeMap<uuid::Uuid, (uuid::Uuid, i64)> {
             let mut highest: std::collections::BTreeMap<uuid::Uuid, (uuid::Uuid, i64)> = std::collections::BTreeMap::new();
@@ -286,7 +220,10 @@ macro_rules! impl_delivery_batch {
             highest
         }
 
-        /// Deletes acknowledged entries (their devices locked already); how many per device.
+        /// Deletes acknowledged entries and adds them to their devices' counts of deleted
+        /// entries; how many per device. On PostgreSQL one statement per run of devices (the
+        /// delete, the count and its upsert as `WITH` parts); on SQLite a delete per run,
+        /// then the upserts.
         async fn delete_acked(
             tx: &mut BatchTx<'_>,
             highest: &std::collections::BTreeMap<uuid::Uuid, (uuid::Uuid, i64)>,
@@ -294,28 +231,38 @@ macro_rules! impl_delivery_batch {
             use sqlx::Row as _;
             let mut deleted: std::collections::HashMap<uuid::Uuid, i64> = std::collections::HashMap::new();
             let rows: Vec<(uuid::Uuid, (uuid::Uuid, i64))> = highest.iter().map(|(d, v)| (*d, *v)).collect();
-            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&rows) {
-                let mut qb;
-                if <$store as $crate::store::sql::Backend>::DELETE_USING {
-                    qb = sqlx::QueryBuilder::<BatchDb>::new("DELETE FROM mailbox m USING (");
+            if <$store as $crate::store::sql::Backend>::MODIFYING_WITH {
+                for chunk in $crate::store::sql_delivery_batch::padded_chunks(&rows) {
+                    let mut qb = sqlx::QueryBuilder::<BatchDb>::new("WITH d AS (DELETE FROM mailbox m USING (");
                     qb.push_values(chunk.flagged(), |mut row, ((device, (tenant, up_to)), _)| {
                         row.push_bind(*device).push_bind(*tenant).push_bind(*up_to);
                     });
-                    qb.push(") AS v WHERE m.device_id = v.column1 AND m.tenant_id = v.column2 AND m.seq <= v.column3 RETURNING m.device_id");
-                } else {
-                    qb = sqlx::QueryBuilder::<BatchDb>::new("DELETE FROM mailbox WHERE ");
-                    let mut any = qb.separated(" OR ");
-                    for ((device, (tenant, up_to)), _) in chunk.flagged() {
-                        any.push("(device_id = ")
-                            .push_bind_unseparated(*device)
-                            .push_unseparated(" AND tenant_id = ")
-                            .push_bind_unseparated(*tenant)
-                            .push_unseparated(" AND seq <= ")
-                            .push_bind_unseparated(*up_to)
-                            .push_unseparated(")");
+                    qb.push(
+                        ") AS v WHERE m.device_id = v.column1 AND m.tenant_id = v.column2 AND m.seq <= v.column3 RETURNING m.device_id), \
+                         n AS (SELECT device_id, COUNT(*) AS deleted FROM d GROUP BY device_id), \
+                         u AS (INSERT INTO mailbox_acks (device_id, deleted) SELECT device_id, deleted FROM n ORDER BY device_id \
+                         ON CONFLICT (device_id) DO UPDATE SET deleted = mailbox_acks.deleted + excluded.deleted) \
+                         SELECT device_id, deleted FROM n",
+                    );
+                    for row in qb.build().fetch_all(&mut **tx).await? {
+                        deleted.insert(row.try_get("device_id")?, row.try_get("deleted")?);
                     }
-                    qb.push(" RETURNING device_id");
                 }
+                return Ok(deleted);
+            }
+            for chunk in $crate::store::sql_delivery_batch::padded_chunks(&rows) {
+                let mut qb = sqlx::QueryBuilder::<BatchDb>::new("DELETE FROM mailbox WHERE ");
+                let mut any = qb.separated(" OR ");
+                for ((device, (tenant, up_to)), _) in chunk.flagged() {
+                    any.push("(device_id = ")
+                        .push_bind_unseparated(*device)
+                        .push_unseparated(" AND tenant_id = ")
+                        .push_bind_unseparated(*tenant)
+                        .push_unseparated(" AND seq <= ")
+                        .push_bind_unseparated(*up_to)
+                        .push_unseparated(")");
+                }
+                qb.push(" RETURNING device_id");
                 for row in qb.build().fetch_all(&mut **tx).await? {
                     *deleted.entry(row.try_get("device_id")?).or_insert(0) += 1;
                 }
@@ -366,13 +313,6 @@ macro_rules! impl_delivery_batch {
                     _ => None,
                 })
                 .collect();
-            let claimed = claim_sends(&mut tx, sends, &go).await?;
-            let mut claimed_routes: Vec<Option<&plan::Route>> = vec![None; sends.len()];
-            for (i, route) in &go {
-                if claimed.contains(i) {
-                    claimed_routes[*i] = Some(route);
-                }
-            }
             // Acknowledgements first, so the messages after them see the room they freed.
             // They touch only the mailbox and their own counts, never the device rows that
             // sends lock, so a device's acks and the sends to it never wait for each other.
@@ -402,10 +342,17 @@ macro_rules! impl_delivery_batch {
                     Err(e) => tracing::warn!(error = %e, "memory mailbox acknowledgement skipped"),
                 }
             }
-            let devices = sorted_unique(
-                claimed_routes.iter().flatten().flat_map(|r| r.recipients.iter().copied()).collect(),
-            );
-            let mut counters = lock_counters(&mut tx, &devices).await?;
+            // The recipients of every routed message are locked, claimed or not: which ones
+            // a retry's record holds back is only known from the claim, in the same statement
+            // on PostgreSQL, and locking a replay's recipients too costs nothing.
+            let devices = sorted_unique(go.iter().flat_map(|(_, r)| r.recipients.iter().copied()).collect());
+            let (claimed, mut counters) = claim_and_lock(&mut tx, sends, &go, &devices).await?;
+            let mut claimed_routes: Vec<Option<&plan::Route>> = vec![None; sends.len()];
+            for (i, route) in &go {
+                if claimed.contains(i) {
+                    claimed_routes[*i] = Some(route);
+                }
+            }
             // Memory-only recipients: their depth adds the entries held in memory.
             let in_memory: std::collections::HashMap<uuid::Uuid, uuid::Uuid> = sends
                 .iter()

@@ -106,8 +106,7 @@ impl Backend for SqliteStore {
     type Db = sqlx::Sqlite;
     const LOCK_ROWS: &'static str = "";
     const LOCK_DEVICES: &'static str = "";
-    const DELETE_USING: bool = false;
-    const WITH_WRITES: bool = false;
+    const MODIFYING_WITH: bool = false;
 }
 
 impl_tenant_and_key_stores!(SqliteStore);
