@@ -74,6 +74,9 @@ struct Connection {
     frames: FrameRate,
     /// The last read was refused for unpaid viewing (told to the client once).
     unpaid: bool,
+    /// Why the connection ends, when a frame's handling ends it for a reason the client
+    /// is told in the close frame.
+    closing: Option<CloseReason>,
 }
 
 async fn replaced(registration: &mut Option<Registration>) {
@@ -107,6 +110,7 @@ pub async fn run(
         last_heard: Instant::now(),
         answers: FuturesOrdered::new(),
         unpaid: false,
+        closing: None,
     };
     let mut open = match device {
         Some(d) => Box::pin(conn.authenticated(d)).await,
@@ -171,6 +175,7 @@ pub async fn run(
         }
     }
     Box::pin(conn.drain_answers()).await;
+    let close_reason = close_reason.or_else(|| conn.closing.take());
     let _ = conn.session.close(close_reason).await;
     metrics::gauge!("ws_connected_devices").decrement(1.0);
 }
@@ -383,6 +388,9 @@ impl Connection {
                     None,
                 )
                 .await;
+            // The same close as when the broker's note comes first: a client racing a
+            // revocation with a frame hears the same reason either way.
+            self.closing = Some(no_longer_authorised());
             return false;
         }
         match frame {
