@@ -6,8 +6,8 @@
 //! database). On PostgreSQL both go as one statement when they fit one run each: the claim
 //! as a data-modifying `WITH` part, the locking read as another, their rows joined by
 //! `UNION ALL` under a kind column. The claim still runs before the locks are taken, as
-//! when they were two statements, so the lock order (send records, then devices, then
-//! wallets) is unchanged.
+//! when they were two statements, and the devices are still locked in id order before any
+//! wallet.
 
 macro_rules! impl_batch_claim {
     ($store:ty) => {
