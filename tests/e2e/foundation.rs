@@ -147,11 +147,8 @@ fn cli_prints_the_committed_openapi_document() {
     let dir = tempfile::tempdir().unwrap();
     let (status, stdout, _) = run_cli(dir.path(), &ServerEnv::embedded(), &["openapi"]);
     assert!(status.success());
-    let committed = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../openapi/openapi.json"
-    ))
-    .unwrap();
+    let committed =
+        std::fs::read_to_string(cloak_e2e::manifest_dir().join("../openapi/openapi.json")).unwrap();
     assert_eq!(
         stdout, committed,
         "regenerate with: cargo run -p cloak-api -- openapi --output openapi/openapi.json"

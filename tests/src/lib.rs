@@ -15,11 +15,19 @@ pub mod lying_proxy;
 pub mod tls;
 pub mod webdriver;
 
+/// This package's directory in the checkout being tested. Cargo names it at run time as at
+/// build time; the run-time value wins, because builds are shared between checkouts (CI's
+/// cache directory) and a binary built in another checkout would read that one's files.
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
 /// Where tests keep what a person may want to look at after a run (the console's
 /// screenshots): `$CLOAK_TEST_ARTIFACTS`, or `target/test-artifacts` in the workspace.
 pub fn artifacts_dir() -> PathBuf {
     let dir = std::env::var_os("CLOAK_TEST_ARTIFACTS").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts"),
+        || manifest_dir().join("../target/test-artifacts"),
         PathBuf::from,
     );
     std::fs::create_dir_all(&dir).unwrap();
