@@ -7,7 +7,8 @@
 //! as a data-modifying `WITH` part, the locking read as another, their rows joined by
 //! `UNION ALL` under a kind column. The claim still runs before the locks are taken, as
 //! when they were two statements, and the devices are still locked in id order before any
-//! wallet.
+//! wallet. Send ids are claimed in key order, so two batches holding the same ids wait for
+//! each other in one direction only.
 
 macro_rules! impl_batch_claim {
     ($store:ty) => {
@@ -74,6 +75,12 @@ macro_rules! impl_batch_claim {
         > {
             use sqlx::Row as _;
             use $crate::store::sql_delivery_batch::{padded_to, ROWS_PER_STATEMENT};
+            // Claimed in key order, as the devices are locked in id order: two batches on
+            // two nodes holding one sender's two ids in opposite orders (a client retrying
+            // on another node) would otherwise each wait for the other's first insert.
+            let mut go = go.to_vec();
+            go.sort_by_key(|(i, _)| (sends[*i].sender.device_id, sends[*i].client_msg_id));
+            let go = go.as_slice();
             let one_statement = <$store as $crate::store::sql::Backend>::MODIFYING_WITH
                 && !go.is_empty()
                 && !devices.is_empty()

@@ -223,26 +223,44 @@ macro_rules! impl_delivery_store {
             Ok(Ok((epoch, retention, storage, members)))
         }
 
-        /// Records the send for idempotency.
-        async fn record_send(
+        /// Claims the send's id for a commit before anything else is locked, as a batch
+        /// claims its sends before it locks their recipients: whoever holds an id first,
+        /// the other waits for it here holding nothing, so a commit and a message sent with
+        /// one id cannot deadlock. `false`: the id was taken (the caller answers the replay).
+        /// Epoch and recipients are filled in by [`finish_send`] once known.
+        async fn claim_send(
             tx: &mut sqlx::Transaction<'_, <$store as $crate::store::sql::Backend>::Db>,
             send: &$crate::store::NewSend,
-            epoch: i64,
-            recipients: usize,
-        ) -> Result<(), $crate::store::StoreError> {
-            sqlx::query(
+        ) -> Result<bool, $crate::store::StoreError> {
+            let claimed = sqlx::query(
                 "INSERT INTO sends (sender_device_id, client_msg_id, tenant_id, conversation_id, epoch, recipients, sent_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                 VALUES ($1, $2, $3, $4, $5, 0, $6) ON CONFLICT (sender_device_id, client_msg_id) DO NOTHING",
             )
             .bind(send.sender.device_id)
             .bind(send.client_msg_id)
             .bind(send.tenant_id)
             .bind(send.conversation_id)
-            .bind(epoch)
-            .bind(i64::try_from(recipients).unwrap_or(i64::MAX))
+            .bind(send.epoch)
             .bind(send.now_ms)
             .execute(&mut **tx)
             .await?;
+            Ok(claimed.rows_affected() == 1)
+        }
+
+        /// Completes the record [`claim_send`] made, for idempotent replays.
+        async fn finish_send(
+            tx: &mut sqlx::Transaction<'_, <$store as $crate::store::sql::Backend>::Db>,
+            send: &$crate::store::NewSend,
+            epoch: i64,
+            recipients: usize,
+        ) -> Result<(), $crate::store::StoreError> {
+            sqlx::query("UPDATE sends SET epoch = $3, recipients = $4 WHERE sender_device_id = $1 AND client_msg_id = $2")
+                .bind(send.sender.device_id)
+                .bind(send.client_msg_id)
+                .bind(epoch)
+                .bind(i64::try_from(recipients).unwrap_or(i64::MAX))
+                .execute(&mut **tx)
+                .await?;
             Ok(())
         }
 
@@ -392,8 +410,13 @@ macro_rules! impl_delivery_store {
             ) -> Result<$crate::store::SendOutcome, $crate::store::StoreError> {
                 use $crate::store::SendOutcome;
                 let mut tx = self.begin_write().await?;
-                if let Some(previous) = previous_send(&mut *tx, send).await? {
-                    return Ok(SendOutcome::Stored(previous));
+                if !claim_send(&mut tx, send).await? {
+                    // Taken by an earlier send or commit, or a concurrent retry of this one
+                    // that committed while the claim waited for it: answer it as a replay.
+                    return match previous_send(&mut *tx, send).await? {
+                        Some(previous) => Ok(SendOutcome::Stored(previous)),
+                        None => Err($crate::store::StoreError::Conflict("sends: the id was taken and is gone".into())),
+                    };
                 }
                 // Compare-and-swap on (conversation, epoch); the row lock orders commits.
                 let swapped = sqlx::query("UPDATE conversations SET epoch = epoch + 1 WHERE id = $1 AND tenant_id = $2 AND epoch = $3")
@@ -407,10 +430,7 @@ macro_rules! impl_delivery_store {
                     Err(outcome) => return Ok(outcome),
                 };
                 if swapped.rows_affected() != 1 {
-                    // A concurrent retry of this very commit won the swap: answer it as a replay.
-                    if let Some(previous) = previous_send(&mut *tx, send).await? {
-                        return Ok(SendOutcome::Stored(previous));
-                    }
+                    // (A concurrent retry of this very commit waited at the claim above.)
                     return Ok(SendOutcome::StaleEpoch(epoch));
                 }
                 for added in &changes.add {
@@ -497,7 +517,7 @@ macro_rules! impl_delivery_store {
                 let mut all = recipients;
                 all.extend(added);
                 all.retain(|d| !skipped.contains(d));
-                record_send(&mut tx, send, epoch, all.len()).await?;
+                finish_send(&mut tx, send, epoch, all.len()).await?;
                 tx.commit().await?;
                 Ok(SendOutcome::Stored($crate::store::StoredSend {
                     recipients: all,

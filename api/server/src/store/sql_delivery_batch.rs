@@ -9,11 +9,14 @@
 //! (`sql_batch_writes.rs`). On PostgreSQL that is five round trips without acks or
 //! charges: `BEGIN`, the read, the claim with its locks, the writes, `COMMIT`; SQLite runs
 //! the claim, the locking read and each write as statements of their own, each a call on
-//! its connection's thread. Lock order everywhere is devices, then wallets, each by id in
-//! one run, so batches and commits on several nodes cannot deadlock one another. The epoch is read without a lock, as a single send always
-//! read it: a message checked against epoch e may land behind a commit to e + 1 that was
-//! accepted meanwhile, which members decrypt with the past epoch's secrets they keep.
-//! (A share lock on the conversation rows would order them strictly, but costs every
+//! its connection's thread.
+//!
+//! Lock order everywhere is send ids, then devices, then wallets, each by id in one run, so
+//! batches and commits on several nodes cannot deadlock one another (a commit claims its
+//! id before it locks anything else). The epoch is read without a lock, as a single send
+//! always read it: a message checked against epoch e may land behind a commit to e + 1
+//! that was accepted meanwhile, which members decrypt with the past epoch's secrets they
+//! keep. (A share lock on the conversation rows would order them strictly, but costs every
 //! batch a tuple write per conversation on PostgreSQL.)
 
 use std::collections::HashMap;

@@ -290,6 +290,129 @@ async fn a_batch_applies_its_acks_before_its_sends(backend: Backend, storage: Ma
     );
 }
 
+/// Sends that share a client message id, written at the same moment (a client bug, or a
+/// client trying to fail other people's messages), beside other members' messages: a
+/// commit and a message with one id, and two batches holding one sender's two ids in
+/// opposite orders (as a client retrying on another node). Nothing fails: each id is stored
+/// once and answered as a replay (or refused as stale) otherwise, and the others' messages
+/// are stored or refused one by one. A commit used to record its id after locking its
+/// recipients while a batch records its ids first, and batches claimed ids in arrival
+/// order: PostgreSQL failed one side as a deadlock, and with it a whole batch.
+async fn sends_sharing_ids_never_fail_a_batch(backend: Backend, storage: MailboxStorage) {
+    let (store, _db) = fresh_store_with(backend, storage).await;
+    let w = Arc::new(world_in(store, 6, storage).await);
+    let conv = group(&w).await;
+    let no_changes = CommitChanges::default();
+    let fresh = |o: &SendOutcome| matches!(o, SendOutcome::Stored(s) if !s.duplicate);
+    let mut epoch = 1i64;
+    for round in 0..25 {
+        let commit = send(&w, 0, conv, epoch, b"commit");
+        let mut shared = send(&w, 0, conv, epoch, b"same id");
+        shared.client_msg_id = commit.client_msg_id;
+        let (x, y) = (
+            send(&w, 0, conv, epoch, b"x"),
+            send(&w, 0, conv, epoch, b"y"),
+        );
+        let others = |from: usize| (from..from + 3).map(|i| send(&w, i, conv, epoch, b"other"));
+        let first: Vec<NewSend> = others(1).chain([shared, x.clone(), y.clone()]).collect();
+        let second: Vec<NewSend> = [y, x].into_iter().chain(others(3)).collect();
+        let (committed, first, second) = tokio::join!(
+            w.store.store_commit(&commit, &no_changes),
+            w.store.store_applications(&first),
+            w.store.store_applications(&second),
+        );
+        let committed = stored(committed.expect("the commit never fails"));
+        let first = first.expect("a batch never fails");
+        let second = second.expect("a batch never fails");
+        for outcome in first.iter().chain(&second) {
+            assert!(
+                matches!(outcome, SendOutcome::Stored(_) | SendOutcome::StaleEpoch(_)),
+                "round {round}: {outcome:?}"
+            );
+        }
+        assert!(
+            committed.duplicate || !fresh(&first[3]),
+            "the commit's id stored twice in round {round}: {first:?}"
+        );
+        for (a, b) in [(4, 1), (5, 0)] {
+            assert!(
+                !(fresh(&first[a]) && fresh(&second[b])),
+                "one id stored twice in round {round}: {first:?} {second:?}"
+            );
+        }
+        let c = w
+            .store
+            .get_conversation(w.tenant, conv)
+            .await
+            .unwrap()
+            .unwrap();
+        let expected = if committed.duplicate {
+            epoch
+        } else {
+            epoch + 1
+        };
+        assert_eq!(c.epoch, expected, "round {round}");
+        epoch = c.epoch;
+    }
+}
+
+/// PostgreSQL only (SQLite writes one transaction at a time). Two batches hold one
+/// sender's ids in opposite orders, and a transaction of the test's own holds an id both
+/// need after their first, so each batch has claimed its first id by the time the
+/// transaction ends. Claimed in arrival order, each batch then waited for the other's
+/// first id: a deadlock, and one batch failed whole. Batches claim ids in key order.
+#[tokio::test]
+async fn batches_holding_ids_in_opposite_orders_never_deadlock() {
+    use sqlx::{Connection as _, Row as _};
+    let (store, db) = fresh_store_with(Backend::Postgres, MailboxStorage::Durable).await;
+    let w = Arc::new(world_in(store, 3, MailboxStorage::Durable).await);
+    let conv = group(&w).await;
+    let [x, held, y] = [b"x", b"h", b"y"].map(|body| send(&w, 0, conv, 1, body));
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let mut holder = conn.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO sends (sender_device_id, client_msg_id, tenant_id, conversation_id, epoch, recipients, sent_at) \
+         VALUES ($1, $2, $3, $4, 1, 0, 1)",
+    )
+    .bind(held.sender.device_id)
+    .bind(held.client_msg_id)
+    .bind(w.tenant)
+    .bind(conv)
+    .execute(&mut *holder)
+    .await
+    .unwrap();
+    let batch = |sends: [&NewSend; 3]| {
+        let w = w.clone();
+        let sends: Vec<NewSend> = sends.into_iter().cloned().collect();
+        tokio::spawn(async move { w.store.store_applications(&sends).await })
+    };
+    let first = batch([&x, &held, &y]);
+    let second = batch([&y, &held, &x]);
+    // Both wait for the held id before it is let go.
+    let mut watcher = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    for _ in 0..200 {
+        let waiting: i64 = sqlx::query("SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
+            .fetch_one(&mut watcher)
+            .await
+            .unwrap()
+            .get("n");
+        if waiting >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    holder.rollback().await.unwrap();
+    let first = first.await.unwrap().expect("a batch never fails");
+    let second = second.await.unwrap().expect("a batch never fails");
+    let fresh = |o: &SendOutcome| matches!(o, SendOutcome::Stored(s) if !s.duplicate);
+    for (a, b) in [(0, 2), (1, 1), (2, 0)] {
+        assert!(
+            fresh(&first[a]) != fresh(&second[b]),
+            "each id stored once: {first:?} {second:?}"
+        );
+    }
+}
+
 /// A batch larger than one statement's rows: 520 conversations (two rounds of the batch's
 /// read) and 13,800 mailbox entries (27 multi-row runs, packed into several statements on
 /// PostgreSQL). Every message is stored, and every recipient's sequence numbers run on
@@ -539,6 +662,7 @@ storage_tests!(
     duplicates_quota_and_acks,
     a_batch_applies_its_acks_before_its_sends,
     a_batch_larger_than_a_statement_is_written_whole,
+    sends_sharing_ids_never_fail_a_batch,
     commits_compare_and_swap_and_change_members,
     expired_entries_are_hidden_then_purged,
 );
