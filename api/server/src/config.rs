@@ -80,9 +80,11 @@ pub struct Settings {
     pub login_per_ip_per_minute: u32,
     /// Most messages one transaction stores (`CLOAK_BATCH_MAX`).
     pub batch_max: usize,
-    /// Microseconds a batch that is not full waits for more messages
+    /// Microseconds a small batch waits for more messages while they arrive together
     /// (`CLOAK_BATCH_LINGER_US`; 0: a batch goes as soon as the previous one is written).
     pub batch_linger_us: u64,
+    /// A batch with fewer messages than this lingers (`CLOAK_BATCH_LINGER_FILL`).
+    pub batch_linger_fill: usize,
     /// Batches written at once (`CLOAK_BATCH_SHARDS`; 0: 1 on SQLite, which has one
     /// writer, 2 on PostgreSQL).
     pub batch_shards: usize,
@@ -151,6 +153,7 @@ struct FileSettings {
     login_per_ip_per_minute: Option<u32>,
     batch_max: Option<usize>,
     batch_linger_us: Option<u64>,
+    batch_linger_fill: Option<usize>,
     batch_shards: Option<usize>,
     tls_cert: Option<String>,
     tls_key: Option<String>,
@@ -331,8 +334,15 @@ impl Settings {
                 &env,
                 "CLOAK_BATCH_LINGER_US",
                 file_settings.batch_linger_us,
-                0,
+                2_000,
             )?,
+            batch_linger_fill: number(
+                &env,
+                "CLOAK_BATCH_LINGER_FILL",
+                file_settings.batch_linger_fill,
+                16,
+            )?
+            .max(1),
             batch_shards: number(&env, "CLOAK_BATCH_SHARDS", file_settings.batch_shards, 0)?,
             tls: match (
                 pick("CLOAK_TLS_CERT", file_settings.tls_cert).filter(|s| !s.is_empty()),

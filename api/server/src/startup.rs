@@ -132,6 +132,7 @@ impl Application {
             PipelineConfig {
                 max_batch: settings.batch_max,
                 linger: Duration::from_micros(settings.batch_linger_us),
+                linger_fill: settings.batch_linger_fill,
                 shards,
             },
         ));

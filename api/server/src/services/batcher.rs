@@ -1,15 +1,22 @@
 //! A generic group-commit batcher: callers hand in items one at a time from any task, a
-//! writer task per shard takes whatever has queued up (at most `max_batch`, waiting at most
-//! `linger` for more) and writes it in one call, then answers every caller.
+//! writer task per shard takes whatever has queued up (at most `max_batch`) and writes it
+//! in one call, then answers every caller.
 //!
-//! The batch size adapts to load by itself: with nothing in flight a lone item is written
-//! at once; while a write is in flight the next items queue and go together in the next
-//! batch, so one fsync serves as many messages as arrived during the previous one. Items of
-//! one key (a sender device) always go to the same shard and are written in the order they
-//! were handed in, so per-sender order holds. A batch that fails quickly as a whole (a
-//! dropped connection) is retried once; if it fails again, or failed slowly (no connection
-//! within the pool's timeout: the database is down), every caller gets the error. On close
-//! the queued items are still written before the writers stop.
+//! The batch size adapts to load by itself: while a write is in flight the next items
+//! queue and go together in the next batch, so one fsync serves as many messages as arrived
+//! during the previous one. At moderate rates that still leaves batches of one or two
+//! items, each paying a batch's fixed cost (round trips, thread switches, an fsync): then
+//! a batch smaller than `linger_fill` waits up to `linger` for company. It waits only
+//! when company is likely: the shard is busy (the batch's first item came within `linger`
+//! of the previous write's end) and items have been arriving together (a batch found two
+//! or more queued, and no linger since came away empty). So a lone message after a quiet
+//! spell, or a single client sending one message after another, is written at once, and a
+//! batch that reaches `linger_fill` goes at once: under load nothing lingers. Items of one key (a
+//! sender device) always go to the same shard and are written in the order they were
+//! handed in, so per-sender order holds. A batch that fails quickly as a whole (a dropped
+//! connection) is retried once; if it fails again, or failed slowly (no connection within
+//! the pool's timeout: the database is down), every caller gets the error. On close the
+//! queued items are still written before the writers stop.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -39,8 +46,10 @@ pub trait BatchWriter: Send + Sync + 'static {
 pub struct BatchConfig {
     /// Most items in one batch.
     pub max_batch: usize,
-    /// How long a batch that is not full waits for more items (0: never waits).
+    /// How long a small batch waits for more items while the shard is busy (0: never).
     pub linger: Duration,
+    /// A batch with fewer items than this lingers; one with as many goes at once.
+    pub linger_fill: usize,
     /// Independent writers; an item's key picks one.
     pub shards: usize,
     /// Items that may wait per shard before callers wait to hand theirs in.
@@ -52,6 +61,7 @@ impl Default for BatchConfig {
         Self {
             max_batch: 256,
             linger: Duration::ZERO,
+            linger_fill: 16,
             shards: 1,
             queue: 4096,
         }
@@ -161,9 +171,17 @@ async fn run_shard<W: BatchWriter>(
     config: BatchConfig,
 ) {
     let max = config.max_batch.max(1);
+    let fill = config.linger_fill.min(max);
     let mut items = Vec::with_capacity(max);
     let mut replies = Vec::with_capacity(max);
+    // When the previous batch was written: a first item within `linger` of it means the
+    // shard is busy and company is likely.
+    let mut last_written: Option<tokio::time::Instant> = None;
+    // Items have been arriving together: set by a batch that found two or more queued,
+    // cleared by a linger that gained nothing.
+    let mut crowded = false;
     while let Some((item, reply)) = rx.recv().await {
+        let arrived = tokio::time::Instant::now();
         items.push(item);
         replies.push(reply);
         while items.len() < max {
@@ -175,15 +193,28 @@ async fn run_shard<W: BatchWriter>(
                 Err(_) => break,
             }
         }
-        if items.len() < max && !config.linger.is_zero() {
-            let deadline = tokio::time::Instant::now() + config.linger;
-            while items.len() < max {
+        crowded |= items.len() > 1;
+        let busy = last_written.is_some_and(|t| arrived.duration_since(t) < config.linger);
+        if crowded && busy && items.len() < fill {
+            let deadline = arrived + config.linger;
+            let before = items.len();
+            while items.len() < fill {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
                     Ok(Some((item, reply))) => {
                         items.push(item);
                         replies.push(reply);
                     }
                     _ => break,
+                }
+            }
+            crowded = items.len() > before;
+            while items.len() < max {
+                match rx.try_recv() {
+                    Ok((item, reply)) => {
+                        items.push(item);
+                        replies.push(reply);
+                    }
+                    Err(_) => break,
                 }
             }
         }
@@ -201,6 +232,7 @@ async fn run_shard<W: BatchWriter>(
             }
             Err(first) => Err(first),
         };
+        last_written = Some(tokio::time::Instant::now());
         metrics::histogram!("batch_write_seconds", "writer" => W::NAME)
             .record(started.elapsed().as_secs_f64());
         match result {
@@ -298,6 +330,83 @@ mod tests {
         let batches = writer.batches.lock().unwrap().clone();
         assert!(batches.len() < 10, "{batches:?}");
         assert_eq!(batches.concat(), (0..10).collect::<Vec<_>>());
+    }
+
+    fn lingering(linger_ms: u64, fill: usize) -> BatchConfig {
+        BatchConfig {
+            linger: Duration::from_millis(linger_ms),
+            linger_fill: fill,
+            ..config(100)
+        }
+    }
+
+    /// Submits `items` together (queued before the writer looks) and waits for them.
+    async fn together(batcher: &Batcher<Recorder>, items: &[u32]) {
+        let mut pending = Vec::new();
+        for i in items {
+            pending.push(batcher.submit(1, *i).await.unwrap());
+        }
+        for p in pending {
+            p.wait().await.unwrap().unwrap();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_small_batch_waits_for_company_while_items_arrive_together() {
+        let writer = Arc::new(Recorder::default());
+        let batcher = Batcher::start(writer.clone(), lingering(100, 3));
+        // The first item finds the shard idle: written at once.
+        let started = tokio::time::Instant::now();
+        together(&batcher, &[0]).await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        // Two come together while busy and wait for a third, which fills the batch: it
+        // goes as soon as the third arrives, not at the end of the linger.
+        let first = batcher.submit(1, 2).await.unwrap();
+        let second = batcher.submit(1, 4).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let third = batcher.submit(1, 6).await.unwrap();
+        for p in [first, second, third] {
+            p.wait().await.unwrap().unwrap();
+        }
+        assert_eq!(started.elapsed(), Duration::from_millis(10));
+        assert_eq!(
+            *writer.batches.lock().unwrap(),
+            vec![vec![0], vec![2, 4, 6]]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_linger_that_gains_nothing_is_not_repeated() {
+        let writer = Arc::new(Recorder::default());
+        let batcher = Batcher::start(writer.clone(), lingering(100, 8));
+        together(&batcher, &[0]).await;
+        // Arriving together: the batch waits out the linger for more, and gains nothing.
+        let started = tokio::time::Instant::now();
+        together(&batcher, &[2, 4]).await;
+        assert_eq!(started.elapsed(), Duration::from_millis(100));
+        // So the next lone item (one client sending one after another) goes at once.
+        let started = tokio::time::Instant::now();
+        together(&batcher, &[6]).await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        // Items arriving together again: the batch waits again.
+        let started = tokio::time::Instant::now();
+        together(&batcher, &[8, 10]).await;
+        assert_eq!(started.elapsed(), Duration::from_millis(100));
+        assert_eq!(
+            *writer.batches.lock().unwrap(),
+            vec![vec![0], vec![2, 4], vec![6], vec![8, 10]]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_item_after_a_quiet_spell_is_written_at_once() {
+        let writer = Arc::new(Recorder::default());
+        let batcher = Batcher::start(writer.clone(), lingering(100, 8));
+        together(&batcher, &[0, 2]).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let started = tokio::time::Instant::now();
+        together(&batcher, &[4, 6]).await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test]

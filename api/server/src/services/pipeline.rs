@@ -19,8 +19,10 @@ use crate::store::{Ack, NewSend, SendOutcome, Store, StoreError};
 pub struct PipelineConfig {
     /// Most messages per transaction.
     pub max_batch: usize,
-    /// How long a batch that is not full waits for more messages.
+    /// How long a small batch waits for more messages while they arrive together.
     pub linger: Duration,
+    /// A batch with fewer messages than this lingers.
+    pub linger_fill: usize,
     /// Batches written at once (senders are spread over them by device; one sender's
     /// messages always share one).
     pub shards: usize,
@@ -31,6 +33,7 @@ impl Default for PipelineConfig {
         Self {
             max_batch: 512,
             linger: Duration::ZERO,
+            linger_fill: 16,
             shards: 1,
         }
     }
@@ -123,6 +126,7 @@ impl Pipeline {
             BatchConfig {
                 max_batch: config.max_batch,
                 linger: config.linger,
+                linger_fill: config.linger_fill,
                 shards: config.shards,
                 ..BatchConfig::default()
             },
