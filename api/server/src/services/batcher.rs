@@ -11,7 +11,10 @@
 //! of the previous write's end) and items have been arriving together (a batch found two
 //! or more queued, and no linger since came away empty). So a lone message after a quiet
 //! spell, or a single client sending one message after another, is written at once, and a
-//! batch that reaches `linger_fill` goes at once: under load nothing lingers. Items of one key (a
+//! batch that reaches `linger_fill` goes at once. The linger counts from when the batch's
+//! first item was handed in, so no item waits more than `linger` beyond what the writes
+//! ahead of it cost anyway: under load (writes longer than the linger) nothing lingers.
+//! Items of one key (a
 //! sender device) always go to the same shard and are written in the order they were
 //! handed in, so per-sender order holds. A batch that fails quickly as a whole (a dropped
 //! connection) is retried once; if it fails again, or failed slowly (no connection within
@@ -79,9 +82,11 @@ pub enum BatchError {
     Closed,
 }
 
+/// An item, where its answer goes, and when it was handed in.
 type Job<W> = (
     <W as BatchWriter>::Item,
     oneshot::Sender<Result<<W as BatchWriter>::Output, BatchError>>,
+    tokio::time::Instant,
 );
 
 /// Hands items to the writers. Cheap to share behind an `Arc`.
@@ -144,7 +149,7 @@ impl<W: BatchWriter> Batcher<W> {
         };
         let (reply, rx) = oneshot::channel();
         sender
-            .send((item, reply))
+            .send((item, reply, tokio::time::Instant::now()))
             .await
             .map_err(|_| BatchError::Closed)?;
         Ok(Pending { reply: rx })
@@ -180,13 +185,13 @@ async fn run_shard<W: BatchWriter>(
     // Items have been arriving together: set by a batch that found two or more queued,
     // cleared by a linger that gained nothing.
     let mut crowded = false;
-    while let Some((item, reply)) = rx.recv().await {
+    while let Some((item, reply, queued)) = rx.recv().await {
         let arrived = tokio::time::Instant::now();
         items.push(item);
         replies.push(reply);
         while items.len() < max {
             match rx.try_recv() {
-                Ok((item, reply)) => {
+                Ok((item, reply, _)) => {
                     items.push(item);
                     replies.push(reply);
                 }
@@ -195,12 +200,14 @@ async fn run_shard<W: BatchWriter>(
         }
         crowded |= items.len() > 1;
         let busy = last_written.is_some_and(|t| arrived.duration_since(t) < config.linger);
-        if crowded && busy && items.len() < fill {
-            let deadline = arrived + config.linger;
+        // Counted from when the first item was handed in: one that already waited out a
+        // write as long as the linger waits no more.
+        let deadline = queued + config.linger;
+        if crowded && busy && items.len() < fill && deadline > arrived {
             let before = items.len();
             while items.len() < fill {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some((item, reply))) => {
+                    Ok(Some((item, reply, _))) => {
                         items.push(item);
                         replies.push(reply);
                     }
@@ -210,7 +217,7 @@ async fn run_shard<W: BatchWriter>(
             crowded = items.len() > before;
             while items.len() < max {
                 match rx.try_recv() {
-                    Ok((item, reply)) => {
+                    Ok((item, reply, _)) => {
                         items.push(item);
                         replies.push(reply);
                     }
@@ -396,6 +403,27 @@ mod tests {
             *writer.batches.lock().unwrap(),
             vec![vec![0], vec![2, 4], vec![6], vec![8, 10]]
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn items_that_waited_out_a_write_do_not_linger_on_top() {
+        let writer = Arc::new(Recorder {
+            delay: Duration::from_millis(50),
+            ..Recorder::default()
+        });
+        let batcher = Batcher::start(writer.clone(), lingering(30, 8));
+        let started = tokio::time::Instant::now();
+        let alone = batcher.submit(1, 0).await.unwrap();
+        // Handed in while the first batch is being written (50 ms, longer than the linger).
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        together(&batcher, &[2, 4]).await;
+        alone.wait().await.unwrap().unwrap();
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(100),
+            "two writes, no linger"
+        );
+        assert_eq!(*writer.batches.lock().unwrap(), vec![vec![0], vec![2, 4]]);
     }
 
     #[tokio::test(start_paused = true)]
