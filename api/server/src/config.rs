@@ -340,7 +340,7 @@ impl Settings {
                 &env,
                 "CLOAK_BATCH_LINGER_FILL",
                 file_settings.batch_linger_fill,
-                16,
+                4,
             )?
             .max(1),
             batch_shards: number(&env, "CLOAK_BATCH_SHARDS", file_settings.batch_shards, 0)?,

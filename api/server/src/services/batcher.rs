@@ -64,7 +64,7 @@ impl Default for BatchConfig {
         Self {
             max_batch: 256,
             linger: Duration::ZERO,
-            linger_fill: 16,
+            linger_fill: 4,
             shards: 1,
             queue: 4096,
         }

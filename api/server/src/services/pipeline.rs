@@ -33,7 +33,7 @@ impl Default for PipelineConfig {
         Self {
             max_batch: 512,
             linger: Duration::ZERO,
-            linger_fill: 16,
+            linger_fill: 4,
             shards: 1,
         }
     }
