@@ -14,12 +14,12 @@
 //! batch that reaches `linger_fill` goes at once. The linger counts from when the batch's
 //! first item was handed in, so no item waits more than `linger` beyond what the writes
 //! ahead of it cost anyway: under load (writes longer than the linger) nothing lingers.
-//! Items of one key (a
-//! sender device) always go to the same shard and are written in the order they were
-//! handed in, so per-sender order holds. A batch that fails quickly as a whole (a dropped
-//! connection) is retried once; if it fails again, or failed slowly (no connection within
-//! the pool's timeout: the database is down), every caller gets the error. On close the
-//! queued items are still written before the writers stop.
+//!
+//! Items of one key (a sender device) always go to the same shard and are written in the
+//! order they were handed in, so per-sender order holds. A batch that fails quickly as a
+//! whole (a dropped connection) is retried once; if it fails again, or failed slowly (no
+//! connection within the pool's timeout: the database is down), every caller gets the
+//! error. On close the queued items are still written before the writers stop.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -170,6 +170,24 @@ impl<W: BatchWriter> Batcher<W> {
     }
 }
 
+/// Moves what is already queued into the batch, up to `max` items, without waiting.
+fn take_queued<W: BatchWriter>(
+    rx: &mut mpsc::Receiver<Job<W>>,
+    items: &mut Vec<W::Item>,
+    replies: &mut Vec<oneshot::Sender<Result<W::Output, BatchError>>>,
+    max: usize,
+) {
+    while items.len() < max {
+        match rx.try_recv() {
+            Ok((item, reply, _)) => {
+                items.push(item);
+                replies.push(reply);
+            }
+            Err(_) => break,
+        }
+    }
+}
+
 async fn run_shard<W: BatchWriter>(
     writer: Arc<W>,
     mut rx: mpsc::Receiver<Job<W>>,
@@ -189,15 +207,7 @@ async fn run_shard<W: BatchWriter>(
         let arrived = tokio::time::Instant::now();
         items.push(item);
         replies.push(reply);
-        while items.len() < max {
-            match rx.try_recv() {
-                Ok((item, reply, _)) => {
-                    items.push(item);
-                    replies.push(reply);
-                }
-                Err(_) => break,
-            }
-        }
+        take_queued::<W>(&mut rx, &mut items, &mut replies, max);
         crowded |= items.len() > 1;
         let busy = last_written.is_some_and(|t| arrived.duration_since(t) < config.linger);
         // Counted from when the first item was handed in: one that already waited out a
@@ -215,15 +225,7 @@ async fn run_shard<W: BatchWriter>(
                 }
             }
             crowded = items.len() > before;
-            while items.len() < max {
-                match rx.try_recv() {
-                    Ok((item, reply, _)) => {
-                        items.push(item);
-                        replies.push(reply);
-                    }
-                    Err(_) => break,
-                }
-            }
+            take_queued::<W>(&mut rx, &mut items, &mut replies, max);
         }
         metrics::histogram!("batch_size", "writer" => W::NAME).record(items.len() as f64);
         let started = std::time::Instant::now();
