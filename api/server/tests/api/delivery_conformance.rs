@@ -141,6 +141,15 @@ pub(crate) async fn group(w: &World) -> Uuid {
     id
 }
 
+/// The conversation as stored (it must exist).
+async fn conversation(w: &World, id: Uuid) -> cloak_api::store::ConversationRecord {
+    w.store
+        .get_conversation(w.tenant, id)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 fn stored(outcome: SendOutcome) -> cloak_api::store::StoredSend {
     match outcome {
         SendOutcome::Stored(s) => s,
@@ -340,12 +349,7 @@ async fn sends_sharing_ids_never_fail_a_batch(backend: Backend, storage: Mailbox
                 "one id stored twice in round {round}: {first:?} {second:?}"
             );
         }
-        let c = w
-            .store
-            .get_conversation(w.tenant, conv)
-            .await
-            .unwrap()
-            .unwrap();
+        let c = conversation(&w, conv).await;
         let expected = if committed.duplicate {
             epoch
         } else {
@@ -503,12 +507,7 @@ async fn commits_compare_and_swap_and_change_members(backend: Backend, storage: 
         (2, 2),
         "the removed device receives its removal"
     );
-    let c = w
-        .store
-        .get_conversation(w.tenant, conv)
-        .await
-        .unwrap()
-        .unwrap();
+    let c = conversation(&w, conv).await;
     assert_eq!(c.epoch, 2);
     assert_eq!(c.members.len(), 2);
     assert_eq!(
@@ -525,12 +524,7 @@ async fn commits_compare_and_swap_and_change_members(backend: Backend, storage: 
             .unwrap(),
         SendOutcome::BadMembership(w.devices[2].device_id)
     );
-    let c = w
-        .store
-        .get_conversation(w.tenant, conv)
-        .await
-        .unwrap()
-        .unwrap();
+    let c = conversation(&w, conv).await;
     assert_eq!(c.epoch, 2, "a refused commit does not advance the epoch");
     assert!(
         w.store
